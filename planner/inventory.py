@@ -1,0 +1,286 @@
+"""A plain, serialisable picture of one XNAT project on one server.
+
+Entities are keyed by their labels (what a person and both servers agree on); server IDs
+(accession numbers, resource ids) are kept only as facts, because they differ between
+servers. Addresses are ``subject/experiment/scan/resource`` paths in source labels and are the
+keys every other module (diff, plan, state, verify) uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+INVENTORY_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One file of a resource: path relative to the resource root, size, MD5 or ``""``."""
+
+    path: str
+    size: int
+    digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A resource folder (``DICOM``, ``NIFTI``, ``SNAPSHOTS``...) with its files sorted by path."""
+
+    label: str
+    format: str = ""
+    content: str = ""
+    files: tuple[FileEntry, ...] = ()
+
+    @property
+    def file_count(self) -> int:
+        return len(self.files)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    id: str
+    type: str = ""
+    series_description: str = ""
+    uid: str = ""
+    xsi_type: str = ""
+    quality: str = ""
+    resources: dict[str, Resource] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Assessor:
+    """A session assessor (QC, derived data) belonging to one imaging session."""
+
+    label: str
+    id: str = ""
+    xsi_type: str = ""
+    date: str = ""
+    resources: dict[str, Resource] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """An experiment of a subject: an imaging session or a subject assessor.
+
+    ``is_imaging`` separates the two; ``shared_from`` names the owning project when the
+    experiment is only shared into the inventoried project.
+    """
+
+    label: str
+    id: str = ""
+    xsi_type: str = ""
+    date: str = ""
+    subject_label: str = ""
+    uid: str = ""
+    modality: str = ""
+    is_imaging: bool = True
+    shared_from: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    scans: dict[str, Scan] = field(default_factory=dict)
+    resources: dict[str, Resource] = field(default_factory=dict)
+    assessors: dict[str, Assessor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    label: str
+    id: str = ""
+    shared_from: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, Resource] = field(default_factory=dict)
+    experiments: dict[str, Experiment] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """One project on one server at one moment.
+
+    ``digests`` is true when the server gave an MD5 for every file, so that comparisons may
+    rely on digests rather than sizes alone.
+    """
+
+    server_url: str
+    project: str
+    server_version: str = ""
+    taken_at: str = ""
+    digests: bool = True
+    resources: dict[str, Resource] = field(default_factory=dict)
+    subjects: dict[str, Subject] = field(default_factory=dict)
+    requests: int = 0
+
+    def fingerprint(self) -> str:
+        """A digest of the content (not of when or how it was read)."""
+        return content_fingerprint(self.content_dict())
+
+    def content_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "resources": {k: resource_to_dict(v) for k, v in sorted(self.resources.items())},
+            "subjects": {k: subject_to_dict(v) for k, v in sorted(self.subjects.items())},
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "format": INVENTORY_FORMAT,
+            "server_url": self.server_url,
+            "server_version": self.server_version,
+            "taken_at": self.taken_at,
+            "digests": self.digests,
+            "requests": self.requests,
+        }
+        data.update(self.content_dict())
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Inventory:
+        return cls(
+            server_url=data["server_url"],
+            project=data["project"],
+            server_version=data.get("server_version", ""),
+            taken_at=data.get("taken_at", ""),
+            digests=bool(data.get("digests", True)),
+            requests=int(data.get("requests", 0)),
+            resources={k: resource_from_dict(v) for k, v in data.get("resources", {}).items()},
+            subjects={k: subject_from_dict(v) for k, v in data.get("subjects", {}).items()},
+        )
+
+
+def content_fingerprint(data: Any) -> str:
+    """SHA-256 of canonical JSON: equal content gives an equal fingerprint on any machine."""
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def resource_to_dict(r: Resource) -> dict[str, Any]:
+    return {
+        "label": r.label,
+        "format": r.format,
+        "content": r.content,
+        "files": [[f.path, f.size, f.digest] for f in r.files],
+    }
+
+
+def resource_from_dict(d: dict[str, Any]) -> Resource:
+    return Resource(
+        label=d["label"],
+        format=d.get("format", ""),
+        content=d.get("content", ""),
+        files=tuple(FileEntry(p, int(s), dg) for p, s, dg in d.get("files", [])),
+    )
+
+
+def _resources_to_dict(resources: dict[str, Resource]) -> dict[str, Any]:
+    return {k: resource_to_dict(v) for k, v in sorted(resources.items())}
+
+
+def _resources_from_dict(d: dict[str, Any]) -> dict[str, Resource]:
+    return {k: resource_from_dict(v) for k, v in d.items()}
+
+
+def scan_to_dict(s: Scan) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "type": s.type,
+        "series_description": s.series_description,
+        "uid": s.uid,
+        "xsi_type": s.xsi_type,
+        "quality": s.quality,
+        "resources": _resources_to_dict(s.resources),
+    }
+
+
+def scan_from_dict(d: dict[str, Any]) -> Scan:
+    return Scan(
+        id=d["id"],
+        type=d.get("type", ""),
+        series_description=d.get("series_description", ""),
+        uid=d.get("uid", ""),
+        xsi_type=d.get("xsi_type", ""),
+        quality=d.get("quality", ""),
+        resources=_resources_from_dict(d.get("resources", {})),
+    )
+
+
+def assessor_to_dict(a: Assessor) -> dict[str, Any]:
+    return {
+        "label": a.label,
+        "id": a.id,
+        "xsi_type": a.xsi_type,
+        "date": a.date,
+        "resources": _resources_to_dict(a.resources),
+    }
+
+
+def assessor_from_dict(d: dict[str, Any]) -> Assessor:
+    return Assessor(
+        label=d["label"],
+        id=d.get("id", ""),
+        xsi_type=d.get("xsi_type", ""),
+        date=d.get("date", ""),
+        resources=_resources_from_dict(d.get("resources", {})),
+    )
+
+
+def experiment_to_dict(e: Experiment) -> dict[str, Any]:
+    return {
+        "label": e.label,
+        "id": e.id,
+        "xsi_type": e.xsi_type,
+        "date": e.date,
+        "subject_label": e.subject_label,
+        "uid": e.uid,
+        "modality": e.modality,
+        "is_imaging": e.is_imaging,
+        "shared_from": e.shared_from,
+        "fields": dict(sorted(e.fields.items())),
+        "scans": {k: scan_to_dict(v) for k, v in sorted(e.scans.items())},
+        "resources": _resources_to_dict(e.resources),
+        "assessors": {k: assessor_to_dict(v) for k, v in sorted(e.assessors.items())},
+    }
+
+
+def experiment_from_dict(d: dict[str, Any]) -> Experiment:
+    return Experiment(
+        label=d["label"],
+        id=d.get("id", ""),
+        xsi_type=d.get("xsi_type", ""),
+        date=d.get("date", ""),
+        subject_label=d.get("subject_label", ""),
+        uid=d.get("uid", ""),
+        modality=d.get("modality", ""),
+        is_imaging=bool(d.get("is_imaging", True)),
+        shared_from=d.get("shared_from", ""),
+        fields=dict(d.get("fields", {})),
+        scans={k: scan_from_dict(v) for k, v in d.get("scans", {}).items()},
+        resources=_resources_from_dict(d.get("resources", {})),
+        assessors={k: assessor_from_dict(v) for k, v in d.get("assessors", {}).items()},
+    )
+
+
+def subject_to_dict(s: Subject) -> dict[str, Any]:
+    return {
+        "label": s.label,
+        "id": s.id,
+        "shared_from": s.shared_from,
+        "fields": dict(sorted(s.fields.items())),
+        "resources": _resources_to_dict(s.resources),
+        "experiments": {k: experiment_to_dict(v) for k, v in sorted(s.experiments.items())},
+    }
+
+
+def subject_from_dict(d: dict[str, Any]) -> Subject:
+    return Subject(
+        label=d["label"],
+        id=d.get("id", ""),
+        shared_from=d.get("shared_from", ""),
+        fields=dict(d.get("fields", {})),
+        resources=_resources_from_dict(d.get("resources", {})),
+        experiments={k: experiment_from_dict(v) for k, v in d.get("experiments", {}).items()},
+    )

@@ -1,0 +1,127 @@
+"""What a plan is: its steps, the entity changes it was made from, and where it applies.
+
+This module only describes a plan. ``planner.diff`` makes one, ``planner.planfile`` saves and
+loads one, ``planner.apply`` executes one. Fields marked "display only" are for people; apply
+never branches on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+PLAN_FORMAT_VERSION = 1
+
+
+class StepKind(StrEnum):
+    """The kinds of step apply knows how to run."""
+
+    CREATE_SUBJECT = "create_subject"
+    CREATE_EXPERIMENT = "create_experiment"
+    IMPORT_SCAN = "import_scan"  # download one scan's DICOM zip, validate, import
+    UPLOAD_RESOURCE = "upload_resource"  # any non-DICOM resource at any level
+
+
+class ChangeStatus(StrEnum):
+    """How the diff classified one entity."""
+
+    CREATE = "create"  # on the source only: will be transferred
+    IN_SYNC = "in_sync"
+    DIFFERS = "differs"  # on both, not equal (see ``differences``)
+    DEST_ONLY = "dest_only"  # on the destination only: reported, never deleted
+    CONFLICT = "conflict"  # cannot be transferred without overwriting something else
+    SKIPPED = "skipped"  # left out by a filter or by the state DB
+
+
+class Level(StrEnum):
+    PROJECT = "project"
+    SUBJECT = "subject"
+    EXPERIMENT = "experiment"
+    SCAN = "scan"
+    RESOURCE = "resource"
+    ASSESSOR = "assessor"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One side of a transfer. Never holds credentials."""
+
+    url: str
+    project: str
+    profile: str = ""
+    server_version: str = ""
+    inventory_fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit of work for apply.
+
+    ``id`` is stable for the same inputs (``kind:address``), so the state DB can recognise a
+    step across runs. ``facts`` are the source facts the step was planned from (IDs, xsiType,
+    date, file count, bytes, a digest of the file list); apply uses them to validate what it
+    moves and to detect a stale plan. ``target`` names where it goes on the destination.
+    """
+
+    id: str
+    kind: StepKind
+    address: str
+    level: Level
+    facts: dict[str, Any] = field(default_factory=dict)
+    target: dict[str, Any] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    reason: str = ""  # display only
+
+
+@dataclass(frozen=True)
+class Change:
+    """The diff's verdict on one entity, at one address."""
+
+    address: str
+    level: Level
+    status: ChangeStatus
+    differences: tuple[str, ...] = ()  # e.g. "file count 10 != 9", "digest of a/b.dcm"
+    reason: str = ""  # display only
+    bytes: int = 0
+    files: int = 0
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Counts for the one-line summary and for scripts."""
+
+    subjects_to_create: int = 0
+    experiments_to_create: int = 0
+    scans_to_transfer: int = 0
+    resources_to_upload: int = 0
+    bytes_to_transfer: int = 0
+    experiments_in_sync: int = 0
+    differs: int = 0
+    dest_only: int = 0
+    conflicts: int = 0
+    skipped: int = 0
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(
+            self.subjects_to_create
+            or self.experiments_to_create
+            or self.scans_to_transfer
+            or self.resources_to_upload
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    source: Endpoint
+    dest: Endpoint
+    steps: tuple[Step, ...]
+    changes: tuple[Change, ...]
+    summary: Summary
+    config: dict[str, Any] = field(default_factory=dict)
+    config_hash: str = ""
+    state_serial: int = 0
+    created_at: str = ""
+    tool_version: str = ""
+    format_version: int = PLAN_FORMAT_VERSION
