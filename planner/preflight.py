@@ -1,0 +1,176 @@
+"""Pre-flight checks before a first transfer: can we read the source and write the destination?
+
+Each check is independent and reported as passed or failed with what to do, so a user fixes
+every problem in one round instead of discovering them one failed transfer at a time. Checks
+that depend on an earlier one (no login, no project check) are reported as not run.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from planner.backend import XnatBackend, quote_segment
+from planner.errors import (
+    AuthenticationFailed,
+    BackendError,
+    NetworkError,
+    NotFound,
+    PermissionDenied,
+)
+
+PASS = "pass"
+FAIL = "fail"
+NOT_RUN = "not_run"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str = ""
+    hint: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == PASS
+
+
+def _run(name: str, probe: Callable[[], str], hints: dict[type, str]) -> Check:
+    """Run one probe; a typed backend error becomes a failed check with its own hint."""
+    try:
+        return Check(name, PASS, probe())
+    except BackendError as exc:
+        hint = next((h for cls, h in hints.items() if isinstance(exc, cls)), "")
+        detail = exc.reason or str(exc)
+        return Check(name, FAIL, detail, hint or "see the message above")
+
+
+def _server_version(backend: XnatBackend) -> str:
+    info = backend.get_json("/xapi/siteConfig/buildInfo")
+    version = info.get("version", "") if isinstance(info, dict) else ""
+    return f"XNAT {version}" if version else "XNAT (version not reported)"
+
+
+def _whoami(backend: XnatBackend) -> str:
+    return f"logged in as {backend.get_text('/xapi/users/username').strip()}"
+
+
+def _project_readable(backend: XnatBackend, project: str) -> str:
+    backend.get_json(f"/data/projects/{quote_segment(project)}")
+    return f"project {project} is readable"
+
+
+def _project_writable(backend: XnatBackend, project: str) -> str:
+    backend.get_json(f"/data/projects/{quote_segment(project)}")
+    rows = backend.get_rows("/data/projects", {"restrict": "edit", "columns": "ID"})
+    if not any(row.get("ID") == project for row in rows):
+        raise PermissionDenied(
+            f"the user may read project {project} but not write to it",
+            status=403,
+            reason=f"the user may read project {project} but not write to it",
+        )
+    return f"project {project} exists and the user may write to it"
+
+
+def _import_probe(backend: XnatBackend, project: str) -> str:
+    """Send an empty DICOM-zip to the prearchive: XNAT parses it and archives nothing.
+
+    A reply of 200, or 400 for "no DICOM in the archive", proves the import service is there
+    and accepts this user for this project; 401/403/404/405 or a 5xx says it is not usable.
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w"):
+        pass
+    with tempfile.TemporaryDirectory(prefix="xnatctl-probe-") as tmp:
+        probe = Path(tmp) / "probe.zip"
+        probe.write_bytes(buffer.getvalue())
+        params = {
+            "import-handler": "DICOM-zip",
+            "PROJECT_ID": project,
+            "dest": f"/prearchive/projects/{project}",
+        }
+        try:
+            backend.upload(
+                "POST", "/data/services/import", probe, params, content_type="application/zip"
+            )
+        except BackendError as exc:
+            if exc.status != 400:
+                raise
+    return "the DICOM-zip import service answers"
+
+
+def run_preflight(
+    source: XnatBackend | BackendError,
+    source_project: str,
+    dest: XnatBackend | BackendError,
+    dest_project: str,
+) -> list[Check]:
+    """Run every check; a side whose client could not even be built is passed as its error."""
+    checks: list[Check] = []
+    unreachable = {NetworkError: "check the URL and that the server is up"}
+    login_hints = {
+        AuthenticationFailed: "check the user and password, or run 'xnatctl auth login'",
+        NetworkError: "check the URL and that the server is up",
+    }
+    read_hints = {
+        NotFound: "check the project ID (IDs are case-sensitive)",
+        PermissionDenied: "ask a project owner to add the user to the project",
+    }
+    write_hints = {
+        NotFound: "create the destination project first (an XNAT admin can)",
+        PermissionDenied: "the user must be an owner or member of the destination project",
+    }
+    import_hints = {
+        PermissionDenied: "the user must be an owner or member of the destination project",
+        NotFound: "the destination has no DICOM import service at /data/services/import",
+    }
+    sides = (
+        ("source", source, source_project, _project_readable, read_hints),
+        ("destination", dest, dest_project, _project_writable, write_hints),
+    )
+    for label, backend, project, project_check, hints in sides:
+        if isinstance(backend, BackendError):
+            checks.append(Check(f"{label} reachable", FAIL, str(backend), "check the profile"))
+            continue
+        reach = _run(f"{label} reachable", lambda b=backend: _server_version(b), unreachable)
+        checks.append(reach)
+        if not reach.ok:
+            checks.append(Check(f"{label} login", NOT_RUN, "server not reachable"))
+            checks.append(Check(f"{label} project {project}", NOT_RUN, "server not reachable"))
+            continue
+        login = _run(f"{label} login", lambda b=backend: _whoami(b), login_hints)
+        checks.append(login)
+        if not login.ok:
+            checks.append(Check(f"{label} project {project}", NOT_RUN, "not logged in"))
+            continue
+        checks.append(
+            _run(
+                f"{label} project {project}",
+                lambda b=backend, p=project, c=project_check: c(b, p),
+                hints,
+            )
+        )
+    dest_project_check = checks[-1] if checks else None
+    if (
+        not isinstance(dest, BackendError)
+        and dest_project_check is not None
+        and dest_project_check.name.startswith("destination project")
+        and dest_project_check.ok
+    ):
+        checks.append(
+            _run(
+                "destination accepts DICOM-zip imports",
+                lambda: _import_probe(dest, dest_project),
+                import_hints,
+            )
+        )
+    else:
+        checks.append(
+            Check("destination accepts DICOM-zip imports", NOT_RUN, "destination not writable")
+        )
+    return checks
