@@ -1,0 +1,296 @@
+"""The one place the transfer config's filters are applied to an inventory.
+
+Plan, apply, verify and the drift check all call ``apply_filters`` on the source inventory
+(and the diff on the destination's too), so they can never disagree about what a filter
+keeps. The result is a new ``Inventory`` holding only what is kept, plus what was left out,
+each at the highest level left out: an excluded session is reported once, not once per scan.
+
+What each filter governs (see ``planner.config`` for the full semantics):
+
+- project resources: ``filtering.project_resources`` by label;
+- subject resources: ``filtering.subject_resources`` by label (subjects are never filtered);
+- experiments that are not imaging sessions: ``filtering.subject_assessors`` by xsiType,
+  kept whole;
+- imaging sessions: ``filtering.imaging_sessions`` by xsiType; then, for a kept type with an
+  entry, its ``scan_types`` (scans by type), ``scan_resources`` (scan resources by label,
+  together with the top-level ``filtering.scan_resources``), ``resources`` (session
+  resources by label) and ``session_assessors`` (by assessor xsiType, case-insensitively,
+  like session xsiTypes). A kept scan whose
+  resources are all left out stays in the inventory with no resources.
+
+Kept objects are reused, not copied: an experiment nothing was removed from is the very
+object of the input inventory, and resources (with their file tuples) are always shared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from planner import address as A
+from planner.config import Filtering, ItemFilter, SessionTypeFilter, TypedFilter
+from planner.inventory import Experiment, Inventory, Resource, Scan, Subject
+from planner.plan import Level
+
+__all__ = ["Filtered", "apply_filters", "skip_reason"]
+
+Skip = tuple[str, Level, str]
+
+
+@dataclass(frozen=True)
+class Filtered:
+    inventory: Inventory  # a new Inventory holding only what is kept
+    skipped: tuple[Skip, ...]  # (address, level, reason), at the highest level left out
+
+    def skipped_at(self, level: Level) -> tuple[Skip, ...]:
+        return tuple(s for s in self.skipped if s[1] is level)
+
+
+def skip_reason(filter_name: str, value: str) -> str:
+    """The reason text for something a filter left out (stable: tests and views rely on it)."""
+    return f"filter: {filter_name} excludes {value or '(no type)'}"
+
+
+class _Cached:
+    """Memoised ``allows`` for one filter: inventories repeat the same few values a lot."""
+
+    __slots__ = ("_allows", "_cache", "everything")
+
+    def __init__(self, f: ItemFilter | TypedFilter) -> None:
+        self._allows = f.allows
+        self._cache: dict[str, bool] = {}
+        self.everything = f.sync_type == "all"
+
+    def __call__(self, value: str) -> bool:
+        if self.everything:
+            return True
+        hit = self._cache.get(value)
+        if hit is None:
+            hit = self._cache[value] = self._allows(value)
+        return hit
+
+
+def _lowered(f: ItemFilter) -> ItemFilter:
+    """Assessor xsiTypes match case-insensitively, like session xsiTypes."""
+    return ItemFilter(f.sync_type, tuple(i.lower() for i in f.items))
+
+
+class _TypeRules:
+    """The cached filters for one imaging session type."""
+
+    __slots__ = ("assessors", "entry_name", "resources", "scan_resources", "scan_types", "whole")
+
+    def __init__(self, entry: SessionTypeFilter | None, top_scan_resources: _Cached) -> None:
+        e = entry or SessionTypeFilter(xsi_type="")
+        self.entry_name = f"imaging_sessions[{entry.xsi_type}]" if entry else ""
+        self.scan_types = _Cached(e.scan_types)
+        self.scan_resources = _Cached(e.scan_resources)
+        self.resources = _Cached(e.resources)
+        self.assessors = _Cached(_lowered(e.session_assessors))
+        self.whole = (
+            top_scan_resources.everything
+            and self.scan_types.everything
+            and self.scan_resources.everything
+            and self.resources.everything
+            and self.assessors.everything
+        )
+
+
+class _Filterer:
+    def __init__(self, filtering: Filtering) -> None:
+        self.f = filtering
+        self.skipped: list[Skip] = []
+        self.project_resources = _Cached(filtering.project_resources)
+        self.subject_resources = _Cached(filtering.subject_resources)
+        self.subject_assessors = _Cached(filtering.subject_assessors)
+        self.sessions = _Cached(filtering.imaging_sessions)
+        self.top_scan_resources = _Cached(filtering.scan_resources)
+        self._rules: dict[str, _TypeRules] = {}
+
+    def rules(self, xsi_type: str) -> _TypeRules:
+        r = self._rules.get(xsi_type)
+        if r is None:
+            entry = self.f.imaging_sessions.entry(xsi_type)
+            r = self._rules[xsi_type] = _TypeRules(entry, self.top_scan_resources)
+        return r
+
+    def resources(
+        self,
+        resources: dict[str, Resource],
+        allows: _Cached,
+        name: str,
+        address_of,
+        level: Level = Level.RESOURCE,
+    ) -> dict[str, Resource]:
+        if allows.everything or not resources:
+            return resources
+        kept: dict[str, Resource] = {}
+        for key, r in resources.items():
+            if allows(r.label):
+                kept[key] = r
+            else:
+                self.skipped.append((address_of(r.label), level, skip_reason(name, r.label)))
+        return resources if len(kept) == len(resources) else kept
+
+    def inventory(self, inv: Inventory) -> Inventory:
+        resources = self.resources(
+            inv.resources, self.project_resources, "project_resources", A.project_resource
+        )
+        subjects = {k: self.subject(s) for k, s in inv.subjects.items()}
+        return Inventory(
+            server_url=inv.server_url,
+            project=inv.project,
+            server_version=inv.server_version,
+            taken_at=inv.taken_at,
+            digests=inv.digests,
+            resources=resources,
+            subjects=subjects,
+            requests=inv.requests,
+        )
+
+    def subject(self, s: Subject) -> Subject:
+        label = s.label
+        resources = self.resources(
+            s.resources,
+            self.subject_resources,
+            "subject_resources",
+            lambda r: A.subject_resource(label, r),
+        )
+        experiments: dict[str, Experiment] = {}
+        changed = resources is not s.resources
+        for key, e in s.experiments.items():
+            kept = self.experiment(label, e)
+            if kept is not e:
+                changed = True
+            if kept is not None:
+                experiments[key] = kept
+        if not changed:
+            return s
+        return Subject(
+            label=s.label,
+            id=s.id,
+            shared_from=s.shared_from,
+            fields=s.fields,
+            resources=resources,
+            experiments=experiments,
+        )
+
+    def experiment(self, subject: str, e: Experiment) -> Experiment | None:
+        addr = A.experiment(subject, e.label)
+        if not e.is_imaging:
+            if self.subject_assessors(e.xsi_type):
+                return e
+            self.skipped.append(
+                (addr, Level.EXPERIMENT, skip_reason("subject_assessors", e.xsi_type))
+            )
+            return None
+        if not self.sessions(e.xsi_type):
+            self.skipped.append(
+                (addr, Level.EXPERIMENT, skip_reason("imaging_sessions", e.xsi_type))
+            )
+            return None
+        rules = self.rules(e.xsi_type)
+        if rules.whole:
+            return e
+        return self.session(subject, e, rules)
+
+    def session(self, subject: str, e: Experiment, rules: _TypeRules) -> Experiment:
+        exp = e.label
+        prefix = rules.entry_name
+        scans: dict[str, Scan] = {}
+        scans_changed = False
+        for key, sc in e.scans.items():
+            if not rules.scan_types(sc.type):
+                scans_changed = True
+                self.skipped.append(
+                    (
+                        A.scan(subject, exp, sc.id),
+                        Level.SCAN,
+                        skip_reason(f"{prefix}.scan_types", sc.type),
+                    )
+                )
+                continue
+            kept = self.scan(subject, exp, sc, rules)
+            scans_changed = scans_changed or kept is not sc
+            scans[key] = kept
+        resources = self.resources(
+            e.resources,
+            rules.resources,
+            f"{prefix}.resources",
+            lambda r: A.experiment_resource(subject, exp, r),
+        )
+        assessors = e.assessors
+        if not rules.assessors.everything and e.assessors:
+            assessors = {}
+            for key, a in e.assessors.items():
+                if rules.assessors(a.xsi_type.lower()):
+                    assessors[key] = a
+                else:
+                    self.skipped.append(
+                        (
+                            A.assessor(subject, exp, a.label),
+                            Level.ASSESSOR,
+                            skip_reason(f"{prefix}.session_assessors", a.xsi_type),
+                        )
+                    )
+            if len(assessors) == len(e.assessors):
+                assessors = e.assessors
+        if not scans_changed and resources is e.resources and assessors is e.assessors:
+            return e
+        return Experiment(
+            label=e.label,
+            id=e.id,
+            xsi_type=e.xsi_type,
+            date=e.date,
+            subject_label=e.subject_label,
+            uid=e.uid,
+            modality=e.modality,
+            is_imaging=e.is_imaging,
+            shared_from=e.shared_from,
+            fields=e.fields,
+            scans=scans if scans_changed else e.scans,
+            resources=resources,
+            assessors=assessors,
+        )
+
+    def scan(self, subject: str, exp: str, sc: Scan, rules: _TypeRules) -> Scan:
+        if not sc.resources:
+            return sc
+        top, own = self.top_scan_resources, rules.scan_resources
+        if top.everything and own.everything:
+            return sc
+        kept: dict[str, Resource] = {}
+        for key, r in sc.resources.items():
+            if not top(r.label):
+                name = "scan_resources"
+            elif not own(r.label):
+                name = f"{rules.entry_name}.scan_resources"
+            else:
+                kept[key] = r
+                continue
+            self.skipped.append(
+                (
+                    A.scan_resource(subject, exp, sc.id, r.label),
+                    Level.RESOURCE,
+                    skip_reason(name, r.label),
+                )
+            )
+        if len(kept) == len(sc.resources):
+            return sc
+        return Scan(
+            id=sc.id,
+            type=sc.type,
+            series_description=sc.series_description,
+            uid=sc.uid,
+            xsi_type=sc.xsi_type,
+            quality=sc.quality,
+            resources=kept,
+        )
+
+
+def apply_filters(inventory: Inventory, filtering: Filtering) -> Filtered:
+    """Keep what the filters allow; report the rest. Pure: the input is not changed."""
+    if filtering.keeps_everything:
+        return Filtered(inventory=inventory, skipped=())
+    f = _Filterer(filtering)
+    kept = f.inventory(inventory)
+    return Filtered(inventory=kept, skipped=tuple(f.skipped))
