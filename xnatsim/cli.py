@@ -1,0 +1,96 @@
+"""`xnatsim` command line: `xnatsim serve ...` (and `xnatsim seed ...` from xnatsim.seed).
+
+Other modules add commands with a `register(app: typer.Typer)` function; see the bottom.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="A local server that behaves like XNAT 1.8.", no_args_is_help=True, add_completion=False
+)
+
+
+@app.callback()
+def _main() -> None:
+    """A local server that behaves like XNAT 1.8."""
+
+
+@app.command()
+def serve(
+    data: Path = typer.Option(..., "--data", help="Data directory (created if missing)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+    port: int = typer.Option(0, "--port", help="Port; 0 picks a free one."),
+    site_id: str = typer.Option("XNATSIM", "--site-id", help="Prefix of accession IDs."),
+    users: Path | None = typer.Option(None, "--users", help="Users file (YAML or JSON)."),
+    faults: Path | None = typer.Option(None, "--faults", help="Fault rules file."),
+    session_timeout: float = typer.Option(
+        900, "--session-timeout", help="Idle seconds before a session expires."
+    ),
+    prearchive_idle: float = typer.Option(
+        300,
+        "--prearchive-idle",
+        help="Idle seconds before a prearchive session is rebuilt to READY.",
+    ),
+    prearchive_interval: float = typer.Option(
+        60, "--prearchive-interval", help="Seconds between prearchive checks."
+    ),
+) -> None:
+    """Run the server until SIGINT or SIGTERM."""
+    from xnatsim.server import start_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = {
+        "session_timeout_seconds": session_timeout,
+        "prearchive_idle_seconds": prearchive_idle,
+        "prearchive_interval_seconds": prearchive_interval,
+    }
+    try:
+        srv = start_server(
+            data,
+            host=host,
+            port=port,
+            site_id=site_id,
+            users=users,
+            faults=faults,
+            settings=settings,
+        )
+    except (OSError, ValueError) as exc:
+        typer.echo(f"xnatsim: cannot start: {exc}", err=True)
+        raise typer.Exit(2) from None
+    done = threading.Event()
+
+    def _stop(signum, frame) -> None:
+        done.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    typer.echo(f"xnatsim listening on {srv.url}", nl=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        srv.stop()
+
+
+try:  # the seed command lives beside its data generator
+    from xnatsim.seed import register as _register_seed
+except ImportError:  # pragma: no cover - seed module not available
+    _register_seed = None
+if _register_seed is not None:
+    _register_seed(app)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,865 @@
+"""Handlers for the archive hierarchy: projects, subjects, experiments, scans, resources,
+files. Each takes a resolved Target and returns a Response or raises HTTPError."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mimetypes
+import os
+import re
+import shutil
+from pathlib import Path
+
+from xnatsim import listing, objects
+from xnatsim.auth import GROUP_OF_ROLE, ROLE_GROUPS, Auth
+from xnatsim.downloads import stream_file, stream_targz, stream_zip, type_part
+from xnatsim.resolve import Row, Target
+from xnatsim.store import OWNER_CATEGORY, Exists, Store
+from xnatsim.uploads import extract_archive, receive, safe_relpath
+from xnatsim.web import HTTPError, Request, Response
+
+CONTROL_PARAMS = {
+    "xsiType",
+    "format",
+    "event_reason",
+    "event_type",
+    "event_action",
+    "event_comment",
+    "allowDataDeletion",
+    "inbody",
+    "overwrite",
+    "extract",
+    "content",
+    "tags",
+    "description",
+    "removeFiles",
+    "req_format",
+    "columns",
+    "label",
+    "XNAT_CSRF",
+    "file_format",
+    "file_content",
+    "file_tags",
+    "subject_ID",
+    "ID",
+    "project",
+    "name",
+}
+SUBJECT_FIELD = re.compile(r"^xnat:subjectData/fields/field\[name=(.+)\]/field$")
+PREFIXED = re.compile(r"^xnat:\w+/(?:demographics\[@xsi:type=xnat:demographicData\]/)?(\w+)$")
+
+PROJECT_COLS = ["ID", "secondary_ID", "name", "description", "pi_firstname", "pi_lastname", "URI"]
+SUBJECT_COLS = ["ID", "project", "label", "insert_date", "insert_user", "URI"]
+EXPERIMENT_COLS = ["ID", "project", "date", "xsiType", "label", "insert_date", "URI"]
+SCAN_COLS = [
+    "xnat_imagescandata_id",
+    "ID",
+    "type",
+    "quality",
+    "xsiType",
+    "note",
+    "series_description",
+    "URI",
+]
+ASSESSOR_COLS = [
+    "ID",
+    "project",
+    "label",
+    "date",
+    "xsiType",
+    "insert_date",
+    "session_ID",
+    "session_label",
+    "URI",
+]
+RESOURCE_COLS = [
+    "xnat_abstractresource_id",
+    "label",
+    "element_name",
+    "category",
+    "cat_id",
+    "cat_desc",
+    "file_count",
+    "file_size",
+    "tags",
+    "content",
+    "format",
+]
+FILE_COLS = [
+    "Name",
+    "Size",
+    "URI",
+    "collection",
+    "file_tags",
+    "file_format",
+    "file_content",
+    "cat_ID",
+    "digest",
+]
+
+
+def user_fields(req: Request) -> dict[str, str]:
+    """Query parameters that set object fields, with XNAT's long names shortened."""
+    out: dict[str, str] = {}
+    for key, value in req.params.items():
+        m = SUBJECT_FIELD.match(key)
+        if m:
+            out[m.group(1)] = value
+            continue
+        m = PREFIXED.match(key)
+        if m:
+            key = m.group(1)
+        if key in CONTROL_PARAMS:
+            continue
+        out[key] = value
+    return out
+
+
+def _ok_id(text: str, status: int) -> Response:
+    return Response.text(text, status)
+
+
+class DataHandlers:
+    def __init__(self, store: Store, auth: Auth, checksums: bool = True) -> None:
+        self.store = store
+        self.auth = auth
+        self.docs = objects.Documents(store)
+        self.checksums = checksums
+
+    # -- helpers -------------------------------------------------------------------------
+    def need_write(self, t: Target) -> None:
+        if t.access is None or not t.access.write:
+            raise HTTPError(403, "You do not have permission to modify this project's data")
+
+    def object_reply(self, req: Request, doc: dict, title: str) -> Response:
+        fmt = (req.params.get("format") or "html").lower()
+        if fmt == "json":
+            return Response(200, objects.to_json(doc), "application/json;charset=UTF-8")
+        if fmt == "xml":
+            return Response(200, objects.to_xml(doc), "text/xml;charset=UTF-8")
+        if fmt == "html":
+            fields = "".join(
+                f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in doc["data_fields"].items()
+            )
+            return Response.html(
+                f"<html><head><title>{title}</title></head><body>"
+                f"<h1>{title}</h1><table>{fields}</table></body></html>"
+            )
+        raise HTTPError(400, f"Unsupported format: {fmt}")
+
+    # -- listings ------------------------------------------------------------------------
+    def list_projects(self, req: Request, user: str) -> Response:
+        rows = []
+        restrict = req.params.get("restrict", "")
+        for p in self.store.query("SELECT * FROM projects ORDER BY id"):
+            acc = self.auth.access(user, p)
+            if (
+                not acc.visible
+                or (restrict == "edit" and not acc.write)
+                or (restrict in ("owner", "delete") and not acc.owner)
+            ):
+                continue
+            rows.append(
+                {
+                    "ID": p["id"],
+                    "secondary_ID": p["secondary_id"],
+                    "name": p["name"],
+                    "description": p["description"],
+                    "pi_firstname": p["pi_firstname"],
+                    "pi_lastname": p["pi_lastname"],
+                    "URI": f"/data/projects/{p['id']}",
+                    "accessibility": p["accessibility"],
+                    "insert_date": p["insert_date"],
+                    "insert_user": p["insert_user"],
+                }
+            )
+        return listing.render(req, rows, PROJECT_COLS)
+
+    def _readable_projects(self, user: str) -> list[str]:
+        return [
+            p["id"]
+            for p in self.store.query("SELECT * FROM projects")
+            if self.auth.access(user, p).read
+        ]
+
+    def list_subjects(self, req: Request, user: str, t: Target | None) -> Response:
+        if t is not None and t.project is not None:
+            projects = [t.project["id"]]
+        else:
+            projects = self._readable_projects(user)
+        rows = []
+        for pid in projects:
+            for s in self.store.query(
+                "SELECT * FROM subjects WHERE project = ? ORDER BY id", (pid,)
+            ):
+                rows.append(
+                    {
+                        "ID": s["id"],
+                        "project": s["project"],
+                        "label": s["label"],
+                        "insert_date": s["insert_date"],
+                        "insert_user": s["insert_user"],
+                        "URI": f"/data/subjects/{s['id']}",
+                        "gender": s["gender"],
+                        "dob": s["dob"],
+                        "yob": s["yob"],
+                        "handedness": s["handedness"],
+                        "group": s["grp"],
+                        "src": s["src"],
+                    }
+                )
+        return listing.render(req, rows, SUBJECT_COLS)
+
+    def list_experiments(self, req: Request, user: str, t: Target | None) -> Response:
+        sql = (
+            "SELECT e.*, s.label AS subject_label FROM experiments e JOIN subjects s"
+            " ON s.id = e.subject_id WHERE e.session_id = ''"
+        )
+        params: list = []
+        cols = list(EXPERIMENT_COLS)
+        if t is not None and t.subject is not None:
+            sql += " AND e.subject_id = ?"
+            params.append(t.subject["id"])
+        elif t is not None and t.project is not None:
+            sql += " AND e.project = ?"
+            params.append(t.project["id"])
+        else:
+            readable = self._readable_projects(user)
+            sql += f" AND e.project IN ({','.join('?' * len(readable))})"
+            params += readable
+            cols[-1:-1] = ["subject_ID", "subject_label"]
+        rows = [
+            {
+                "ID": e["id"],
+                "project": e["project"],
+                "date": e["date"],
+                "xsiType": e["xsi_type"],
+                "label": e["label"],
+                "insert_date": e["insert_date"],
+                "URI": f"/data/experiments/{e['id']}",
+                "subject_ID": e["subject_id"],
+                "subject_label": e["subject_label"],
+                "UID": e["uid"],
+                "modality": e["modality"],
+                "insert_user": e["insert_user"],
+            }
+            for e in self.store.query(sql + " ORDER BY e.id", params)
+        ]
+        return listing.render(req, rows, cols)
+
+    def list_scans(self, req: Request, t: Target) -> Response:
+        eid = t.experiment["id"]
+        rows = [
+            {
+                "xnat_imagescandata_id": s["pk"],
+                "ID": s["scan_id"],
+                "type": s["type"],
+                "quality": s["quality"],
+                "xsiType": s["xsi_type"],
+                "note": s["note"],
+                "series_description": s["series_description"],
+                "URI": f"/data/experiments/{eid}/scans/{s['scan_id']}",
+                "UID": s["uid"],
+                "frames": s["frames"],
+            }
+            for s in self.store.query(
+                "SELECT * FROM scans WHERE experiment_id = ? ORDER BY pk", (eid,)
+            )
+        ]
+        return listing.render(req, rows, SCAN_COLS)
+
+    def list_assessors(self, req: Request, t: Target) -> Response:
+        e = t.experiment
+        rows = [
+            {
+                "ID": a["id"],
+                "project": a["project"],
+                "label": a["label"],
+                "date": a["date"],
+                "xsiType": a["xsi_type"],
+                "insert_date": a["insert_date"],
+                "session_ID": e["id"],
+                "session_label": e["label"],
+                "URI": f"/data/experiments/{e['id']}/assessors/{a['id']}",
+            }
+            for a in self.store.query(
+                "SELECT * FROM experiments WHERE session_id = ? ORDER BY id", (e["id"],)
+            )
+        ]
+        return listing.render(req, rows, ASSESSOR_COLS)
+
+    def list_resources(self, req: Request, t: Target) -> Response:
+        kind, key = t.owner
+        rows = [
+            {
+                "xnat_abstractresource_id": r["id"],
+                "label": r["label"],
+                "element_name": "xnat:resourceCatalog",
+                "category": OWNER_CATEGORY[kind],
+                "cat_id": key if kind != "scan" else t.scan["scan_id"],
+                "cat_desc": r["description"],
+                "file_count": r["file_count"],
+                "file_size": r["file_size"],
+                "tags": r["tags"],
+                "content": r["content"],
+                "format": r["format"],
+            }
+            for r in self.store.resources(kind, key)
+        ]
+        return listing.render(req, rows, RESOURCE_COLS, fixed_columns=True)
+
+    # -- files: which resources a files path covers, and how to name each file ----------------
+    def file_resources(self, t: Target) -> list[Row]:
+        store = self.store
+        if t.resource is not None:
+            return [t.resource]
+        if t.kind == "files" and t.name:
+            return []  # a resource that does not exist
+        if t.scans is not None:
+            out: list[Row] = []
+            for s in t.scans:
+                out += store.resources("scan", str(s["pk"]))
+            return out
+        kind, key = t.owner
+        return store.resources(kind, key)
+
+    def _describe(self, res: Row, cache: dict) -> tuple[str, list[str]]:
+        """(URI base of the resource's owner, zip path parts before `resources/...`)."""
+        key = (res["owner_kind"], res["owner_key"])
+        if key in cache:
+            return cache[key]
+        store = self.store
+        kind, okey = key
+        if kind == "scan":
+            sc = store.one("SELECT * FROM scans WHERE pk = ?", (int(okey),))
+            e = store.one("SELECT * FROM experiments WHERE id = ?", (sc["experiment_id"],))
+            out = (
+                f"/data/experiments/{e['id']}/scans/{sc['scan_id']}",
+                [
+                    e["label"],
+                    "scans",
+                    f"{sc['scan_id']}-{type_part(sc['type'])}",
+                    f"{sc['scan_id']}_{type_part(sc['type'])}",
+                ],
+            )
+        elif kind == "experiment":
+            e = store.one("SELECT * FROM experiments WHERE id = ?", (okey,))
+            out = (f"/data/experiments/{okey}", [e["label"]])
+        elif kind == "assessor":
+            a = store.one("SELECT * FROM experiments WHERE id = ?", (okey,))
+            e = store.one("SELECT * FROM experiments WHERE id = ?", (a["session_id"],))
+            out = (
+                f"/data/experiments/{e['id']}/assessors/{okey}",
+                [e["label"], "assessors", a["label"]],
+            )
+        elif kind == "subject":
+            s = store.one("SELECT * FROM subjects WHERE id = ?", (okey,))
+            out = (f"/data/projects/{s['project']}/subjects/{okey}", [s["label"]])
+        else:
+            out = (f"/data/projects/{okey}", [okey])
+        cache[key] = out
+        return out
+
+    def file_rows(self, t: Target) -> list[tuple[Row, Row, str, list[str]]]:
+        out = []
+        cache: dict = {}
+        for res in self.file_resources(t):
+            base, parts = self._describe(res, cache)
+            for f in self.store.files(res["id"]):
+                out.append((res, f, base, parts))
+        return out
+
+    def list_files(self, req: Request, t: Target) -> Response:
+        rows = []
+        for res, f, base, _parts in self.file_rows(t):
+            rows.append(
+                {
+                    "Name": f["path"].rsplit("/", 1)[-1],
+                    "Size": f["size"],
+                    "URI": f"{base}/resources/{res['id']}/files/{f['path']}",
+                    "collection": res["label"],
+                    "file_tags": "",
+                    "file_format": res["format"] if res["label"] == "DICOM" else "",
+                    "file_content": "",
+                    "cat_ID": res["id"],
+                    "digest": f["md5"] or "",
+                    "path": f["path"],
+                }
+            )
+        return listing.render(req, rows, FILE_COLS, files=True, fixed_columns=True)
+
+    def download(self, req: Request, t: Target, fmt: str) -> Response:
+        structure = req.params.get("structure", "default")
+        entries: list[tuple[str, Path]] = []
+        name = ""
+        for res, f, _base, parts in self.file_rows(t):
+            root = self.store.resource_root(res)
+            if res["owner_kind"] == "scan":
+                sess, scans, dash, under = parts
+                if structure == "improved":
+                    prefix = [sess, scans, under, res["label"]]
+                elif structure == "simplified":
+                    prefix = [sess, scans, dash, res["label"]]
+                else:
+                    prefix = [sess, scans, dash, "resources", res["label"], "files"]
+            elif structure in ("simplified", "improved"):
+                prefix = (
+                    [*parts, "resources", res["label"]]
+                    if structure == "improved"
+                    else [*parts, res["label"]]
+                )
+            else:
+                prefix = [*parts, "resources", res["label"], "files"]
+            name = name or (parts[0] if res["owner_kind"] != "project" else res["label"])
+            entries.append(("/".join([*prefix, f["path"]]), root / f["path"]))
+        if not entries:
+            if req.flag("accept-not-found"):
+                return Response(204, b"")
+            raise HTTPError(404, "No matching files found.")
+        if fmt == "zip":
+            body = stream_zip(
+                entries, compress=req.flag("compressed") if "compressed" in req.params else False
+            )
+            return Response(
+                200,
+                body,
+                "application/zip",
+                [("Content-Disposition", f'attachment; filename="{name}.zip"')],
+            )
+        body = stream_targz(entries)
+        return Response(
+            200,
+            body,
+            "application/x-gzip",
+            [("Content-Disposition", f'attachment; filename="{name}.tar.gz"')],
+        )
+
+    def get_file(self, req: Request, t: Target) -> Response:
+        rel = safe_relpath(t.file_path)
+        for res in self.file_resources(t):
+            row = self.store.one(
+                "SELECT * FROM files WHERE resource_id = ? AND path = ?", (res["id"], rel)
+            )
+            if row is None:
+                continue
+            path = self.store.resource_root(res) / rel
+            if not path.is_file():
+                raise HTTPError(404, f"File {rel} is catalogued but missing from the archive")
+            ctype = mimetypes.guess_type(rel)[0] or "application/octet-stream"
+            fh = open(path, "rb")  # noqa: SIM115 - closed by the WSGI server
+            wrapper = req.environ.get("wsgi.file_wrapper")
+            body = wrapper(fh, 1 << 20) if wrapper else stream_file(path)
+            if not wrapper:
+                fh.close()
+            headers = [
+                ("Content-Length", str(path.stat().st_size)),
+                ("Content-Disposition", f'attachment; filename="{rel.rsplit("/", 1)[-1]}"'),
+            ]
+            return Response(200, body, ctype, headers)
+        raise HTTPError(404, f"Unable to find the specified file: {rel}")
+
+    # -- uploads -------------------------------------------------------------------------
+    def upload(self, req: Request, t: Target, user: str) -> Response:
+        self.need_write(t)
+        store = self.store
+        owner = t.owner
+        if owner is None:
+            raise HTTPError(400, "Files need a resource")
+        if t.resource is None:
+            label = t.name or "NULL"
+            fmt = "DICOM" if label == "DICOM" else req.params.get("format", "")
+            if fmt.lower() in ("zip", "tar.gz", "tgz", "tar"):
+                fmt = ""
+            rid = store.create_resource(
+                owner[0],
+                owner[1],
+                label,
+                fmt,
+                req.params.get("content", ""),
+                req.params.get("tags", ""),
+            )
+            t.resource = store.one("SELECT * FROM resources WHERE id = ?", (rid,))
+        res = t.resource
+        staging = store.new_tmp_path(".up")
+        staging.mkdir()
+        try:
+            counter = iter(range(1 << 30))
+            stored = receive(req, lambda: staging / f"part{next(counter):05d}")
+            items: list[tuple[str, Path, int, str]] = []
+            if req.flag("extract"):
+                for n, s in enumerate(stored):
+                    items += extract_archive(s.path, staging / f"x{n}")
+            else:
+                target = t.file_path
+                for s in stored:
+                    rel = (
+                        target
+                        if (target and len(stored) == 1)
+                        else (f"{target.rstrip('/')}/{s.name}" if target and s.name else s.name)
+                    )
+                    if not rel:
+                        raise HTTPError(
+                            400, "No file name given: put it in the URL or the multipart part"
+                        )
+                    items.append((safe_relpath(rel), s.path, s.size, s.md5))
+            return self._commit_files(req, res, items)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _commit_files(self, req: Request, res: Row, items: list) -> Response:
+        store = self.store
+        overwrite = req.flag("overwrite")
+        root = store.resource_root(res)
+        duplicates: list[str] = []
+        with store.write() as c:
+            for rel, tmp, size, md5 in items:
+                dest = root / rel
+                exists = c.execute(
+                    "SELECT 1 FROM files WHERE resource_id = ? AND path = ?", (res["id"], rel)
+                ).fetchone()
+                if exists and not overwrite:
+                    duplicates.append(rel)
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, dest)
+                c.execute(
+                    "INSERT OR REPLACE INTO files VALUES (?,?,?,?)",
+                    (res["id"], rel, size, md5 if self.checksums else None),
+                )
+        if duplicates:
+            return Response.json({"duplicates": duplicates})
+        return Response(200, b"")
+
+    # -- object GET/PUT/DELETE -----------------------------------------------------------
+    def project(self, req: Request, t: Target, user: str) -> Response:
+        m = req.method
+        store = self.store
+        if t.extra:
+            return self.project_extra(req, t, user)
+        if t.project is None:
+            if m in ("PUT", "POST"):
+                if not self.auth.is_admin(user):
+                    raise HTTPError(403, "Only site administrators may create projects")
+                pid = t.name
+                if not re.fullmatch(r"[A-Za-z0-9_-]+", pid):
+                    raise HTTPError(400, f"Invalid project ID: {pid}")
+                wanted = (
+                    "name",
+                    "description",
+                    "secondary_ID",
+                    "pi_firstname",
+                    "pi_lastname",
+                    "accessibility",
+                )
+                fields = {k: v for k, v in req.params.items() if k in wanted}
+                with contextlib.suppress(Exists):  # made by a concurrent request
+                    store.create_project(pid, user, **fields)
+                return Response.text(pid, 200)
+            raise HTTPError(404, f"Unable to find the specified project: {t.name}")
+        p = t.project
+        if m == "GET":
+            return self.object_reply(req, self.docs.project(p), p["id"])
+        if m in ("PUT", "POST"):
+            if not t.access.owner:
+                raise HTTPError(403, "Only project owners may change the project")
+            fields = {
+                k: v
+                for k, v in req.params.items()
+                if k in ("name", "description", "secondary_ID", "pi_firstname", "pi_lastname")
+            }
+            store.update_project(
+                p["id"],
+                **{("secondary_id" if k == "secondary_ID" else k): v for k, v in fields.items()},
+            )
+            return Response.text(p["id"], 200)
+        if m == "DELETE":
+            if not t.access.owner:
+                raise HTTPError(403, "Only project owners may delete the project")
+            store.delete_project(p["id"], req.flag("removeFiles"))
+            return Response(200, b"")
+        raise HTTPError(405, "Method not allowed")
+
+    def project_extra(self, req: Request, t: Target, user: str) -> Response:
+        p = t.project
+        what, rest = t.extra[0], t.extra[1:]
+        m = req.method
+        if what == "accessibility":
+            if not rest and m == "GET":
+                return Response.text(p["accessibility"])
+            if len(rest) == 1 and m in ("PUT", "POST"):
+                if not t.access.owner:
+                    raise HTTPError(403, "Only project owners may change accessibility")
+                if rest[0] not in ("public", "protected", "private"):
+                    raise HTTPError(400, f"Invalid accessibility: {rest[0]}")
+                self.store.update_project(p["id"], accessibility=rest[0])
+                return Response.text(rest[0])
+        elif what == "prearchive_code":
+            if not rest and m == "GET":
+                return Response.text(str(p["prearchive_code"]))
+            if len(rest) == 1 and m in ("PUT", "POST"):
+                if not t.access.owner:
+                    raise HTTPError(403, "Only project owners may change the prearchive code")
+                if rest[0] not in ("0", "4", "5"):
+                    raise HTTPError(400, f"Invalid prearchive code: {rest[0]}")
+                self.store.update_project(p["id"], prearchive_code=int(rest[0]))
+                return Response.text(rest[0])
+        elif what == "users":
+            if not rest and m == "GET":
+                if not t.access.read:
+                    raise HTTPError(403, "You do not have access to this project")
+                rows = [
+                    {
+                        "login": r["username"],
+                        "displayname": GROUP_OF_ROLE[r["role"]],
+                        "GROUP_ID": f"{p['id']}_{r['role']}",
+                        "role": r["role"],
+                    }
+                    for r in self.store.query("SELECT * FROM roles WHERE project = ?", (p["id"],))
+                ]
+                return listing.render(req, rows, ["login", "displayname", "GROUP_ID"])
+            if len(rest) == 2 and rest[0] in ROLE_GROUPS and m in ("PUT", "POST", "DELETE"):
+                if not t.access.owner:
+                    raise HTTPError(403, "Only project owners may manage users")
+                for name in rest[1].split(","):
+                    if self.auth.user(name) is None:
+                        raise HTTPError(404, f"Unknown user: {name}")
+                    self.auth.set_role(
+                        p["id"], name, None if m == "DELETE" else ROLE_GROUPS[rest[0]]
+                    )
+                return Response(200, b"")
+        raise HTTPError(404 if m == "GET" else 405, "Unsupported project operation")
+
+    def subject(self, req: Request, t: Target, user: str) -> Response:
+        m = req.method
+        if t.subject is None:
+            if m in ("PUT", "POST") and t.project is not None:
+                self.need_write(t)
+                sid = self.store.create_subject(t.project["id"], t.name, user, user_fields(req))
+                return _ok_id(sid, 201)
+            raise HTTPError(404, "Unable to find the specified subject.")
+        s = t.subject
+        if m == "GET":
+            return self.object_reply(req, self.docs.subject(s), s["label"])
+        if m in ("PUT", "POST"):
+            self.need_write(t)
+            self.store.update_subject(s["id"], user_fields(req))
+            return _ok_id(s["id"], 200)
+        if m == "DELETE":
+            self.need_write(t)
+            self.store.delete_subject(s, req.flag("removeFiles"))
+            return Response(200, b"")
+        raise HTTPError(405, "Method not allowed")
+
+    def experiment(self, req: Request, t: Target, user: str) -> Response:
+        m = req.method
+        store = self.store
+        if t.experiment is None:
+            if m not in ("PUT", "POST") or t.project is None:
+                raise HTTPError(404, "Unable to find the specified experiment.")
+            self.need_write(t)
+            xsi = req.params.get("xsiType", "")
+            if not xsi:
+                raise HTTPError(417, "Unable to create an experiment without an xsiType")
+            if t.subject is not None:
+                sid = t.subject["id"]
+            else:
+                label = t.extra[0] if t.extra else req.params.get("subject_ID", "")
+                if not label:
+                    raise HTTPError(400, "A new experiment needs a subject")
+                subj = store.subject_by(t.project["id"], label)
+                sid = subj["id"] if subj else store.create_subject(t.project["id"], label, user, {})
+            try:
+                eid = store.create_experiment(
+                    t.project["id"], sid, t.name, xsi, user, user_fields(req)
+                )
+            except Exists as exc:
+                return _ok_id(exc.key, 200)
+            return _ok_id(eid, 201)
+        e = t.experiment
+        if m == "GET":
+            return self.object_reply(req, self.docs.experiment(e), e["label"])
+        if m in ("PUT", "POST"):
+            self.need_write(t)
+            xsi = req.params.get("xsiType")
+            if xsi and xsi != e["xsi_type"]:
+                raise HTTPError(409, f"Experiment {e['label']} exists with xsiType {e['xsi_type']}")
+            store.update_experiment(e["id"], user_fields(req))
+            return _ok_id(e["id"], 200)
+        if m == "DELETE":
+            self.need_write(t)
+            store.delete_experiment(e, req.flag("removeFiles"))
+            return Response(200, b"")
+        raise HTTPError(405, "Method not allowed")
+
+    def assessor(self, req: Request, t: Target, user: str) -> Response:
+        m = req.method
+        store = self.store
+        if t.assessor is None:
+            if m not in ("PUT", "POST"):
+                raise HTTPError(404, "Unable to find the specified assessor.")
+            self.need_write(t)
+            xsi = req.params.get("xsiType", "")
+            if not xsi:
+                raise HTTPError(417, "Unable to create an assessor without an xsiType")
+            e = t.experiment
+            try:
+                aid = store.create_experiment(
+                    e["project"],
+                    e["subject_id"],
+                    t.name,
+                    xsi,
+                    user,
+                    user_fields(req),
+                    session_id=e["id"],
+                )
+            except Exists:
+                raise HTTPError(409, f"An experiment labelled {t.name} already exists") from None
+            return _ok_id(aid, 201)
+        a = t.assessor
+        if m == "GET":
+            return self.object_reply(req, self.docs.experiment(a), a["label"])
+        if m in ("PUT", "POST"):
+            self.need_write(t)
+            store.update_experiment(a["id"], user_fields(req))
+            return _ok_id(a["id"], 200)
+        if m == "DELETE":
+            self.need_write(t)
+            store.delete_experiment(a, req.flag("removeFiles"))
+            return Response(200, b"")
+        raise HTTPError(405, "Method not allowed")
+
+    def scan(self, req: Request, t: Target, user: str) -> Response:
+        m = req.method
+        store = self.store
+        sc = t.scan
+        if m == "GET":
+            if sc is None:
+                raise HTTPError(404, "Unable to find the specified scan.")
+            return self.object_reply(req, self.docs.scan(sc), sc["scan_id"])
+        if m in ("PUT", "POST"):
+            self.need_write(t)
+            xsi = req.params.get("xsiType", "")
+            if sc is not None and xsi and xsi != sc["xsi_type"]:
+                raise HTTPError(409, f"Scan {sc['scan_id']} exists with xsiType {sc['xsi_type']}")
+            if sc is None and not xsi:
+                xsi = "xnat:otherDicomScanData"
+            store.upsert_scan(
+                t.experiment["id"],
+                t.name if sc is None else sc["scan_id"],
+                xsi or sc["xsi_type"],
+                user_fields(req),
+            )
+            return Response(200, b"")
+        if m == "DELETE":
+            if sc is None:
+                raise HTTPError(404, "Unable to find the specified scan.")
+            self.need_write(t)
+            store.delete_scan(sc, req.flag("removeFiles"))
+            return Response(200, b"")
+        raise HTTPError(405, "Method not allowed")
+
+    def resource(self, req: Request, t: Target, user: str) -> Response:
+        m = req.method
+        res = t.resource
+        if m == "GET":
+            if res is None:
+                raise HTTPError(404, "Unable to find the specified resource.")
+            fmt = (req.params.get("format") or "").lower()
+            if fmt in ("zip", "tar.gz"):
+                return self.download(req, t, "zip" if fmt == "zip" else "tar.gz")
+            doc = next(
+                d
+                for d in self.docs.resource_items(res["owner_kind"], res["owner_key"])
+                if d["data_fields"]["xnat_abstractresource_id"] == res["id"]
+            )
+            return self.object_reply(req, doc, res["label"])
+        if m in ("PUT", "POST"):
+            self.need_write(t)
+            if res is not None:
+                raise HTTPError(409, "Specified resource already exists.")
+            kind, key = t.owner
+            self.store.create_resource(
+                kind,
+                key,
+                t.name,
+                req.params.get("format", ""),
+                req.params.get("content", ""),
+                req.params.get("tags", ""),
+                req.params.get("description", ""),
+            )
+            return Response(200, b"")
+        if m == "DELETE":
+            if res is None:
+                raise HTTPError(404, "Unable to find the specified resource.")
+            self.need_write(t)
+            self.store.delete_resource(res, req.flag("removeFiles"))
+            return Response(200, b"")
+        raise HTTPError(405, "Method not allowed")
+
+    def files(self, req: Request, t: Target, user: str) -> Response:
+        m = req.method
+        if m == "GET":
+            fmt = (req.params.get("format") or "").lower()
+            if t.file_path:
+                return self.get_file(req, t)
+            if t.resource is None and t.name:
+                raise HTTPError(404, "Unable to find the specified resource.")
+            if fmt in ("zip", "tar.gz", "tgz"):
+                return self.download(req, t, "zip" if fmt == "zip" else "tar.gz")
+            return self.list_files(req, t)
+        if m in ("PUT", "POST"):
+            if t.scans is not None:
+                raise HTTPError(400, "Upload into one scan's resource")
+            return self.upload(req, t, user)
+        if m == "DELETE":
+            self.need_write(t)
+            if not t.file_path or t.resource is None:
+                raise HTTPError(404, "Unable to find the specified file.")
+            rel = safe_relpath(t.file_path)
+            res = t.resource
+            with self.store.write() as c:
+                cur = c.execute(
+                    "DELETE FROM files WHERE resource_id = ? AND (path = ? OR path LIKE ?)",
+                    (res["id"], rel, rel + "/%"),
+                )
+                if cur.rowcount == 0:
+                    raise HTTPError(404, f"Unable to find the specified file: {rel}")
+            target = self.store.resource_root(res) / rel
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
+            return Response(200, b"")
+        raise HTTPError(405, "Method not allowed")
+
+    # -- entry point ---------------------------------------------------------------------
+    def dispatch(self, req: Request, t: Target, user: str) -> Response:
+        kind = t.kind
+        m = req.method
+        if (
+            kind in ("projects", "subjects", "experiments", "scans", "assessors", "resources")
+            and m != "GET"
+            and not (kind == "scans" and t.scans)
+        ):
+            raise HTTPError(405, f"{m} is not allowed on a {kind} listing")
+        if kind == "projects":
+            return self.list_projects(req, user)
+        if kind == "subjects":
+            return self.list_subjects(req, user, t if t.project else None)
+        if kind == "experiments":
+            return self.list_experiments(req, user, t if t.project else None)
+        if kind == "scans":
+            if t.scans is not None:
+                raise HTTPError(404, "Use .../scans/ALL/files to list files of several scans")
+            return self.list_scans(req, t)
+        if kind == "assessors":
+            return self.list_assessors(req, t)
+        if kind == "resources":
+            return self.list_resources(req, t)
+        handler = getattr(self, kind)
+        return handler(req, t, user)
+
+
+def dumps(data) -> bytes:
+    return json.dumps(data).encode()
