@@ -1,0 +1,696 @@
+"""Apply a plan: lock, refuse a stale plan, run the steps, record each one, verify, unlock.
+
+A fixed sequence, like a saved Terraform plan. Subjects and experiments are created in plan
+order by the coordinator (the calling thread); scan imports and resource uploads go to a
+pool of ``workers`` threads, and the coordinator keeps feeding it from the next experiments
+while earlier ones finish, with at most ``2 x workers`` steps in flight so memory and temp
+disk stay bounded. Every finished step is recorded in the state DB by the thread that ran
+it, so a run killed at any moment resumes at the next unfinished step; steps the state DB
+shows as done with the same facts are skipped.
+
+A subject's result is known once all its steps (and its experiments' verifications) are
+finished; after ``max_failures`` consecutive failed subjects the circuit breaker stops the
+run. Cancelling (``cancel`` set, or Ctrl-C in the coordinator) stops submitting, lets the
+steps in flight end at their next attempt boundary, and records the run as interrupted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from planner.backend import XnatBackend, quote_segment
+from planner.compare import compare_experiment, files_digest, subject_fingerprint
+from planner.errors import NotFound
+from planner.inventory import Experiment, Inventory, Resource, Subject, content_fingerprint
+from planner.plan import ChangeStatus, Level, Plan, Step, StepKind
+from planner.progress import (
+    STEP_FAILED,
+    STEP_OK,
+    STEP_SKIPPED,
+    NullReporter,
+    Reporter,
+    step_bytes,
+)
+from planner.snapshot import snapshot_experiment
+from planner.staleness import StalePlan, filter_inventory, find_staleness
+from planner.state import PairKey, StateDB
+from planner.steps import FAILED, OK, StepContext, StepOutcome, describe, run_step
+from planner.verify import ExperimentVerification, VerificationSummary, verify_experiment
+
+__all__ = [
+    "ApplyOptions",
+    "ApplyResult",
+    "Counts",
+    "StalePlan",
+    "apply_plan",
+]
+
+COMPLETED = "completed"
+FAILED_RUN = "failed"
+INTERRUPTED = "interrupted"
+ABORTED = "aborted"
+
+_INLINE = (StepKind.CREATE_SUBJECT, StepKind.CREATE_EXPERIMENT)
+_PROJECT_KEY = "@project"
+
+
+@dataclass
+class ApplyOptions:
+    workers: int = 4
+    retry_count: int = 3
+    retry_delay: float = 5.0
+    max_failures: int = 5
+    verify: bool = True
+    work_dir: Path = field(default_factory=lambda: Path("."))
+    failed_dir: Path = field(default_factory=lambda: Path("failed"))
+    source_profile: str = ""
+    dest_profile: str = ""
+    plan_file: str = ""  # recorded with the run, for history
+    # The source inventory (as snapshotted, unfiltered) when the caller has a fresh one; used
+    # to verify and to fingerprint completed subjects. With check_stale, the stale check's
+    # own snapshot is used; with neither, each experiment is read again to verify it.
+    source_inventory: Inventory | None = None
+
+
+@dataclass
+class Counts:
+    synced: int = 0
+    failed: int = 0
+    skipped: int = 0  # nothing to do this run: in sync, or done by an earlier run
+    pending: int = 0  # left for the next run (interrupted or aborted before it finished)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "synced": self.synced,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "pending": self.pending,
+        }
+
+
+@dataclass
+class ApplyResult:
+    run_id: str
+    status: str
+    subjects: Counts = field(default_factory=Counts)
+    experiments: Counts = field(default_factory=Counts)
+    scans_moved: int = 0
+    resources_moved: int = 0
+    bytes_moved: int = 0
+    duration: float = 0.0
+    throughput: float = 0.0  # bytes per second
+    steps_run: int = 0
+    steps_skipped: int = 0
+    verification: VerificationSummary = field(default_factory=VerificationSummary)
+    failed_steps: list[tuple[str, str]] = field(default_factory=list)
+    kept_zips: list[Path] = field(default_factory=list)
+    circuit_breaker_tripped: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == COMPLETED
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers the state DB keeps for the run and scripts read as JSON."""
+        return {
+            "status": self.status,
+            "subjects": self.subjects.as_dict(),
+            "experiments": self.experiments.as_dict(),
+            "scans_moved": self.scans_moved,
+            "resources_moved": self.resources_moved,
+            "bytes_moved": self.bytes_moved,
+            "duration": round(self.duration, 3),
+            "throughput": round(self.throughput, 1),
+            "steps_run": self.steps_run,
+            "steps_skipped": self.steps_skipped,
+            "verification": {
+                "checked": self.verification.checked,
+                "passed": self.verification.passed,
+                "failed": self.verification.failed,
+                "digests_unavailable": self.verification.digests_unavailable,
+            },
+            "failed_steps": [list(x) for x in self.failed_steps],
+            "kept_zips": [str(p) for p in self.kept_zips],
+            "circuit_breaker_tripped": self.circuit_breaker_tripped,
+        }
+
+
+def _keys(address: str) -> tuple[str, str | None]:
+    """(subject key, experiment key or None) of a step address."""
+    parts = address.split("/")
+    if parts[0] == _PROJECT_KEY:
+        return _PROJECT_KEY, None
+    if len(parts) >= 2 and parts[1] != "resources":
+        return parts[0], f"{parts[0]}/{parts[1]}"
+    return parts[0], None
+
+
+@dataclass
+class _Group:
+    """Bookkeeping for one subject or experiment, touched by the coordinator only."""
+
+    key: str
+    outstanding: int = 0  # steps (and the verification) not finished yet
+    ran: int = 0
+    skipped: int = 0
+    failed: bool = False
+    closed: bool = False
+    verified_pending: bool = False  # its verification was skipped by a cancel
+
+
+def facts_digest(step: Step) -> str:
+    """What the state DB records with a finished step: a step planned again from different
+    facts (the source changed) or for another target is not "already done"."""
+    return content_fingerprint({"kind": str(step.kind), "facts": step.facts, "target": step.target})
+
+
+def pair_key(plan: Plan) -> PairKey:
+    return PairKey(plan.source.url, plan.source.project, plan.dest.url, plan.dest.project)
+
+
+def dest_experiment(
+    backend: XnatBackend, project: str, subject: str, label: str
+) -> Experiment | None:
+    """Read one destination experiment by its labels (one listing, then the snapshot)."""
+    path = f"/data/projects/{quote_segment(project)}/subjects/{quote_segment(subject)}/experiments"
+    try:
+        rows = backend.get_rows(path, {"columns": "ID,label,xsiType,date,project"})
+    except NotFound:
+        return None
+    row = next((r for r in rows if r.get("label") == label), None)
+    if row is None:
+        row = next((r for r in rows if str(r.get("label", "")).lower() == label.lower()), None)
+    if row is None:
+        return None
+    return snapshot_experiment(backend, project, subject, row)
+
+
+class _Run:
+    """One run of the steps: the coordinator's loop and its bookkeeping."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        src: XnatBackend,
+        dst: XnatBackend,
+        state: StateDB,
+        options: ApplyOptions,
+        reporter: Reporter,
+        cancel: threading.Event,
+        run_id: int,
+        raw_source: Inventory | None,
+    ) -> None:
+        self.plan = plan
+        self.src = src
+        self.dst = dst
+        self.state = state
+        self.options = options
+        self.reporter = reporter
+        self.cancel = cancel
+        self.run_id = run_id
+        self.pair = pair_key(plan)
+        self.raw_source = raw_source
+        self.source = filter_inventory(raw_source, plan.config) if raw_source else None
+        self.digests = raw_source.digests if raw_source is not None else True
+        self.result = ApplyResult(run_id=str(run_id), status=COMPLETED)
+        self.finished: dict[str, str] = {}  # step id -> OK / FAILED / STEP_SKIPPED
+        self.inflight: dict[Future[Any], tuple[str, Any]] = {}
+        self.inflight_steps: set[str] = set()
+        self.deferred: list[tuple[Step, bool]] = []
+        self.planned = {s.id for s in plan.steps}
+        self.subjects: dict[str, _Group] = {}
+        self.experiments: dict[str, _Group] = {}
+        self.exp_steps: dict[str, list[Step]] = defaultdict(list)
+        self.consecutive_failed = 0
+        self.stop = False
+        self.ctx = StepContext(
+            src=src,
+            dst=dst,
+            work_dir=options.work_dir,
+            failed_dir=options.failed_dir,
+            run_id=str(run_id),
+            retry_count=options.retry_count,
+            retry_delay=options.retry_delay,
+            reporter=reporter,
+            cancel=cancel,
+            dest_scan=self._dest_scan,
+            files_digest=files_digest,
+        )
+
+    # -- worker side ---------------------------------------------------------------------
+
+    def _record(self, step: Step, status: str, outcome: StepOutcome | None = None) -> None:
+        o = outcome or StepOutcome(status)
+        self.state.record_step(
+            self.run_id,
+            self.pair,
+            step.id,
+            str(step.kind),
+            step.address,
+            status,
+            attempts=o.attempts,
+            bytes=o.bytes_moved,
+            error=o.error,
+            facts_digest=facts_digest(step),
+        )
+
+    def _execute(self, step: Step, resumed: bool) -> StepOutcome:
+        """Run one step and record it at once; runs in a worker (or the coordinator)."""
+        self.reporter.step_started(step)
+        try:
+            self._record(step, "running")
+        except Exception as exc:
+            error = f"could not record the step in the state DB: {describe(exc)}"
+            self.reporter.step_finished(step, STEP_FAILED, error)
+            return StepOutcome(FAILED, error)
+        outcome = run_step(step, self.ctx, resumed=resumed)
+        if outcome.note == "cancelled":
+            # Left 'running' in the state DB: the next run treats it as resumed.
+            self.reporter.step_finished(step, STEP_SKIPPED, "cancelled")
+            return outcome
+        try:
+            self._record(step, "done" if outcome.ok else "failed", outcome)
+            if outcome.ok and step.kind in _INLINE and outcome.dest_id:
+                level = "subject" if step.kind == StepKind.CREATE_SUBJECT else "experiment"
+                source_id = str(step.facts.get("source_id", ""))
+                self.state.record_mapping(
+                    self.pair, level, step.address, source_id, outcome.dest_id
+                )
+        except Exception as exc:  # an unrecorded step would be redone: say so, count it failed
+            outcome = StepOutcome(
+                FAILED, f"could not record the step in the state DB: {describe(exc)}"
+            )
+        status = STEP_OK if outcome.ok else STEP_FAILED
+        self.reporter.step_finished(step, status, outcome.error)
+        return outcome
+
+    def _dest_scan(self, step: Step) -> Resource | None:
+        t = step.target
+        exp = dest_experiment(self.dst, t["project"], t["subject"], t["experiment"])
+        scan = exp.scans.get(str(t.get("scan", step.facts.get("scan_id")))) if exp else None
+        if scan is None:
+            return None
+        return scan.resources.get(step.facts.get("resource") or "DICOM")
+
+    def _verify(self, exp_key: str, steps: list[Step]) -> ExperimentVerification:
+        subject, label = exp_key.split("/", 1)
+        try:
+            src_exp = self._source_experiment(subject, label, steps)
+            if src_exp is None:
+                return ExperimentVerification(
+                    exp_key, False, False, False, None, ("the source experiment is gone",)
+                )
+            target = next((s.target for s in steps if s.target.get("experiment")), {})
+            dst_exp = dest_experiment(
+                self.dst,
+                self.plan.dest.project,
+                target.get("subject", subject),
+                target.get("experiment", label),
+            )
+            return verify_experiment(
+                exp_key, src_exp, dst_exp, compare=compare_experiment, digests=self.digests
+            )
+        except Exception as exc:
+            return ExperimentVerification(
+                exp_key, False, False, False, None, (f"verification failed: {describe(exc)}",)
+            )
+
+    def _source_experiment(self, subject: str, label: str, steps: list[Step]) -> Experiment | None:
+        if self.source is not None:
+            subj = self.source.subjects.get(subject)
+            return subj.experiments.get(label) if subj else None
+        exp_id = next(
+            (
+                str(s.facts.get("source_experiment_id") or s.facts.get("source_id"))
+                for s in steps
+                if s.kind in (StepKind.IMPORT_SCAN, StepKind.CREATE_EXPERIMENT)
+            ),
+            "",
+        )
+        if not exp_id:
+            return None
+        exp = snapshot_experiment(self.src, self.plan.source.project, subject, exp_id)
+        one = Inventory(
+            server_url=self.src.url,
+            project=self.plan.source.project,
+            subjects={subject: Subject(label=subject, experiments={exp.label: exp})},
+        )
+        kept = filter_inventory(one, self.plan.config).subjects.get(subject)
+        return kept.experiments.get(exp.label) if kept else None
+
+    # -- coordinator side ----------------------------------------------------------------
+
+    def run(self) -> ApplyResult:
+        plan = self.plan
+        started = time.monotonic()
+        done_before = self.state.done_steps(self.pair)
+        seen_before = self.state.step_statuses(self.pair)
+        todo: list[Step] = []
+        for step in plan.steps:
+            _subj, exp = _keys(step.address)
+            if exp:
+                self.exp_steps[exp].append(step)
+            if done_before.get(step.id) == facts_digest(step):
+                self.finished[step.id] = STEP_SKIPPED
+                self.result.steps_skipped += 1
+            else:
+                todo.append(step)
+        self._build_groups(plan.steps)
+        self.reporter.run_started(len(todo), sum(step_bytes(s) for s in todo))
+        if self.result.steps_skipped:
+            self.reporter.info(
+                f"{self.result.steps_skipped} steps already done by an earlier run: skipped"
+            )
+        workers = max(1, self.options.workers)
+        limit = 2 * workers
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply")
+        abandon = False
+        try:
+            try:
+                for step in plan.steps:
+                    if step.id in self.finished:
+                        self._step_done(step, StepOutcome(STEP_SKIPPED), skipped=True)
+                for step in todo:
+                    if self._stopping():
+                        break
+                    self._release_deferred(pool, limit)
+                    self._dispatch(step, step.id in seen_before, pool, limit)
+                while (self.inflight or self.deferred) and not self._stopping():
+                    if not self.inflight:
+                        self._fail_orphans()
+                        break
+                    self._collect(block=True)
+                    self._release_deferred(pool, limit)
+                while self.inflight:
+                    self._collect(block=True)
+            except KeyboardInterrupt:
+                self.cancel.set()
+                self.reporter.warning("interrupted: letting the steps in flight finish")
+                try:
+                    while self.inflight:
+                        self._collect(block=True)
+                except KeyboardInterrupt:
+                    abandon = True
+                    self.reporter.warning("interrupted again: abandoning the steps in flight")
+        finally:
+            pool.shutdown(wait=not abandon, cancel_futures=True)
+
+        self._close_counts()
+        result = self.result
+        result.duration = time.monotonic() - started
+        result.throughput = result.bytes_moved / result.duration if result.duration else 0.0
+        if self.cancel.is_set():
+            result.status = INTERRUPTED
+        elif result.circuit_breaker_tripped:
+            result.status = ABORTED
+        elif result.failed_steps or result.verification.failed:
+            result.status = FAILED_RUN
+        return result
+
+    def _stopping(self) -> bool:
+        return self.stop or self.cancel.is_set()
+
+    def _dispatch(self, step: Step, resumed: bool, pool: ThreadPoolExecutor, limit: int) -> None:
+        """Run, submit, defer or fail one step, by the state of its dependencies."""
+        failed_dep = next((d for d in step.depends_on if self.finished.get(d) == FAILED), None)
+        if failed_dep is not None:
+            outcome = StepOutcome(FAILED, f"not run: {failed_dep} failed")
+            self.reporter.step_finished(step, STEP_FAILED, outcome.error)
+            self._step_done(step, outcome)
+            return
+        if any(d in self.planned and d not in self.finished for d in step.depends_on):
+            self.deferred.append((step, resumed))
+            return
+        if step.kind in _INLINE:
+            self._collect(block=False)
+            self._step_done(step, self._execute(step, resumed))
+            return
+        while len(self.inflight) >= limit:
+            self._collect(block=True)
+        fut = pool.submit(self._execute, step, resumed)
+        self.inflight[fut] = ("step", step)
+        self.inflight_steps.add(step.id)
+
+    def _fail_orphans(self) -> None:
+        """Deferred steps whose dependencies can no longer run (a plan out of order)."""
+        for step, _resumed in self.deferred:
+            outcome = StepOutcome(FAILED, "not run: its dependencies never ran")
+            self.reporter.step_finished(step, STEP_FAILED, outcome.error)
+            self._step_done(step, outcome)
+        self.deferred = []
+
+    def _release_deferred(self, pool: ThreadPoolExecutor, limit: int) -> None:
+        if not self.deferred or self._stopping():
+            return
+        waiting, self.deferred = self.deferred, []
+        for step, resumed in waiting:
+            self._dispatch(step, resumed, pool, limit)
+
+    def _build_groups(self, steps: tuple[Step, ...]) -> None:
+        for step in steps:
+            subj, exp = _keys(step.address)
+            self.subjects.setdefault(subj, _Group(subj)).outstanding += 1
+            if exp:
+                group = self.experiments.get(exp)
+                if group is None:
+                    group = self.experiments[exp] = _Group(exp)
+                    if self.options.verify:
+                        group.outstanding += 1  # its verification
+                        self.subjects[subj].outstanding += 1
+                group.outstanding += 1
+
+    def _collect(self, *, block: bool) -> None:
+        if not self.inflight:
+            return
+        done, _ = wait(
+            list(self.inflight), timeout=0.5 if block else 0, return_when=FIRST_COMPLETED
+        )
+        for fut in done:
+            kind, item = self.inflight.pop(fut)
+            if kind == "step":
+                self.inflight_steps.discard(item.id)
+                try:
+                    outcome = fut.result()
+                except Exception as exc:  # run_step never raises; belt and braces
+                    outcome = StepOutcome(FAILED, describe(exc))
+                self._step_done(item, outcome)
+            else:
+                try:
+                    verdict = fut.result()
+                except Exception as exc:
+                    verdict = ExperimentVerification(
+                        item, False, False, False, None, (describe(exc),)
+                    )
+                self._verified(item, verdict)
+
+    def _step_done(self, step: Step, outcome: StepOutcome, *, skipped: bool = False) -> None:
+        subj, exp = _keys(step.address)
+        if outcome.note == "cancelled":
+            return  # its groups stay open: pending for the next run
+        sgroup = self.subjects[subj]
+        egroup = self.experiments.get(exp) if exp else None
+        if not skipped:
+            self.finished[step.id] = OK if outcome.ok else FAILED
+            self.result.steps_run += 1
+            if outcome.ok:
+                self.result.bytes_moved += outcome.bytes_moved
+                if step.kind == StepKind.IMPORT_SCAN:
+                    self.result.scans_moved += 1
+                elif step.kind == StepKind.UPLOAD_RESOURCE:
+                    self.result.resources_moved += 1
+            else:
+                self.result.failed_steps.append((step.id, outcome.error))
+                if outcome.kept_zip is not None:
+                    self.result.kept_zips.append(outcome.kept_zip)
+        for group in (sgroup, egroup):
+            if group is None:
+                continue
+            group.outstanding -= 1
+            if skipped:
+                group.skipped += 1
+            else:
+                group.ran += 1
+                group.failed |= not outcome.ok
+        if egroup is not None:
+            self._maybe_finish_experiment(egroup)
+        self._maybe_finish_subject(sgroup)
+
+    def _maybe_finish_experiment(self, group: _Group) -> None:
+        verifying = 1 if self.options.verify else 0
+        if group.closed or group.outstanding != verifying:
+            return
+        group.closed = True
+        if not verifying:
+            return
+        if group.failed or self.cancel.is_set():
+            # A failed experiment is failed already; a cancelled run verifies next time.
+            self._verified(group.key, None)
+            return
+        fut = _in_thread(self._verify, group.key, list(self.exp_steps.get(group.key, [])))
+        self.inflight[fut] = ("verify", group.key)
+
+    def _verified(self, exp_key: str, verdict: ExperimentVerification | None) -> None:
+        group = self.experiments[exp_key]
+        sgroup = self.subjects[exp_key.split("/", 1)[0]]
+        group.outstanding -= 1
+        sgroup.outstanding -= 1
+        if verdict is not None:
+            self.result.verification.add(verdict)
+            if not verdict.ok:
+                group.failed = True
+                sgroup.failed = True
+                self.reporter.warning(
+                    f"verification of {exp_key} failed: {'; '.join(verdict.problems)}"
+                )
+            elif verdict.tier3 is None:
+                self.reporter.info(f"verified {exp_key}: file counts match (digests unavailable)")
+        elif self.cancel.is_set() and not group.failed:
+            group.verified_pending = True
+        self._maybe_finish_subject(sgroup)
+
+    def _maybe_finish_subject(self, group: _Group) -> None:
+        if group.closed or group.outstanding != 0:
+            return
+        group.closed = True
+        if group.key == _PROJECT_KEY:
+            return
+        if group.failed:
+            if group.ran == 0:
+                return
+            self.consecutive_failed += 1
+            limit = self.options.max_failures
+            if limit > 0 and self.consecutive_failed >= limit and not self.stop:
+                self.result.circuit_breaker_tripped = True
+                self.stop = True
+                self.reporter.warning(
+                    f"circuit breaker: {self.consecutive_failed} subjects in a row failed; "
+                    "stopping the run (fix the cause and run again: it resumes)"
+                )
+            return
+        if any(self.experiments[e].verified_pending for e in self._experiments_of(group.key)):
+            group.closed = False  # unverified because the run was cancelled: pending
+            return
+        if group.ran:
+            self.consecutive_failed = 0
+        try:
+            self.state.mark_subject_done(
+                self.pair, group.key, self.run_id, self._subject_fingerprint(group.key)
+            )
+        except Exception as exc:
+            self.reporter.warning(f"could not mark subject {group.key} done: {describe(exc)}")
+
+    def _experiments_of(self, subject: str) -> list[str]:
+        return [k for k in self.experiments if k.split("/", 1)[0] == subject]
+
+    def _subject_fingerprint(self, subject: str) -> str:
+        if self.raw_source is None:
+            return ""
+        s = self.raw_source.subjects.get(subject)
+        return subject_fingerprint(s) if s is not None else ""
+
+    def _close_counts(self) -> None:
+        r = self.result
+        for groups, counts in ((self.subjects, r.subjects), (self.experiments, r.experiments)):
+            for key, group in groups.items():
+                if key == _PROJECT_KEY:
+                    continue
+                if group.failed:
+                    counts.failed += 1
+                elif not group.closed:
+                    counts.pending += 1
+                elif group.ran == 0:
+                    counts.skipped += 1
+                else:
+                    counts.synced += 1
+        r.subjects.skipped += _unplanned(self.plan, Level.SUBJECT, set(self.subjects))
+        r.experiments.skipped += _unplanned(self.plan, Level.EXPERIMENT, set(self.experiments))
+
+
+def _unplanned(plan: Plan, level: Level, planned: set[str]) -> int:
+    """Entities the plan has nothing to do for (in sync, or skipped by a filter or the state)."""
+    quiet = (ChangeStatus.IN_SYNC, ChangeStatus.SKIPPED)
+    return sum(
+        1
+        for c in plan.changes
+        if c.level == level and c.status in quiet and c.address not in planned
+    )
+
+
+def _in_thread(fn: Callable[..., Any], *args: Any) -> Future[Any]:
+    """Run ``fn`` on a thread of its own. Verifications (one per experiment, a few requests)
+    must not wait behind a pool full of transfers, nor hold a transfer slot."""
+    fut: Future[Any] = Future()
+
+    def target() -> None:
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:
+            fut.set_exception(exc)
+
+    threading.Thread(target=target, name="apply-verify", daemon=True).start()
+    return fut
+
+
+def apply_plan(
+    plan: Plan,
+    src: XnatBackend,
+    dst: XnatBackend,
+    state: StateDB,
+    options: ApplyOptions,
+    *,
+    reporter: Reporter | None = None,
+    cancel: threading.Event | None = None,
+    check_stale: bool = True,
+) -> ApplyResult:
+    """Apply ``plan`` from ``src`` to ``dst``; see the module docstring for the sequence.
+
+    Raises ``StalePlan`` (before anything is changed) when the servers moved on since the
+    plan was made, and ``planner.state.LockHeld`` when another live process is working on the
+    same destination project.
+    """
+    reporter = reporter or NullReporter()
+    cancel = cancel or threading.Event()
+    pair = pair_key(plan)
+    lock = state.acquire_lock(plan.dest.url, plan.dest.project, operation="apply")
+    try:
+        if lock.took_over is not None:
+            reporter.warning(
+                f"took over the lock on {plan.dest.project} left by a process that is gone: "
+                f"{lock.took_over.describe()}"
+            )
+        raw_source = options.source_inventory
+        if check_stale:
+            reporter.info("checking that the plan is still current")
+            settled = set(state.step_statuses(pair))
+            report = find_staleness(plan, src, dst, settled)
+            if report.what_changed:
+                raise StalePlan(report.what_changed)
+            raw_source = report.raw_source_inventory
+        options.work_dir.mkdir(parents=True, exist_ok=True)
+        run_id = state.start_run(pair, config_hash=plan.config_hash, plan_file=options.plan_file)
+        run = _Run(plan, src, dst, state, options, reporter, cancel, run_id, raw_source)
+        result: ApplyResult | None = None
+        try:
+            result = run.run()
+        finally:
+            if result is None:  # an unexpected error or a third Ctrl-C: keep the record honest
+                state.end_run(run_id, INTERRUPTED if cancel.is_set() else FAILED_RUN, {})
+            else:
+                summary = result.summary()
+                verification = summary.pop("verification")
+                state.end_run(run_id, result.status, summary, verification)
+        if result.circuit_breaker_tripped:
+            reporter.warning(
+                f"the run was aborted by the circuit breaker after "
+                f"{options.max_failures} failed subjects in a row"
+            )
+        return result
+    finally:
+        state.release_lock(lock)

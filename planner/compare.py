@@ -1,0 +1,315 @@
+"""What "the same" means, entity by entity, and the change list it gives.
+
+``ChangeCollector`` is the visitor over ``planner.walk`` that classifies every entity (create,
+in sync, differs, destination only, conflict, skipped). The plan builder extends it with
+steps; verification calls ``compare_experiment`` on one freshly read experiment. Both
+therefore use this one comparison.
+
+Resources compare by file path and size, and by MD5 where both servers gave one and
+``digests`` is on. The comparison is made for speed first (equal file tuples are the common
+case); explanations are built only for what differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from planner import walk as W
+from planner.inventory import (
+    Assessor,
+    Experiment,
+    Resource,
+    Scan,
+    Subject,
+    content_fingerprint,
+    subject_to_dict,
+)
+from planner.plan import Change, ChangeStatus, Level
+
+DICOM = "DICOM"
+MAX_FILE_DIFFERENCES = 5  # per resource: more are summarised as "and N more"
+
+
+def files_digest(resource: Resource) -> str:
+    """SHA-256 over sorted ``path<TAB>size<TAB>md5`` lines: what a step records as
+    ``files_digest`` and what apply compares with the destination's file list."""
+    h = hashlib.sha256()
+    for f in sorted(resource.files, key=lambda e: e.path):
+        h.update(f"{f.path}\t{f.size}\t{f.digest}\n".encode())
+    return h.hexdigest()
+
+
+def subject_fingerprint(subject: Subject) -> str:
+    """Content fingerprint of one source subject, as recorded when it completes and compared
+    by ``sync_new_only`` to notice new data on the source."""
+    return content_fingerprint(subject_to_dict(subject))
+
+
+# -- comparisons -----------------------------------------------------------------------------
+
+
+def compare_resource(src: Resource, dst: Resource, *, digests: bool) -> tuple[str, ...]:
+    """Differences between two resources of the same label, e.g. ``file count 10 != 9``."""
+    if src.files == dst.files:
+        return ()
+    if (
+        not digests
+        and len(src.files) == len(dst.files)
+        and all(
+            a.path == b.path and a.size == b.size for a, b in zip(src.files, dst.files, strict=True)
+        )
+    ):
+        return ()
+    out: list[str] = []
+    if src.file_count != dst.file_count:
+        out.append(f"file count {src.file_count} != {dst.file_count}")
+    theirs = {f.path: f for f in dst.files}
+    details: list[str] = []
+    for f in src.files:
+        other = theirs.pop(f.path, None)
+        if other is None:
+            details.append(f"{f.path} missing on the destination")
+        elif f.size != other.size:
+            details.append(f"size of {f.path} {f.size} != {other.size}")
+        elif digests and f.digest and other.digest and f.digest != other.digest:
+            details.append(f"digest of {f.path} differs")
+    details.extend(f"{path} only on the destination" for path in sorted(theirs))
+    if len(details) > MAX_FILE_DIFFERENCES:
+        rest = len(details) - MAX_FILE_DIFFERENCES
+        details = [*details[:MAX_FILE_DIFFERENCES], f"and {rest} more file differences"]
+    out.extend(details)
+    return tuple(out)
+
+
+def compare_dicom(src: Scan, dst: Scan, *, digests: bool) -> tuple[str, ...]:
+    """Differences of the scans' DICOM resources, prefixed ``DICOM:``."""
+    s, d = src.resources.get(DICOM), dst.resources.get(DICOM)
+    if s is None and d is None:
+        return ()
+    if s is None:
+        return (f"{DICOM}: only on the destination",)
+    if d is None:
+        return (f"{DICOM}: missing on the destination",)
+    return tuple(f"{DICOM}: {x}" for x in compare_resource(s, d, digests=digests))
+
+
+def compare_scan(src: Scan, dst: Scan, *, digests: bool) -> tuple[str, ...]:
+    """Differences of the scan itself and its DICOM (other resources are compared on their
+    own). ``series UID differs`` means the two cannot be the same scan: a conflict."""
+    out: list[str] = []
+    if src.uid and dst.uid and src.uid != dst.uid:
+        out.append("series UID differs")
+    if src.xsi_type and dst.xsi_type and src.xsi_type != dst.xsi_type:
+        out.append(f"xsiType {src.xsi_type} != {dst.xsi_type}")
+    if src.type != dst.type and src.type:
+        out.append(f"type {src.type} != {dst.type}")
+    out.extend(compare_dicom(src, dst, digests=digests))
+    return tuple(out)
+
+
+def compare_fields(src: dict[str, str], dst: dict[str, str]) -> tuple[str, ...]:
+    """Fields the source has and the destination lacks or holds otherwise."""
+    return tuple(
+        f"{k} {v!r} != {dst.get(k, '')!r}" for k, v in sorted(src.items()) if dst.get(k) != v
+    )
+
+
+def compare_experiment_own(src: Experiment, dst: Experiment) -> tuple[str, ...]:
+    out: list[str] = []
+    if src.date and src.date != dst.date:
+        out.append(f"date {src.date} != {dst.date or '(none)'}")
+    out.extend(compare_fields(src.fields, dst.fields))
+    return tuple(out)
+
+
+def compare_assessor(src: Assessor, dst: Assessor, *, digests: bool) -> tuple[str, ...]:
+    out: list[str] = []
+    for label, s in sorted(src.resources.items()):
+        d = dst.resources.get(label)
+        if d is None:
+            out.append(f"{label}: missing on the destination")
+        else:
+            out.extend(f"{label}: {x}" for x in compare_resource(s, d, digests=digests))
+    return tuple(out)
+
+
+# -- sizes -----------------------------------------------------------------------------------
+
+
+def resources_size(resources: dict[str, Resource]) -> tuple[int, int]:
+    files = nbytes = 0
+    for r in resources.values():
+        files += len(r.files)
+        nbytes += r.total_bytes
+    return files, nbytes
+
+
+def entity_size(entity: Any) -> tuple[int, int]:
+    """(files, bytes) held by an entity and everything under it."""
+    if isinstance(entity, Resource):
+        return entity.file_count, entity.total_bytes
+    files, nbytes = resources_size(getattr(entity, "resources", {}))
+    for child in getattr(entity, "scans", {}).values():
+        f, b = entity_size(child)
+        files, nbytes = files + f, nbytes + b
+    for child in getattr(entity, "experiments", {}).values():
+        f, b = entity_size(child)
+        files, nbytes = files + f, nbytes + b
+    return files, nbytes
+
+
+def dicom_size(scan: Scan) -> tuple[int, int]:
+    r = scan.resources.get(DICOM)
+    return (r.file_count, r.total_bytes) if r is not None else (0, 0)
+
+
+# -- the visitor -----------------------------------------------------------------------------
+
+
+_NEEDS_WORK = (ChangeStatus.CREATE, ChangeStatus.DIFFERS, ChangeStatus.CONFLICT)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@dataclass
+class _Frame:
+    """A matched experiment whose verdict waits for its children."""
+
+    index: int
+    own: tuple[str, ...]
+    counts: dict[tuple[Level, ChangeStatus], int] = field(default_factory=dict)
+
+
+def _is_scan_dicom(address: str, level: Level) -> bool:
+    """The DICOM resource of a scan is judged with its scan, not on its own."""
+    parts = address.split("/")
+    return (
+        level == Level.RESOURCE and len(parts) == 5 and parts[2] == "scans" and (parts[4] == DICOM)
+    )
+
+
+class ChangeCollector:
+    """Classifies every entity the walk visits into ``changes`` (in walk order)."""
+
+    def __init__(self, *, digests: bool) -> None:
+        self.digests = digests
+        self.changes: list[Change] = []
+        self._frames: list[_Frame] = []
+
+    # recording ---------------------------------------------------------------------------
+
+    def record(self, change: Change) -> None:
+        self.changes.append(change)
+        if self._frames and change.level != Level.EXPERIMENT:
+            counts = self._frames[-1].counts
+            key = (change.level, change.status)
+            counts[key] = counts.get(key, 0) + 1
+
+    def _change(
+        self,
+        address: str,
+        level: Level,
+        status: ChangeStatus,
+        entity: Any,
+        differences: tuple[str, ...] = (),
+        reason: str = "",
+    ) -> Change:
+        if level == Level.SCAN and isinstance(entity, Scan):
+            files, nbytes = dicom_size(entity)
+        else:
+            files, nbytes = entity_size(entity) if entity is not None else (0, 0)
+        change = Change(address, level, status, differences, reason, nbytes, files)
+        self.record(change)
+        return change
+
+    # visitor -----------------------------------------------------------------------------
+
+    def src_only(self, address: str, level: Level, src: Any) -> bool:
+        if _is_scan_dicom(address, level):
+            return False
+        if level == Level.SCAN and DICOM not in src.resources:
+            self._change(
+                address, level, ChangeStatus.SKIPPED, src, (), "no DICOM resource to import"
+            )
+            return False
+        self._change(address, level, ChangeStatus.CREATE, src)
+        return True
+
+    def dst_only(self, address: str, level: Level, dst: Any) -> bool:
+        if _is_scan_dicom(address, level):
+            return False
+        self._change(
+            address, level, ChangeStatus.DEST_ONLY, dst, (), "only on the destination (kept)"
+        )
+        return False
+
+    def match(self, address: str, level: Level, src: Any, dst: Any) -> None:
+        if _is_scan_dicom(address, level):
+            return
+        if level == Level.EXPERIMENT:
+            own = compare_experiment_own(src, dst)
+            self._change(address, level, ChangeStatus.IN_SYNC, src)  # settled on leave
+            self._frames.append(_Frame(len(self.changes) - 1, own))
+            return
+        diffs = self.differences(level, src, dst)
+        status = ChangeStatus.DIFFERS if diffs else ChangeStatus.IN_SYNC
+        if level == Level.SCAN and any(d == "series UID differs" for d in diffs):
+            status = ChangeStatus.CONFLICT
+        self._change(address, level, status, src, diffs)
+
+    def conflict(self, address: str, level: Level, src: Any, dst: Any, why: str) -> None:
+        self._change(address, level, ChangeStatus.CONFLICT, src, (why,), why)
+
+    def leave(self, address: str, level: Level, src: Any, dst: Any) -> None:
+        if level != Level.EXPERIMENT or src is None or dst is None:
+            return
+        frame = self._frames.pop()
+        old = self.changes[frame.index]
+        diffs = list(frame.own)
+        notes: list[str] = []
+        names = {
+            Level.SCAN: "scan",
+            Level.RESOURCE: "resource",
+            Level.ASSESSOR: "assessor",
+        }
+        for (lvl, status), n in sorted(frame.counts.items()):
+            word = _plural(n, names.get(lvl, str(lvl)))
+            if status == ChangeStatus.CREATE:
+                diffs.append(f"{word} missing on the destination")
+            elif status == ChangeStatus.DIFFERS:
+                diffs.append(f"{word} {'differs' if n == 1 else 'differ'}")
+            elif status == ChangeStatus.CONFLICT:
+                diffs.append(f"{word} in conflict")
+            elif status == ChangeStatus.DEST_ONLY:
+                notes.append(f"{word} only on the destination")
+        status = ChangeStatus.DIFFERS if diffs else ChangeStatus.IN_SYNC
+        self.changes[frame.index] = Change(
+            old.address, old.level, status, tuple(diffs), "; ".join(notes), old.bytes, old.files
+        )
+
+    # comparisons by level ----------------------------------------------------------------
+
+    def differences(self, level: Level, src: Any, dst: Any) -> tuple[str, ...]:
+        if level == Level.RESOURCE:
+            return compare_resource(src, dst, digests=self.digests)
+        if level == Level.SCAN:
+            return compare_scan(src, dst, digests=self.digests)
+        if level == Level.SUBJECT:
+            return compare_fields(src.fields, dst.fields)
+        if level == Level.ASSESSOR:
+            return compare_assessor(src, dst, digests=self.digests)
+        return ()
+
+
+def compare_experiment(src: Experiment, dst: Experiment | None, *, digests: bool) -> list[Change]:
+    """One change per entity under the experiment (itself first), by the walk's pairing.
+
+    Its verdict covers scans (tier 1), file counts (tier 2) and sizes and digests (tier 3).
+    """
+    collector = ChangeCollector(digests=digests)
+    W.walk_experiment(src.subject_label, src, dst, collector)
+    return collector.changes

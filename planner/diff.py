@@ -1,0 +1,409 @@
+"""Make a plan: filter both inventories, walk them, classify every entity, emit steps.
+
+The classification is ``planner.compare``'s; this module adds only the steps and what decides
+them (filters, the state DB's completed subjects under ``sync_new_only``). Everything is a
+pure function of its inputs: the same inventories, config and state give the same plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from planner import address as A
+from planner import walk as W
+from planner.backend import quote_segment
+from planner.compare import (
+    DICOM,
+    ChangeCollector,
+    compare_dicom,
+    dicom_size,
+    entity_size,
+    files_digest,
+    subject_fingerprint,
+)
+from planner.config import TransferConfig
+from planner.filters import apply_filters
+from planner.inventory import (
+    Experiment,
+    Inventory,
+    Resource,
+    Scan,
+    Subject,
+)
+from planner.plan import (
+    Change,
+    ChangeStatus,
+    Endpoint,
+    Level,
+    Plan,
+    Step,
+    StepKind,
+    Summary,
+)
+
+COMPLETED = "completed by an earlier run"
+NEW_DATA = "has new data on the source"
+
+
+class PlanBuilder(ChangeCollector):
+    """The change collector plus the steps that would make the destination match."""
+
+    def __init__(self, src: Inventory, dst: Inventory, *, digests: bool) -> None:
+        super().__init__(digests=digests)
+        self.src_project = src.project
+        self.dst_project = dst.project
+        self.steps: list[Step] = []
+        self._subject_step = ""  # create_subject step of the subject being walked
+        self._exp: tuple[Experiment | None, Experiment | None, str] = (None, None, "")
+        self._scan: tuple[Scan | None, Scan | None, str] = (None, None, "")
+
+    # steps -------------------------------------------------------------------------------
+
+    def _add(
+        self,
+        kind: StepKind,
+        address: str,
+        level: Level,
+        facts: dict[str, Any],
+        target: dict[str, Any],
+        depends: tuple[str, ...],
+        reason: str,
+    ) -> str:
+        sid = A.step_id(kind.value, address)
+        deps = tuple(d for d in depends if d)
+        self.steps.append(Step(sid, kind, address, level, facts, target, deps, reason))
+        return sid
+
+    def _subject_target(self, address: str) -> dict[str, Any]:
+        return {"project": self.dst_project, "subject": A.subject_of(address)}
+
+    def _create_subject(self, address: str, s: Subject) -> str:
+        return self._add(
+            StepKind.CREATE_SUBJECT,
+            address,
+            Level.SUBJECT,
+            {"source_id": s.id, "fields": dict(sorted(s.fields.items()))},
+            self._subject_target(address),
+            (),
+            "subject missing on the destination",
+        )
+
+    def _create_experiment(self, address: str, e: Experiment) -> str:
+        target = self._subject_target(address) | {"experiment": e.label}
+        return self._add(
+            StepKind.CREATE_EXPERIMENT,
+            address,
+            Level.EXPERIMENT,
+            {
+                "source_id": e.id,
+                "xsi_type": e.xsi_type,
+                "date": e.date,
+                "fields": dict(sorted(e.fields.items())),
+            },
+            target,
+            (self._subject_step,),
+            "experiment missing on the destination",
+        )
+
+    def _import_scan(self, address: str, s: Scan, d: Scan | None, why: str) -> str:
+        exp_src, exp_dst, exp_step = self._exp
+        assert exp_src is not None
+        dicom = s.resources[DICOM]
+        files, nbytes = dicom_size(s)
+        target = self._subject_target(address) | {
+            "experiment": exp_dst.label if exp_dst is not None else exp_src.label,
+            "scan": d.id if d is not None else s.id,
+        }
+        return self._add(
+            StepKind.IMPORT_SCAN,
+            address,
+            Level.SCAN,
+            {
+                "source_experiment_id": exp_src.id,
+                "scan_id": s.id,
+                "xsi_type": s.xsi_type,
+                "type": s.type,
+                "uid": s.uid,
+                "file_count": files,
+                "bytes": nbytes,
+                "files_digest": files_digest(dicom),
+                "resource": DICOM,
+                "repair": d is not None,
+            },
+            target,
+            (exp_step,),
+            why,
+        )
+
+    def _upload_resource(self, address: str, r: Resource, repair: bool, why: str) -> str:
+        parts = address.split("/")
+        sp = f"/data/projects/{quote_segment(self.src_project)}"
+        target: dict[str, Any] = {"project": self.dst_project}
+        label_q = quote_segment(r.label)
+        if parts[0] == A.PROJECT:
+            owner, source_path, depends = "project", f"{sp}/resources/{label_q}", ()
+        elif len(parts) == 3:  # subject/resources/label
+            target["subject"] = parts[0]
+            owner = "subject"
+            source_path = f"{sp}/subjects/{quote_segment(parts[0])}/resources/{label_q}"
+            depends = (self._subject_step,)
+        else:
+            exp_src, exp_dst, exp_step = self._exp
+            assert exp_src is not None
+            target["subject"] = parts[0]
+            target["experiment"] = exp_dst.label if exp_dst is not None else exp_src.label
+            ep = f"/data/experiments/{quote_segment(exp_src.id)}"
+            if parts[2] == "scans":
+                scan_src, scan_dst, scan_step = self._scan
+                assert scan_src is not None
+                target["scan"] = scan_dst.id if scan_dst is not None else scan_src.id
+                owner = "scan"
+                source_path = f"{ep}/scans/{quote_segment(scan_src.id)}/resources/{label_q}"
+                depends = (scan_step or exp_step,)
+            else:
+                owner, source_path, depends = "experiment", f"{ep}/resources/{label_q}", (exp_step,)
+        target["label"] = r.label
+        return self._add(
+            StepKind.UPLOAD_RESOURCE,
+            address,
+            Level.RESOURCE,
+            {
+                "owner_level": owner,
+                "source_path": source_path,
+                "label": r.label,
+                "format": r.format,
+                "content": r.content,
+                "file_count": r.file_count,
+                "bytes": r.total_bytes,
+                "files_digest": files_digest(r),
+                "repair": repair,
+            },
+            target,
+            depends,
+            why,
+        )
+
+    # visitor -----------------------------------------------------------------------------
+
+    def src_only(self, address: str, level: Level, src: Any) -> bool:
+        descend = super().src_only(address, level, src)
+        if not descend:
+            return False
+        if level == Level.SUBJECT:
+            self._subject_step = self._create_subject(address, src)
+        elif level == Level.EXPERIMENT:
+            self._exp = (src, None, self._create_experiment(address, src))
+        elif level == Level.SCAN:
+            step = self._import_scan(address, src, None, "scan missing on the destination")
+            self._scan = (src, None, step)
+        elif level == Level.RESOURCE:
+            self._upload_resource(address, src, False, "resource missing on the destination")
+        return True
+
+    def match(self, address: str, level: Level, src: Any, dst: Any) -> None:
+        super().match(address, level, src, dst)
+        if level == Level.SUBJECT:
+            self._subject_step = ""
+        elif level == Level.EXPERIMENT:
+            self._exp = (src, dst, "")
+        elif level == Level.SCAN:
+            step = ""
+            dicom = compare_dicom(src, dst, digests=self.digests)
+            last = self.changes[-1] if self.changes else None
+            in_conflict = last is not None and last.status == ChangeStatus.CONFLICT
+            if dicom and DICOM in src.resources and not in_conflict:
+                step = self._import_scan(address, src, dst, "; ".join(dicom))
+            self._scan = (src, dst, step)
+        elif level == Level.RESOURCE and not self._is_dicom(address):
+            last = self.changes[-1]
+            if last.status == ChangeStatus.DIFFERS:
+                self._upload_resource(address, src, True, "; ".join(last.differences))
+
+    @staticmethod
+    def _is_dicom(address: str) -> bool:
+        parts = address.split("/")
+        return len(parts) == 5 and parts[2] == "scans" and parts[4] == DICOM
+
+
+# -- filters and state -----------------------------------------------------------------------
+
+
+def _filter(inventory: Inventory, filtering: Any) -> tuple[Inventory, tuple[Any, ...]]:
+    if filtering is None:
+        return inventory, ()
+    result = apply_filters(inventory, filtering)
+    return result.inventory, tuple(result.skipped)
+
+
+def _without_subjects(inv: Inventory, labels: set[str]) -> Inventory:
+    if not labels:
+        return inv
+    keep = {k: v for k, v in inv.subjects.items() if W.label_key(k) not in labels}
+    return Inventory(
+        server_url=inv.server_url,
+        project=inv.project,
+        server_version=inv.server_version,
+        taken_at=inv.taken_at,
+        digests=inv.digests,
+        resources=inv.resources,
+        subjects=keep,
+        requests=inv.requests,
+    )
+
+
+def _completed_skips(
+    raw_src: Inventory, src: Inventory, completed: Mapping[str, str]
+) -> tuple[set[str], list[Change]]:
+    """Subjects an earlier run completed: skipped, noting new source data."""
+    labels: set[str] = set()
+    changes: list[Change] = []
+    for label in sorted(src.subjects):
+        if label not in completed:
+            continue
+        raw = raw_src.subjects.get(label, src.subjects[label])
+        reason = COMPLETED
+        if completed[label] and completed[label] != subject_fingerprint(raw):
+            reason += f"; {NEW_DATA}"
+        files, nbytes = entity_size(src.subjects[label])
+        labels.add(W.label_key(label))
+        changes.append(
+            Change(A.subject(label), Level.SUBJECT, ChangeStatus.SKIPPED, (), reason, nbytes, files)
+        )
+    return labels, changes
+
+
+# -- the plan --------------------------------------------------------------------------------
+
+
+def summarize(steps: tuple[Step, ...], changes: tuple[Change, ...]) -> Summary:
+    counts = {kind: 0 for kind in StepKind}
+    nbytes = 0
+    for s in steps:
+        counts[s.kind] += 1
+        nbytes += int(s.facts.get("bytes", 0) or 0)
+    by_status: dict[ChangeStatus, int] = dict.fromkeys(ChangeStatus, 0)
+    exp_in_sync = differs = 0
+    for c in changes:
+        by_status[c.status] += 1
+        if c.level == Level.EXPERIMENT and c.status == ChangeStatus.IN_SYNC:
+            exp_in_sync += 1
+        if c.status == ChangeStatus.DIFFERS and _is_unit(c):
+            differs += 1
+    return Summary(
+        subjects_to_create=counts[StepKind.CREATE_SUBJECT],
+        experiments_to_create=counts[StepKind.CREATE_EXPERIMENT],
+        scans_to_transfer=counts[StepKind.IMPORT_SCAN],
+        resources_to_upload=counts[StepKind.UPLOAD_RESOURCE],
+        bytes_to_transfer=nbytes,
+        experiments_in_sync=exp_in_sync,
+        differs=differs,
+        dest_only=by_status[ChangeStatus.DEST_ONLY],
+        conflicts=by_status[ChangeStatus.CONFLICT],
+        skipped=by_status[ChangeStatus.SKIPPED],
+    )
+
+
+def _is_unit(change: Change) -> bool:
+    """Differences are counted per experiment, subject, or resource outside experiments, so a
+    differing scan is not counted again with its experiment."""
+    if change.level in (Level.EXPERIMENT, Level.SUBJECT):
+        return True
+    return change.level == Level.RESOURCE and len(change.address.split("/")) == 3
+
+
+def make_plan(
+    src: Inventory,
+    dst: Inventory,
+    config: TransferConfig,
+    *,
+    completed_subjects: Mapping[str, str],
+    state_serial: int,
+    source_profile: str = "",
+    dest_profile: str = "",
+    created_at: str,
+    tool_version: str,
+) -> Plan:
+    """Diff two inventories into a plan (see the module doc)."""
+    filtering = config.filtering
+    f_src, skipped = _filter(src, filtering)
+    f_dst, _ = _filter(dst, filtering)
+    changes: list[Change] = [
+        Change(str(addr), Level(level), ChangeStatus.SKIPPED, (), str(reason))
+        for addr, level, reason in skipped
+    ]
+    if config.sync_new_only and completed_subjects:
+        labels, skips = _completed_skips(src, f_src, completed_subjects)
+        f_src = _without_subjects(f_src, labels)
+        f_dst = _without_subjects(f_dst, labels)
+        changes.extend(skips)
+
+    builder = PlanBuilder(f_src, f_dst, digests=src.digests and dst.digests)
+    W.walk(f_src, f_dst, builder)
+    changes.extend(builder.changes)
+    changes.sort(key=lambda c: c.address)
+    steps = tuple(sorted(builder.steps, key=lambda s: (s.address, s.kind.value)))
+    all_changes = tuple(changes)
+    config_dict = config.to_dict()
+    return Plan(
+        source=_endpoint(src, source_profile),
+        dest=_endpoint(dst, dest_profile),
+        steps=steps,
+        changes=all_changes,
+        summary=summarize(steps, all_changes),
+        config=config_dict,
+        config_hash=config.config_hash(),
+        state_serial=state_serial,
+        created_at=created_at,
+        tool_version=tool_version,
+    )
+
+
+def _endpoint(inv: Inventory, profile: str) -> Endpoint:
+    return Endpoint(
+        url=inv.server_url,
+        project=inv.project,
+        profile=profile,
+        server_version=inv.server_version,
+        inventory_fingerprint=inv.fingerprint(),
+    )
+
+
+# -- one line for people ---------------------------------------------------------------------
+
+
+def human_bytes(n: int) -> str:
+    """Decimal units, one decimal place: ``18.2 GB``."""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary
+    tail = (
+        f"{_n(s.experiments_in_sync, 'experiment')} in sync; {s.differs} differ"
+        f"{'s' if s.differs == 1 else ''}; {s.dest_only} only on the destination; "
+        f"{_n(s.conflicts, 'conflict')}"
+    )
+    if s.skipped:
+        tail += f"; {s.skipped} skipped"
+    if not s.has_changes:
+        if not (s.differs or s.dest_only or s.conflicts):
+            return "No changes: destination matches the source."
+        return f"No changes to make: {tail}."
+    parts = [
+        _n(s.subjects_to_create, "subject"),
+        _n(s.experiments_to_create, "experiment"),
+        f"{_n(s.scans_to_transfer, 'scan')} ({human_bytes(s.bytes_to_transfer)})",
+    ]
+    if s.resources_to_upload:
+        parts.append(_n(s.resources_to_upload, "resource"))
+    return f"Plan: {', '.join(parts)} to transfer; {tail}."

@@ -1,0 +1,243 @@
+"""The saved plan file: the only code that knows its layout.
+
+A plan file is versioned JSON. Reading checks the version and every required field and turns
+any problem (missing file, bad JSON, a wrong or newer format, missing fields) into one
+``UnusablePlan`` error, so callers have exactly one thing to catch. Writing is atomic: a
+temporary file in the same directory, flushed to disk, then renamed over the target, so a
+crash never leaves half a plan behind. Plans carry no credentials: ``Endpoint`` has none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from planner.plan import (
+    PLAN_FORMAT_VERSION,
+    Change,
+    ChangeStatus,
+    Endpoint,
+    Level,
+    Plan,
+    Step,
+    StepKind,
+    Summary,
+)
+
+
+class UnusablePlan(Exception):
+    """A plan file that cannot be used, and why."""
+
+    def __init__(self, path: Path | str, why: str) -> None:
+        super().__init__(f"cannot use the plan file {path}: {why}")
+        self.path = Path(path)
+        self.why = why
+
+
+# -- live form <-> saved form ----------------------------------------------------------------
+
+
+def _endpoint_to_dict(e: Endpoint) -> dict[str, Any]:
+    return {
+        "url": e.url,
+        "project": e.project,
+        "profile": e.profile,
+        "server_version": e.server_version,
+        "inventory_fingerprint": e.inventory_fingerprint,
+    }
+
+
+def _step_to_dict(s: Step) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "kind": s.kind.value,
+        "address": s.address,
+        "level": s.level.value,
+        "facts": s.facts,
+        "target": s.target,
+        "depends_on": list(s.depends_on),
+        "reason": s.reason,
+    }
+
+
+def _change_to_dict(c: Change) -> dict[str, Any]:
+    return {
+        "address": c.address,
+        "level": c.level.value,
+        "status": c.status.value,
+        "differences": list(c.differences),
+        "reason": c.reason,
+        "bytes": c.bytes,
+        "files": c.files,
+    }
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The saved layout, in a fixed key order."""
+    return {
+        "format_version": plan.format_version,
+        "tool_version": plan.tool_version,
+        "created_at": plan.created_at,
+        "source": _endpoint_to_dict(plan.source),
+        "dest": _endpoint_to_dict(plan.dest),
+        "config": plan.config,
+        "config_hash": plan.config_hash,
+        "state_serial": plan.state_serial,
+        "summary": asdict(plan.summary),
+        "changes": [_change_to_dict(c) for c in plan.changes],
+        "steps": [_step_to_dict(s) for s in plan.steps],
+    }
+
+
+_REQUIRED = (
+    "format_version",
+    "tool_version",
+    "created_at",
+    "source",
+    "dest",
+    "config",
+    "config_hash",
+    "state_serial",
+    "summary",
+    "changes",
+    "steps",
+)
+
+
+def _endpoint_from_dict(d: dict[str, Any]) -> Endpoint:
+    return Endpoint(
+        url=d["url"],
+        project=d["project"],
+        profile=d.get("profile", ""),
+        server_version=d.get("server_version", ""),
+        inventory_fingerprint=d["inventory_fingerprint"],
+    )
+
+
+def _step_from_dict(d: dict[str, Any]) -> Step:
+    return Step(
+        id=d["id"],
+        kind=StepKind(d["kind"]),
+        address=d["address"],
+        level=Level(d["level"]),
+        facts=dict(d.get("facts", {})),
+        target=dict(d.get("target", {})),
+        depends_on=tuple(d.get("depends_on", ())),
+        reason=d.get("reason", ""),
+    )
+
+
+def _change_from_dict(d: dict[str, Any]) -> Change:
+    return Change(
+        address=d["address"],
+        level=Level(d["level"]),
+        status=ChangeStatus(d["status"]),
+        differences=tuple(d.get("differences", ())),
+        reason=d.get("reason", ""),
+        bytes=int(d.get("bytes", 0)),
+        files=int(d.get("files", 0)),
+    )
+
+
+def _summary_from_dict(d: dict[str, Any]) -> Summary:
+    known = {f.name for f in fields(Summary)}
+    return Summary(**{k: int(v) for k, v in d.items() if k in known})
+
+
+def check_version(data: Any) -> None:
+    """Raise ``ValueError`` unless ``data`` is a plan dict of a format this code reads."""
+    if not isinstance(data, dict):
+        raise ValueError("it is not a JSON object")
+    version = data.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError("it has no format_version; it is not a plan file")
+    if version > PLAN_FORMAT_VERSION:
+        raise ValueError(
+            f"it has format version {version}, newer than this xnatctl reads "
+            f"({PLAN_FORMAT_VERSION}); upgrade xnatctl or make a new plan"
+        )
+    if version != PLAN_FORMAT_VERSION:
+        raise ValueError(f"format version {version} is not supported; make a new plan")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise ValueError(f"fields are missing: {', '.join(missing)}")
+
+
+def plan_from_dict(data: dict[str, Any]) -> Plan:
+    """The live plan; raises ``ValueError``/``KeyError``/``TypeError`` on a bad layout."""
+    check_version(data)
+    return Plan(
+        source=_endpoint_from_dict(data["source"]),
+        dest=_endpoint_from_dict(data["dest"]),
+        steps=tuple(_step_from_dict(s) for s in data["steps"]),
+        changes=tuple(_change_from_dict(c) for c in data["changes"]),
+        summary=_summary_from_dict(data["summary"]),
+        config=dict(data["config"]),
+        config_hash=str(data["config_hash"]),
+        state_serial=int(data["state_serial"]),
+        created_at=str(data["created_at"]),
+        tool_version=str(data["tool_version"]),
+        format_version=int(data["format_version"]),
+    )
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def dumps(plan: Plan) -> str:
+    """The file's text: the same plan always gives the same bytes."""
+    return json.dumps(plan_to_dict(plan), indent=1, ensure_ascii=False) + "\n"
+
+
+def save_plan(plan: Plan, path: Path | str) -> Path:
+    """Write ``plan`` to ``path`` atomically and return the path."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = dumps(plan)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable where supported
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return target
+
+
+def load_plan(path: Path | str) -> Plan:
+    """Read a saved plan; any problem is one ``UnusablePlan``."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UnusablePlan(source, "the file does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UnusablePlan(source, f"it cannot be read ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UnusablePlan(
+            source, f"it is not valid JSON (line {exc.lineno}: {exc.msg}); truncated?"
+        ) from None
+    try:
+        return plan_from_dict(data)
+    except ValueError as exc:
+        raise UnusablePlan(source, str(exc)) from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UnusablePlan(source, f"a field is missing or malformed ({exc!r})") from None

@@ -1,0 +1,229 @@
+"""Refuse to apply a plan the servers have moved on from.
+
+A saved plan is a promise about two servers at one moment. Before applying it, apply reads
+again what the plan touches and checks that the promise still holds:
+
+- source: every step's facts (IDs, xsiType, date, file count, bytes, digest of the file list)
+  still describe the source;
+- destination: nothing that the plan will create has appeared there since, unless this
+  plan's own earlier (interrupted) run put it there, which the state DB knows.
+
+A destination that grew in places the plan does not touch, or a source with new subjects,
+does not make the plan stale: applying it does exactly what it said it would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from planner.backend import XnatBackend
+from planner.inventory import Experiment, Inventory, Resource, Scan, Subject
+from planner.plan import ChangeStatus, Plan, Step, StepKind
+
+_SHOWN = 10
+
+
+class StalePlan(Exception):
+    """The plan no longer describes the servers; ``what_changed`` lists why."""
+
+    def __init__(self, what_changed: list[str]) -> None:
+        self.what_changed = list(what_changed)
+        shown = "; ".join(self.what_changed[:_SHOWN])
+        more = len(self.what_changed) - _SHOWN
+        if more > 0:
+            shown += f"; and {more} more"
+        super().__init__(
+            f"the plan is stale, the servers changed since it was made: {shown}. "
+            "Nothing was applied; make a new plan and apply that."
+        )
+
+
+@dataclass
+class StalenessReport:
+    what_changed: list[str] = field(default_factory=list)
+    source_inventory: Inventory | None = None  # filtered, as the plan saw it
+    raw_source_inventory: Inventory | None = None  # unfiltered, for subject fingerprints
+    dest_inventory: Inventory | None = None
+
+
+def _find(inv: Inventory, address: str) -> Any:
+    """The entity at an address (see ``planner.address``), or None."""
+    parts = address.split("/")
+    if parts[0] == "@project":
+        return inv.resources.get(parts[2]) if len(parts) == 3 else None
+    subject = inv.subjects.get(parts[0])
+    if subject is None or len(parts) == 1:
+        return subject
+    if parts[1] == "resources":
+        return subject.resources.get(parts[2]) if len(parts) == 3 else None
+    exp = subject.experiments.get(parts[1])
+    if exp is None or len(parts) == 2:
+        return exp
+    kind = parts[2]
+    if kind == "resources":
+        return exp.resources.get(parts[3]) if len(parts) == 4 else None
+    if kind == "assessors":
+        assessor = exp.assessors.get(parts[3])
+        if assessor is None or len(parts) == 4:
+            return assessor
+        return assessor.resources.get(parts[4]) if len(parts) == 5 else None
+    if kind == "scans":
+        scan = exp.scans.get(parts[3])
+        if scan is None or len(parts) == 4:
+            return scan
+        return scan.resources.get(parts[4]) if len(parts) == 5 else None
+    return None
+
+
+def find_entity(inv: Inventory, address: str) -> Any:
+    return _find(inv, address)
+
+
+def _compare_files(
+    where: str,
+    res: Resource | None,
+    facts: dict[str, Any],
+    files_digest: Callable[[Resource], str] | None,
+) -> list[str]:
+    if res is None:
+        return [f"{where} is gone from the source"]
+    out: list[str] = []
+    if "file_count" in facts and res.file_count != int(facts["file_count"]):
+        out.append(f"{where} now has {res.file_count} files (planned {facts['file_count']})")
+    elif "bytes" in facts and res.total_bytes != int(facts["bytes"]):
+        out.append(f"{where} now has {res.total_bytes} bytes (planned {facts['bytes']})")
+    elif (
+        facts.get("files_digest")
+        and files_digest is not None
+        and files_digest(res) != facts["files_digest"]
+    ):
+        out.append(f"{where}: files changed on the source (names, sizes or MD5)")
+    return out
+
+
+def source_changes(
+    plan: Plan, source: Inventory, files_digest: Callable[[Resource], str] | None
+) -> list[str]:
+    """What no longer holds on the (filtered) source, step by step."""
+    changed: list[str] = []
+    for step in plan.steps:
+        changed.extend(_step_source_changes(step, source, files_digest))
+    return changed
+
+
+def _step_source_changes(
+    step: Step, source: Inventory, files_digest: Callable[[Resource], str] | None
+) -> list[str]:
+    f = step.facts
+    entity = _find(source, step.address)
+    where = step.address
+    if step.kind == StepKind.CREATE_SUBJECT:
+        if not isinstance(entity, Subject):
+            return [f"subject {where} is gone from the source"]
+        if f.get("source_id") and entity.id and entity.id != f["source_id"]:
+            return [f"subject {where} was recreated on the source (ID {entity.id})"]
+        return []
+    if step.kind == StepKind.CREATE_EXPERIMENT:
+        if not isinstance(entity, Experiment):
+            return [f"experiment {where} is gone from the source"]
+        out = []
+        if f.get("source_id") and entity.id and entity.id != f["source_id"]:
+            out.append(f"experiment {where} was recreated on the source (ID {entity.id})")
+        if f.get("xsi_type") and entity.xsi_type and entity.xsi_type != f["xsi_type"]:
+            out.append(f"experiment {where} is now a {entity.xsi_type}")
+        if "date" in f and (entity.date or "") != (f.get("date") or ""):
+            out.append(f"experiment {where} date changed to {entity.date or 'none'}")
+        return out
+    if step.kind == StepKind.IMPORT_SCAN:
+        if not isinstance(entity, Scan):
+            return [f"scan {where} is gone from the source"]
+        out = []
+        if f.get("uid") and entity.uid and entity.uid != f["uid"]:
+            out.append(f"scan {where} has a new series UID")
+        res = entity.resources.get(f.get("resource") or "DICOM")
+        return out + _compare_files(f"scan {where}", res, f, files_digest)
+    if step.kind == StepKind.UPLOAD_RESOURCE:
+        res = entity if isinstance(entity, Resource) else None
+        return _compare_files(f"resource {where}", res, f, files_digest)
+    return []
+
+
+def dest_changes(plan: Plan, dest: Inventory, settled: set[str]) -> list[str]:
+    """Entities the plan will create that someone else created on the destination since.
+
+    ``settled`` holds the step IDs this plan's earlier runs started or finished: their
+    traces on the destination are expected.
+    """
+    creates = {c.address for c in plan.changes if c.status == ChangeStatus.CREATE}
+    changed: list[str] = []
+    for step in plan.steps:
+        if step.id in settled or step.address not in creates:
+            continue
+        if step.kind == StepKind.UPLOAD_RESOURCE:
+            found = _find(dest, _dest_address(step))
+            if isinstance(found, Resource) and found.files:
+                changed.append(f"resource {step.address} now exists on the destination")
+            continue
+        found = _find(dest, _dest_address(step))
+        if found is None:
+            continue
+        if step.kind == StepKind.IMPORT_SCAN:
+            res = found.resources.get(step.facts.get("resource") or "DICOM")
+            if res is not None and res.files:
+                changed.append(f"scan {step.address} now exists on the destination")
+        elif step.kind == StepKind.CREATE_EXPERIMENT:
+            changed.append(f"experiment {step.address} now exists on the destination")
+        elif step.kind == StepKind.CREATE_SUBJECT:
+            changed.append(f"subject {step.address} now exists on the destination")
+    return changed
+
+
+def _dest_address(step: Step) -> str:
+    """The step's address in destination labels (targets may rename subject/experiment)."""
+    t = step.target
+    parts = step.address.split("/")
+    if parts[0] != "@project" and t.get("subject"):
+        parts[0] = str(t["subject"])
+        if len(parts) >= 2 and parts[1] != "resources" and t.get("experiment"):
+            parts[1] = str(t["experiment"])
+    return "/".join(parts)
+
+
+def filter_inventory(inventory: Inventory, config: dict[str, Any]) -> Inventory:
+    """The inventory as the plan's transfer config sees it (filters applied)."""
+    if not config:
+        return inventory
+    from planner.config import TransferConfig
+    from planner.filters import apply_filters
+
+    filtering = TransferConfig.from_dict(config).filtering
+    return apply_filters(inventory, filtering).inventory
+
+
+def find_staleness(
+    plan: Plan, src: XnatBackend, dst: XnatBackend, settled: set[str]
+) -> StalenessReport:
+    """Snapshot both servers again and list what no longer matches the plan.
+
+    ``settled`` holds the IDs of steps this plan's earlier runs started or finished.
+    """
+    from planner.compare import files_digest
+    from planner.snapshot import take_snapshot
+
+    raw_src = take_snapshot(src, plan.source.project)
+    source = filter_inventory(raw_src, plan.config)
+    raw_dst = take_snapshot(dst, plan.dest.project)
+    report = StalenessReport(
+        source_inventory=source, raw_source_inventory=raw_src, dest_inventory=raw_dst
+    )
+    if not plan.source.inventory_fingerprint or (
+        raw_src.fingerprint() != plan.source.inventory_fingerprint
+    ):
+        report.what_changed.extend(source_changes(plan, source, files_digest))
+    if not plan.dest.inventory_fingerprint or (
+        raw_dst.fingerprint() != plan.dest.inventory_fingerprint
+    ):
+        report.what_changed.extend(dest_changes(plan, raw_dst, settled))
+    return report

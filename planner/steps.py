@@ -1,0 +1,424 @@
+"""Executors for the four kinds of plan step, with their retries.
+
+Each executor does one step from start to end and returns a ``StepOutcome``; it never raises
+for a failure of the step itself, so the coordinator only has to count outcomes. Retries
+follow one rule (``planner.errors``): transient errors (5xx, network, truncated or damaged
+downloads) are retried with a doubling delay; anything else fails at once.
+
+Scan imports must be idempotent, because a reply can be lost after the server archived the
+files and a process can die between the import and its record in the state DB. A retried,
+resumed or repairing import therefore asks XNAT to replace same-named files
+(``overwrite_files=true``): the same files replace themselves, nothing is duplicated. A first
+attempt refused with 409 is checked against the destination and counted as done only when
+the destination already holds exactly the planned files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from planner.backend import XnatBackend, quote_segment
+from planner.errors import BackendError, Conflict
+from planner.inventory import Resource
+from planner.plan import Step, StepKind
+from planner.progress import Reporter
+from planner.zipcheck import repack_relative, validate_zip
+
+OK = "ok"
+FAILED = "failed"
+
+T = TypeVar("T")
+# Looks up what the destination holds for a scan step: its DICOM resource, or None.
+DestScanLookup = Callable[[Step], Resource | None]
+# The digest of a file list in the form the diff records in ``facts["files_digest"]``.
+FilesDigest = Callable[[Resource], str]
+
+
+class Cancelled(Exception):
+    """The run was asked to stop before this step started its next attempt."""
+
+
+@dataclass
+class StepContext:
+    """Everything an executor needs; shared (read-only) by all workers of one run."""
+
+    src: XnatBackend
+    dst: XnatBackend
+    work_dir: Path
+    failed_dir: Path
+    run_id: str
+    retry_count: int
+    retry_delay: float
+    reporter: Reporter
+    cancel: threading.Event
+    dest_scan: DestScanLookup | None = None
+    files_digest: FilesDigest | None = None
+
+
+@dataclass
+class StepOutcome:
+    status: str
+    error: str = ""
+    dest_id: str = ""  # accession ID the destination gave a created subject or experiment
+    bytes_moved: int = 0
+    attempts: int = 0
+    kept_zip: Path | None = None
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, BackendError) and exc.transient
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a failed request: the server's reason when it gave one."""
+    if isinstance(exc, BackendError):
+        text = str(exc)
+        if exc.reason and exc.reason not in text:
+            text = f"{text}: {exc.reason}"
+        return text
+    return f"{type(exc).__name__}: {exc}"
+
+
+def with_retries(
+    attempt: Callable[[int], T],
+    *,
+    retry_count: int,
+    retry_delay: float,
+    cancel: threading.Event,
+    on_retry: Callable[[int, BaseException, float], None] | None = None,
+) -> tuple[T, int]:
+    """Call ``attempt(n)`` (n = 1, 2, ...) until it succeeds; return its result and ``n``.
+
+    Retries transient errors only, at most ``retry_count`` times, waiting ``retry_delay``
+    doubling each time; the wait ends early (and no further attempt starts) on ``cancel``.
+    """
+
+    def before_sleep(state: RetryCallState) -> None:
+        if on_retry is not None and state.outcome is not None:
+            exc = state.outcome.exception()
+            wait = state.next_action.sleep if state.next_action else 0.0
+            if exc is not None:
+                on_retry(state.attempt_number, exc, wait)
+
+    retrying = Retrying(
+        stop=stop_after_attempt(max(0, retry_count) + 1),
+        wait=wait_exponential(multiplier=retry_delay, exp_base=2, min=0, max=3600),
+        retry=retry_if_exception(is_transient),
+        sleep=cancel.wait,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    for state in retrying:
+        with state:
+            n = state.retry_state.attempt_number
+            if cancel.is_set():
+                raise Cancelled("stopped before the next attempt")
+            result = attempt(n)
+        if not state.retry_state.outcome or not state.retry_state.outcome.failed:
+            return result, n
+    raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+
+# -- destination paths -------------------------------------------------------------------
+
+
+def subject_path(project: str, subject: str) -> str:
+    return f"/data/projects/{quote_segment(project)}/subjects/{quote_segment(subject)}"
+
+
+def experiment_path(project: str, subject: str, experiment: str) -> str:
+    return f"{subject_path(project, subject)}/experiments/{quote_segment(experiment)}"
+
+
+def owner_path(target: dict[str, Any]) -> str:
+    """The destination path of the entity owning a resource, from a step's target labels."""
+    path = f"/data/projects/{quote_segment(target['project'])}"
+    if target.get("subject"):
+        path += f"/subjects/{quote_segment(target['subject'])}"
+        if target.get("experiment"):
+            path += f"/experiments/{quote_segment(target['experiment'])}"
+            if target.get("scan"):
+                path += f"/scans/{quote_segment(str(target['scan']))}"
+            elif target.get("assessor"):
+                path += f"/assessors/{quote_segment(target['assessor'])}"
+    return path
+
+
+def zip_name(address: str) -> str:
+    """A file name for a step's zip: the address with ``/`` as ``__``."""
+    return address.replace("/", "__") + ".zip"
+
+
+def _clean_params(values: dict[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in values.items() if v not in (None, "")}
+
+
+# -- executors ---------------------------------------------------------------------------
+
+
+def run_step(step: Step, ctx: StepContext, *, resumed: bool = False) -> StepOutcome:
+    """Run any step; ``resumed`` says an earlier run started it without finishing it."""
+    runner = _RUNNERS.get(str(step.kind))
+    if runner is None:
+        return StepOutcome(FAILED, f"unknown step kind {step.kind!r}: upgrade xnatctl")
+    try:
+        return runner(step, ctx, resumed)
+    except Cancelled as exc:
+        return StepOutcome(FAILED, f"cancelled: {exc}", note="cancelled")
+    except Exception as exc:  # one broken step must not take the run down with it
+        return StepOutcome(FAILED, describe(exc))
+
+
+def _retry_note(ctx: StepContext, step: Step) -> Callable[[int, BaseException, float], None]:
+    def note(n: int, exc: BaseException, wait: float) -> None:
+        ctx.reporter.warning(
+            f"{step.address}: attempt {n} failed ({describe(exc)}); retrying in {wait:.1f}s"
+        )
+
+    return note
+
+
+def _create(step: Step, ctx: StepContext, path: str, params: dict[str, str]) -> StepOutcome:
+    def attempt(_n: int) -> str:
+        return ctx.dst.request_text("PUT", path, params).strip()
+
+    try:
+        dest_id, n = with_retries(
+            attempt,
+            retry_count=ctx.retry_count,
+            retry_delay=ctx.retry_delay,
+            cancel=ctx.cancel,
+            on_retry=_retry_note(ctx, step),
+        )
+    except Cancelled:
+        raise
+    except Exception as exc:
+        return StepOutcome(FAILED, describe(exc))
+    return StepOutcome(OK, dest_id=dest_id.splitlines()[0] if dest_id else "", attempts=n)
+
+
+def _create_subject(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
+    t = step.target
+    params = _clean_params(dict(step.facts.get("fields") or {}))
+    return _create(step, ctx, subject_path(t["project"], t["subject"]), params)
+
+
+def _create_experiment(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
+    t, f = step.target, step.facts
+    params = _clean_params(dict(f.get("fields") or {}))
+    params.update(_clean_params({"xsiType": f.get("xsi_type"), "date": f.get("date")}))
+    return _create(step, ctx, experiment_path(t["project"], t["subject"], t["experiment"]), params)
+
+
+class _ZipJob:
+    """The temp zip of one step: downloaded once, re-downloaded only when found bad."""
+
+    def __init__(self, ctx: StepContext, step: Step) -> None:
+        self.ctx = ctx
+        self.step = step
+        self.path = ctx.work_dir / f"{ctx.run_id}-{zip_name(step.address)}"
+        self.downloaded = False
+        self.valid = False
+        self.bytes = 0
+
+    def fetch(self, source: str, params: dict[str, str], *, dicom: bool) -> None:
+        if self.valid:
+            return
+        self.path.unlink(missing_ok=True)
+        self.downloaded = False
+
+        def progress(n: int) -> None:
+            self.ctx.reporter.step_progress(self.step, n)
+
+        self.bytes = self.ctx.src.download(source, self.path, params, on_bytes=progress)
+        self.downloaded = True
+        expected = self.step.facts.get("file_count")
+        validate_zip(
+            self.path,
+            expected_files=int(expected) if expected is not None else None,
+            dicom=dicom,
+        )
+        self.valid = True
+
+    def keep(self) -> Path | None:
+        """Move a complete download to the failed directory, which outlives the run."""
+        if not self.downloaded or not self.path.exists():
+            return None
+        target = self.ctx.failed_dir / self.ctx.run_id / zip_name(self.step.address)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(self.path), target)
+        return target
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _failed_with_zip(job: _ZipJob, exc: BaseException, attempts: int) -> StepOutcome:
+    kept = None
+    try:
+        kept = job.keep()
+    except OSError as move_error:
+        job.ctx.reporter.warning(f"{job.step.address}: could not keep the zip: {move_error}")
+    error = describe(exc)
+    if kept is not None:
+        error += f" (zip kept at {kept})"
+        job.ctx.reporter.warning(f"{job.step.address}: failed; its zip is kept at {kept}")
+    return StepOutcome(FAILED, error, attempts=attempts, kept_zip=kept)
+
+
+def dest_matches_facts(
+    resource: Resource | None, facts: dict[str, Any], files_digest: FilesDigest | None
+) -> tuple[bool, str]:
+    """Does a destination resource hold exactly the planned files? Says why not."""
+    if resource is None:
+        return False, "the destination has no such scan"
+    count = int(facts.get("file_count", -1))
+    if resource.file_count != count:
+        return False, f"the destination holds {resource.file_count} files, the source {count}"
+    size = facts.get("bytes")
+    if size is not None and resource.total_bytes != int(size):
+        return False, f"the destination holds {resource.total_bytes} bytes, the source {size}"
+    planned = facts.get("files_digest")
+    comparable = planned and files_digest is not None and all(f.digest for f in resource.files)
+    if comparable and files_digest(resource) != planned:
+        return False, "the destination files differ from the source (sizes or MD5)"
+    return True, ""
+
+
+def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
+    t, f = step.target, step.facts
+    project, subject, experiment = t["project"], t["subject"], t["experiment"]
+    source = (
+        f"/data/experiments/{quote_segment(f['source_experiment_id'])}"
+        f"/scans/{quote_segment(str(f['scan_id']))}"
+        f"/resources/{quote_segment(f.get('resource') or 'DICOM')}/files"
+    )
+    job = _ZipJob(ctx, step)
+    base_params = {
+        "import-handler": "DICOM-zip",
+        "PROJECT_ID": project,
+        "SUBJECT_ID": subject,
+        "EXPT_LABEL": experiment,
+        "dest": f"/archive/projects/{project}/subjects/{subject}/experiments/{experiment}",
+        "overwrite": "append",
+    }
+    notes: list[str] = []
+    tries = 0
+
+    def attempt(n: int) -> None:
+        nonlocal tries
+        tries = n
+        job.fetch(source, {"format": "zip"}, dicom=True)
+        params = dict(base_params)
+        overwrite_files = n > 1 or resumed or bool(f.get("repair"))
+        if overwrite_files:
+            params["overwrite_files"] = "true"
+        try:
+            ctx.dst.upload(
+                "POST", "/data/services/import", job.path, params, content_type="application/zip"
+            )
+        except Conflict as exc:
+            if overwrite_files or ctx.dest_scan is None:
+                raise
+            matches, why = dest_matches_facts(ctx.dest_scan(step), f, ctx.files_digest)
+            if not matches:
+                raise Conflict(
+                    f"the destination refused the import of {step.address} as a conflict "
+                    f"and {why}; make a new plan, which repairs it",
+                    status=exc.status,
+                    reason=exc.reason,
+                ) from exc
+            notes.append("already on the destination with the same files")
+
+    try:
+        with_retries(
+            attempt,
+            retry_count=ctx.retry_count,
+            retry_delay=ctx.retry_delay,
+            cancel=ctx.cancel,
+            on_retry=_retry_note(ctx, step),
+        )
+    except Cancelled:
+        job.discard()
+        raise
+    except Exception as exc:
+        return _failed_with_zip(job, exc, tries)
+    job.discard()
+    return StepOutcome(OK, bytes_moved=job.bytes, attempts=tries, note="; ".join(notes))
+
+
+def _upload_resource(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
+    t, f = step.target, step.facts
+    label = t.get("label") or f["label"]
+    resource_path = f"{owner_path(t)}/resources/{quote_segment(label)}"
+    create_params = _clean_params({"format": f.get("format"), "content": f.get("content")})
+    job = _ZipJob(ctx, step)
+    flat = job.path.with_name(job.path.name[: -len(".zip")] + ".flat.zip")
+    has_files = int(f.get("file_count", 0) or 0) > 0
+
+    tries = 0
+
+    def attempt(n: int) -> None:
+        nonlocal tries
+        tries = n
+        if has_files:
+            was_valid = job.valid
+            job.fetch(f"{f['source_path']}/files", {"format": "zip"}, dicom=False)
+            if not was_valid or not flat.exists():
+                repack_relative(job.path, flat)
+        # A 409 says the folder exists already: its files are uploaded with overwrite below.
+        with contextlib.suppress(Conflict):
+            ctx.dst.request_text("PUT", resource_path, create_params)
+        if has_files:
+            ctx.dst.upload(
+                "PUT",
+                f"{resource_path}/files",
+                flat,
+                {"extract": "true", "overwrite": "true", "inbody": "true"},
+                content_type="application/zip",
+            )
+
+    try:
+        with_retries(
+            attempt,
+            retry_count=ctx.retry_count,
+            retry_delay=ctx.retry_delay,
+            cancel=ctx.cancel,
+            on_retry=_retry_note(ctx, step),
+        )
+    except Cancelled:
+        job.discard()
+        raise
+    except Exception as exc:
+        return _failed_with_zip(job, exc, tries)
+    finally:
+        flat.unlink(missing_ok=True)
+    job.discard()
+    return StepOutcome(OK, bytes_moved=job.bytes, attempts=tries)
+
+
+_RUNNERS: dict[str, Callable[[Step, StepContext, bool], StepOutcome]] = {
+    StepKind.CREATE_SUBJECT.value: _create_subject,
+    StepKind.CREATE_EXPERIMENT.value: _create_experiment,
+    StepKind.IMPORT_SCAN.value: _import_scan,
+    StepKind.UPLOAD_RESOURCE.value: _upload_resource,
+}

@@ -1,0 +1,324 @@
+"""The one traversal that pairs source and destination entities.
+
+Planning, verification and drift are visitors over this walk, so they can never disagree
+about what matches what. The walk knows nothing of copying: it only decides pairs and calls
+
+- ``src_only(address, level, src) -> bool``: on the source only; return True to descend;
+- ``dst_only(address, level, dst) -> bool``: on the destination only; True to descend;
+- ``match(address, level, src, dst)``: paired; the walk always descends;
+- ``conflict(address, level, src, dst, why)``: paired by name but they cannot be the same
+  thing; the walk does not descend;
+- ``leave(address, level, src, dst)``: optional, after the children of a visited entity.
+
+Pairing rules, all here: entities pair by label (``label_key``). Scans pair by ID when their
+series UIDs agree (or one is unknown); left-over source scans then pair with left-over
+destination scans of the same series UID, because DICOM import numbers a destination scan
+by its SeriesNumber, which may differ from the source scan ID; a source scan whose ID is
+taken on the destination by another series is a conflict. An experiment label found on the
+destination under another subject is a conflict, as are paired experiments or scans of
+different xsiTypes and paired sessions of different study UIDs. Addresses are always in
+source labels (destination labels for destination-only entities).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from planner import address as A
+from planner.inventory import Assessor, Experiment, Inventory, Resource, Scan, Subject
+from planner.plan import Level
+
+
+class Visitor(Protocol):
+    def src_only(self, address: str, level: Level, src: Any) -> bool: ...
+
+    def dst_only(self, address: str, level: Level, dst: Any) -> bool: ...
+
+    def match(self, address: str, level: Level, src: Any, dst: Any) -> None: ...
+
+    def conflict(self, address: str, level: Level, src: Any, dst: Any, why: str) -> None: ...
+
+
+def label_key(label: str) -> str:
+    """How labels are compared between servers: exactly, as XNAT stores them."""
+    return label
+
+
+def _leave(visitor: Any, address: str, level: Level, src: Any, dst: Any) -> None:
+    leave = getattr(visitor, "leave", None)
+    if leave is not None:
+        leave(address, level, src, dst)
+
+
+def _pair_by_label(
+    src: dict[str, Any], dst: dict[str, Any]
+) -> Iterable[tuple[str, Any | None, Any | None]]:
+    """(key, src or None, dst or None), sorted by key; source keys win for the address."""
+    dst_by_key = {label_key(k): v for k, v in dst.items()}
+    seen: set[str] = set()
+    out: list[tuple[str, Any | None, Any | None]] = []
+    for k, v in src.items():
+        key = label_key(k)
+        seen.add(key)
+        out.append((k, v, dst_by_key.get(key)))
+    for k, v in dst.items():
+        if label_key(k) not in seen:
+            out.append((k, None, v))
+    out.sort(key=lambda t: t[0])
+    return out
+
+
+# -- resources -------------------------------------------------------------------------------
+
+
+def walk_resources(
+    src: dict[str, Resource],
+    dst: dict[str, Resource],
+    make_address: Any,
+    visitor: Visitor,
+) -> None:
+    for label, s, d in _pair_by_label(src, dst):
+        addr = make_address(label)
+        if s is not None and d is not None:
+            visitor.match(addr, Level.RESOURCE, s, d)
+            _leave(visitor, addr, Level.RESOURCE, s, d)
+        elif s is not None:
+            visitor.src_only(addr, Level.RESOURCE, s)
+        else:
+            visitor.dst_only(addr, Level.RESOURCE, d)
+
+
+# -- scans -----------------------------------------------------------------------------------
+
+
+def _uids_agree(a: Scan, b: Scan) -> bool:
+    return not a.uid or not b.uid or a.uid == b.uid
+
+
+def pair_scans(
+    src: dict[str, Scan], dst: dict[str, Scan]
+) -> tuple[list[tuple[Scan, Scan]], list[tuple[Scan, Scan]], list[Scan], list[Scan]]:
+    """(pairs, conflicts, source only, destination only) by the rules in the module doc."""
+    pairs: list[tuple[Scan, Scan]] = []
+    used_dst: set[str] = set()
+    left_src: list[Scan] = []
+    for sid in sorted(src):
+        s = src[sid]
+        d = dst.get(sid)
+        if d is not None and _uids_agree(s, d):
+            pairs.append((s, d))
+            used_dst.add(sid)
+        else:
+            left_src.append(s)
+    by_uid: dict[str, list[Scan]] = {}
+    for did in sorted(dst):
+        if did not in used_dst and dst[did].uid:
+            by_uid.setdefault(dst[did].uid, []).append(dst[did])
+    conflicts: list[tuple[Scan, Scan]] = []
+    src_only: list[Scan] = []
+    still_left: list[Scan] = []
+    for s in left_src:
+        candidates = by_uid.get(s.uid) if s.uid else None
+        if candidates:
+            d = candidates.pop(0)
+            pairs.append((s, d))
+            used_dst.add(d.id)
+        else:
+            still_left.append(s)
+    for s in still_left:
+        d = dst.get(s.id)
+        if d is not None and d.id not in used_dst:
+            conflicts.append((s, d))
+            used_dst.add(d.id)
+        else:
+            src_only.append(s)
+    dst_only = [dst[did] for did in sorted(dst) if did not in used_dst]
+    return pairs, conflicts, src_only, dst_only
+
+
+def _descend_scan(
+    subj: str, exp: str, addr: str, s: Scan | None, d: Scan | None, visitor: Visitor
+) -> None:
+    walk_resources(
+        s.resources if s is not None else {},
+        d.resources if d is not None else {},
+        lambda label: A.scan_resource(subj, exp, (s or d).id, label),  # type: ignore[union-attr]
+        visitor,
+    )
+    _leave(visitor, addr, Level.SCAN, s, d)
+
+
+def walk_scans(
+    subj: str, exp: str, src: dict[str, Scan], dst: dict[str, Scan], visitor: Visitor
+) -> None:
+    pairs, conflicts, src_only, dst_only = pair_scans(src, dst)
+    events: list[tuple[str, int, Scan | None, Scan | None]] = []
+    events += [(s.id, 0, s, d) for s, d in pairs]
+    events += [(s.id, 1, s, d) for s, d in conflicts]
+    events += [(s.id, 2, s, None) for s in src_only]
+    events += [(d.id, 3, None, d) for d in dst_only]
+    events.sort(key=lambda e: (e[0], e[1]))
+    for sid, kind, s, d in events:
+        addr = A.scan(subj, exp, sid)
+        if kind == 0:
+            assert s is not None and d is not None
+            if s.xsi_type and d.xsi_type and s.xsi_type != d.xsi_type:
+                visitor.conflict(addr, Level.SCAN, s, d, f"xsiType {s.xsi_type} != {d.xsi_type}")
+                continue
+            visitor.match(addr, Level.SCAN, s, d)
+            _descend_scan(subj, exp, addr, s, d, visitor)
+        elif kind == 1:
+            assert s is not None and d is not None
+            visitor.conflict(
+                addr,
+                Level.SCAN,
+                s,
+                d,
+                f"scan {d.id} on the destination holds another series (UID {d.uid})",
+            )
+        elif kind == 2:
+            if visitor.src_only(addr, Level.SCAN, s):
+                _descend_scan(subj, exp, addr, s, None, visitor)
+        elif visitor.dst_only(addr, Level.SCAN, d):
+            _descend_scan(subj, exp, addr, None, d, visitor)
+
+
+# -- experiments -----------------------------------------------------------------------------
+
+
+def experiment_conflict(src: Experiment, dst: Experiment) -> str:
+    """Why a paired experiment cannot be the same one, or ``""``."""
+    if src.xsi_type and dst.xsi_type and src.xsi_type != dst.xsi_type:
+        return f"xsiType {src.xsi_type} != {dst.xsi_type}"
+    if src.uid and dst.uid and src.uid != dst.uid:
+        return "study UID differs (another study holds this label on the destination)"
+    return ""
+
+
+def walk_experiment(
+    subj: str, src: Experiment | None, dst: Experiment | None, visitor: Visitor
+) -> None:
+    """Walk one experiment and everything under it (also used to verify one experiment)."""
+    label = (src or dst).label  # type: ignore[union-attr]
+    addr = A.experiment(subj, label)
+    if src is not None and dst is not None:
+        why = experiment_conflict(src, dst)
+        if why:
+            visitor.conflict(addr, Level.EXPERIMENT, src, dst, why)
+            return
+        visitor.match(addr, Level.EXPERIMENT, src, dst)
+    elif src is not None:
+        if not visitor.src_only(addr, Level.EXPERIMENT, src):
+            return
+    elif not visitor.dst_only(addr, Level.EXPERIMENT, dst):
+        return
+    s_scans = src.scans if src is not None else {}
+    d_scans = dst.scans if dst is not None else {}
+    walk_resources(
+        src.resources if src is not None else {},
+        dst.resources if dst is not None else {},
+        lambda r: A.experiment_resource(subj, label, r),
+        visitor,
+    )
+    walk_scans(subj, label, s_scans, d_scans, visitor)
+    _walk_assessors(
+        subj,
+        label,
+        src.assessors if src is not None else {},
+        dst.assessors if dst is not None else {},
+        visitor,
+    )
+    _leave(visitor, addr, Level.EXPERIMENT, src, dst)
+
+
+def _walk_assessors(
+    subj: str, exp: str, src: dict[str, Assessor], dst: dict[str, Assessor], visitor: Visitor
+) -> None:
+    for label, s, d in _pair_by_label(src, dst):
+        addr = A.assessor(subj, exp, label)
+        if s is not None and d is not None:
+            if s.xsi_type and d.xsi_type and s.xsi_type != d.xsi_type:
+                visitor.conflict(
+                    addr, Level.ASSESSOR, s, d, f"xsiType {s.xsi_type} != {d.xsi_type}"
+                )
+            else:
+                visitor.match(addr, Level.ASSESSOR, s, d)
+                _leave(visitor, addr, Level.ASSESSOR, s, d)
+        elif s is not None:
+            visitor.src_only(addr, Level.ASSESSOR, s)
+        else:
+            visitor.dst_only(addr, Level.ASSESSOR, d)
+
+
+# -- subjects and the project ----------------------------------------------------------------
+
+
+def _experiment_homes(inv: Inventory) -> dict[str, str]:
+    """Experiment label -> subject label, over a whole inventory."""
+    homes: dict[str, str] = {}
+    for s_label, subj in inv.subjects.items():
+        for e_label in subj.experiments:
+            homes[label_key(e_label)] = s_label
+    return homes
+
+
+def walk(src: Inventory, dst: Inventory, visitor: Visitor) -> None:
+    """Walk two inventories of the same project on two servers, in sorted address order."""
+    walk_resources(src.resources, dst.resources, A.project_resource, visitor)
+    dst_homes = _experiment_homes(dst)
+    # Destination experiments claimed by a source experiment of another subject: reported once,
+    # as a conflict from the source side, never also as destination-only.
+    elsewhere: set[tuple[str, str]] = set()
+    for s_label, subj in src.subjects.items():
+        for e_label in subj.experiments:
+            home = dst_homes.get(label_key(e_label))
+            if home is not None and label_key(home) != label_key(s_label):
+                elsewhere.add((home, label_key(e_label)))
+    for s_label, ss, ds in _pair_by_label(src.subjects, dst.subjects):
+        _walk_subject(s_label, ss, ds, dst, dst_homes, elsewhere, visitor)
+
+
+def _walk_subject(
+    s_label: str,
+    ss: Subject | None,
+    ds: Subject | None,
+    dst_inv: Inventory,
+    dst_homes: dict[str, str],
+    elsewhere: set[tuple[str, str]],
+    visitor: Visitor,
+) -> None:
+    addr = A.subject(s_label)
+    if ss is not None and ds is not None:
+        visitor.match(addr, Level.SUBJECT, ss, ds)
+    elif ss is not None:
+        if not visitor.src_only(addr, Level.SUBJECT, ss):
+            return
+    elif not visitor.dst_only(addr, Level.SUBJECT, ds):
+        return
+    walk_resources(
+        ss.resources if ss is not None else {},
+        ds.resources if ds is not None else {},
+        lambda r: A.subject_resource(s_label, r),
+        visitor,
+    )
+    s_exps = ss.experiments if ss is not None else {}
+    d_exps = ds.experiments if ds is not None else {}
+    for e_label, se, de in _pair_by_label(s_exps, d_exps):
+        if se is None and (s_label, label_key(e_label)) in elsewhere:
+            continue  # reported as a conflict from the source side
+        if se is not None and de is None:
+            home = dst_homes.get(label_key(e_label))
+            if home is not None and label_key(home) != label_key(s_label):
+                other = dst_inv.subjects[home].experiments
+                found = next(v for k, v in other.items() if label_key(k) == label_key(e_label))
+                visitor.conflict(
+                    A.experiment(s_label, e_label),
+                    Level.EXPERIMENT,
+                    se,
+                    found,
+                    f"the destination has experiment {e_label} under subject {home}",
+                )
+                continue
+        walk_experiment(s_label, se, de, visitor)
+    _leave(visitor, addr, Level.SUBJECT, ss, ds)

@@ -1,0 +1,253 @@
+"""Narrow unit tests of the step machinery: retries, paths, the 409 check, accounting."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from planner.errors import BadRequest, Conflict, NetworkError, NotFound, ServerError
+from planner.inventory import FileEntry, Resource
+from planner.plan import Level, Step, StepKind
+from planner.progress import NullReporter
+from planner.steps import (
+    Cancelled,
+    StepContext,
+    dest_matches_facts,
+    owner_path,
+    run_step,
+    with_retries,
+    zip_name,
+)
+
+
+def flaky(failures: list[Exception]):
+    calls: list[int] = []
+
+    def attempt(n: int) -> str:
+        calls.append(n)
+        if failures:
+            raise failures.pop(0)
+        return "ok"
+
+    return attempt, calls
+
+
+def test_transient_errors_are_retried_until_success() -> None:
+    attempt, calls = flaky([ServerError("503", status=503), NetworkError("reset")])
+    result, n = with_retries(attempt, retry_count=3, retry_delay=0, cancel=threading.Event())
+    assert (result, n) == ("ok", 3)
+    assert calls == [1, 2, 3]
+
+
+def test_retries_stop_after_retry_count() -> None:
+    attempt, calls = flaky([ServerError("503", status=503)] * 10)
+    with pytest.raises(ServerError):
+        with_retries(attempt, retry_count=2, retry_delay=0, cancel=threading.Event())
+    assert calls == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "exc", [BadRequest("400", status=400), NotFound("404", status=404), Conflict("409")]
+)
+def test_other_client_errors_fail_at_once(exc: Exception) -> None:
+    attempt, calls = flaky([exc])
+    with pytest.raises(type(exc)):
+        with_retries(attempt, retry_count=5, retry_delay=0, cancel=threading.Event())
+    assert calls == [1]
+
+
+def test_the_delay_doubles_between_attempts() -> None:
+    waits: list[float] = []
+    attempt, _ = flaky([ServerError("x")] * 3)
+    with_retries(
+        attempt,
+        retry_count=3,
+        retry_delay=0.001,
+        cancel=threading.Event(),
+        on_retry=lambda n, exc, wait: waits.append(wait),
+    )
+    assert waits == pytest.approx([0.001, 0.002, 0.004])
+
+
+def test_a_cancel_during_the_wait_starts_no_new_attempt() -> None:
+    cancel = threading.Event()
+    attempt, calls = flaky([ServerError("x")] * 5)
+
+    def on_retry(n: int, exc: BaseException, wait: float) -> None:
+        cancel.set()
+
+    with pytest.raises(Cancelled):
+        with_retries(attempt, retry_count=5, retry_delay=30, cancel=cancel, on_retry=on_retry)
+    assert calls == [1]
+
+
+def test_owner_paths_quote_labels() -> None:
+    assert owner_path({"project": "P"}) == "/data/projects/P"
+    assert owner_path({"project": "P", "subject": "S 1", "experiment": "E/1", "scan": "3"}) == (
+        "/data/projects/P/subjects/S%201/experiments/E%2F1/scans/3"
+    )
+    assert owner_path({"project": "P", "subject": "S", "experiment": "E", "assessor": "A"}) == (
+        "/data/projects/P/subjects/S/experiments/E/assessors/A"
+    )
+    assert zip_name("S/E/scans/1") == "S__E__scans__1.zip"
+
+
+def _resource(*files: tuple[str, int, str]) -> Resource:
+    return Resource("DICOM", "DICOM", "", tuple(FileEntry(p, s, d) for p, s, d in files))
+
+
+def _digest(resource: Resource) -> str:
+    from planner.compare import files_digest
+
+    return files_digest(resource)
+
+
+def test_the_destination_matches_only_with_the_same_files() -> None:
+    same = _resource(("1.dcm", 10, "a"), ("2.dcm", 20, "b"))
+    facts = {"file_count": 2, "bytes": 30, "files_digest": _digest(same)}
+    assert dest_matches_facts(same, facts, _digest) == (True, "")
+    ok, why = dest_matches_facts(_resource(("1.dcm", 10, "a")), facts, _digest)
+    assert not ok and "1 files" in why
+    ok, why = dest_matches_facts(_resource(("1.dcm", 10, "a"), ("2.dcm", 20, "c")), facts, _digest)
+    assert not ok and "differ" in why
+    ok, why = dest_matches_facts(None, facts, _digest)
+    assert not ok and "no such scan" in why
+
+
+class RecordingBackend:
+    """Only what an import step touches, with scripted replies."""
+
+    url = "http://fake"
+
+    def __init__(self, upload_errors: list[Exception] | None = None) -> None:
+        self.upload_errors = list(upload_errors or [])
+        self.uploads: list[dict[str, str]] = []
+
+    def download(self, path, dest, params=None, *, on_bytes=None) -> int:
+        import zipfile
+
+        from planner.zipcheck import looks_like_dicom  # noqa: F401 - the real check runs
+
+        with zipfile.ZipFile(dest, "w") as zf:
+            zf.writestr("a.dcm", b"\0" * 128 + b"DICM" + b"\0" * 64)
+        return Path(dest).stat().st_size
+
+    def upload(self, method, path, src, params=None, *, content_type="", on_bytes=None) -> str:
+        self.uploads.append(dict(params or {}))
+        if self.upload_errors:
+            raise self.upload_errors.pop(0)
+        return "/data/archive/projects/P/subjects/S/experiments/E\r\n"
+
+
+def _scan_step(**facts) -> Step:
+    base = {
+        "source_experiment_id": "X1",
+        "scan_id": "1",
+        "file_count": 1,
+        "bytes": 196,
+        "files_digest": "",
+        "resource": "DICOM",
+        "repair": False,
+    }
+    base.update(facts)
+    return Step(
+        "import_scan:S/E/scans/1",
+        StepKind.IMPORT_SCAN,
+        "S/E/scans/1",
+        Level.SCAN,
+        base,
+        {"project": "P", "subject": "S", "experiment": "E", "scan": "1"},
+    )
+
+
+def _ctx(tmp_path: Path, backend: RecordingBackend, dest_scan=None) -> StepContext:
+    return StepContext(
+        src=backend,  # type: ignore[arg-type]
+        dst=backend,  # type: ignore[arg-type]
+        work_dir=tmp_path / "work",
+        failed_dir=tmp_path / "failed",
+        run_id="7",
+        retry_count=2,
+        retry_delay=0,
+        reporter=NullReporter(),
+        cancel=threading.Event(),
+        dest_scan=dest_scan,
+        files_digest=_digest,
+    )
+
+
+def test_only_retries_resumes_and_repairs_overwrite_files(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    backend = RecordingBackend([ServerError("503", status=503)])
+    outcome = run_step(_scan_step(), _ctx(tmp_path, backend))
+    assert outcome.ok and outcome.attempts == 2
+    assert [u.get("overwrite_files") for u in backend.uploads] == [None, "true"]
+    assert backend.uploads[0]["overwrite"] == "append"
+
+    for kwargs, facts in (({"resumed": True}, {}), ({}, {"repair": True})):
+        backend = RecordingBackend()
+        assert run_step(_scan_step(**facts), _ctx(tmp_path, backend), **kwargs).ok
+        assert backend.uploads[0]["overwrite_files"] == "true"
+    assert list((tmp_path / "work").iterdir()) == [], "temp zips are deleted at once"
+
+
+def test_a_first_attempt_conflict_is_done_when_the_destination_holds_the_files(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "work").mkdir()
+    held = _resource(("a.dcm", 196, "d"))
+    step = _scan_step(files_digest=_digest(held))
+    backend = RecordingBackend([Conflict("409", status=409)])
+    outcome = run_step(step, _ctx(tmp_path, backend, dest_scan=lambda s: held))
+    assert outcome.ok and "already on the destination" in outcome.note
+    assert len(backend.uploads) == 1
+
+
+def test_a_first_attempt_conflict_with_other_files_fails_and_keeps_the_zip(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "work").mkdir()
+    other = _resource(("a.dcm", 999, "x"))
+    backend = RecordingBackend([Conflict("409", status=409)])
+    outcome = run_step(_scan_step(), _ctx(tmp_path, backend, dest_scan=lambda s: other))
+    assert not outcome.ok
+    assert "conflict" in outcome.error and "999 bytes" in outcome.error
+    assert outcome.kept_zip == tmp_path / "failed" / "7" / "S__E__scans__1.zip"
+    assert outcome.kept_zip.exists()
+    assert str(outcome.kept_zip) in outcome.error
+    assert len(backend.uploads) == 1, "a conflict is not retried"
+
+
+class CorruptOnceBackend(RecordingBackend):
+    """The first download is damaged on the wire; the second is good."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.downloads = 0
+
+    def download(self, path, dest, params=None, *, on_bytes=None) -> int:
+        self.downloads += 1
+        size = super().download(path, dest, params, on_bytes=on_bytes)
+        if self.downloads == 1:
+            data = bytearray(Path(dest).read_bytes())
+            data[40] ^= 0xFF  # inside the stored entry: its CRC no longer matches
+            Path(dest).write_bytes(bytes(data))
+        return size
+
+
+def test_a_damaged_download_is_fetched_again_before_any_import(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    backend = CorruptOnceBackend()
+    outcome = run_step(_scan_step(), _ctx(tmp_path, backend))
+    assert outcome.ok and outcome.attempts == 2
+    assert backend.downloads == 2
+    assert len(backend.uploads) == 1, "the damaged zip never reached the destination"
+    assert backend.uploads[0]["overwrite_files"] == "true"
+
+
+def test_an_unknown_step_kind_fails_the_step_not_the_run(tmp_path: Path) -> None:
+    step = Step("x:S", "delete_everything", "S", Level.SUBJECT)  # type: ignore[arg-type]
+    outcome = run_step(step, _ctx(tmp_path, RecordingBackend()))
+    assert not outcome.ok and "unknown step kind" in outcome.error

@@ -1,0 +1,476 @@
+"""Diff into a plan: every class of change, steps and their facts, filters, state, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+from planner.compare import (
+    compare_experiment,
+    compare_resource,
+    compare_scan,
+    files_digest,
+    subject_fingerprint,
+)
+from planner.config import (
+    Filtering,
+    ItemFilter,
+    SessionTypeFilter,
+    SyncType,
+    TransferConfig,
+    TypedFilter,
+)
+from planner.diff import human_bytes, make_plan, summary_line
+from planner.inventory import FileEntry, Resource
+from planner.plan import ChangeStatus, StepKind
+from planner.planfile import plan_to_dict
+
+
+def plan(src, dst, config=None, completed=None, **kw):
+    return make_plan(
+        src,
+        dst,
+        config or TransferConfig(),
+        completed_subjects=completed or {},
+        state_serial=kw.pop("state_serial", 3),
+        created_at="2026-01-01T00:00:00Z",
+        tool_version="0.1.0",
+        **kw,
+    )
+
+
+def status(p) -> dict[str, ChangeStatus]:
+    return {c.address: c.status for c in p.changes}
+
+
+def steps(p) -> dict[str, StepKind]:
+    return {s.address: s.kind for s in p.steps}
+
+
+def dst_of(b, *subjects, resources=()):
+    return b.inv(*subjects, url="http://dst", project="Q", resources=resources)
+
+
+# -- comparisons -----------------------------------------------------------------------------
+
+
+def test_compare_resource_explains_count_size_and_digest(b):
+    src = b.res("DICOM", 4)
+    files = list(src.files)
+    files[1] = FileEntry(files[1].path, 500, files[1].digest)
+    files[2] = FileEntry(files[2].path, files[2].size, "0" * 32)
+    dst = Resource("DICOM", "DICOM", "", tuple(files[:3]))
+    assert compare_resource(src, dst, digests=True) == (
+        "file count 4 != 3",
+        "size of 1.dcm 100 != 500",
+        "digest of 2.dcm differs",
+        "3.dcm missing on the destination",
+    )
+    assert "digest of 2.dcm differs" not in compare_resource(src, dst, digests=False)
+    assert compare_resource(src, src, digests=True) == ()
+
+
+def test_compare_resource_without_digests_ignores_md5(b):
+    src = b.res("NIFTI", 2)
+    dst = replace(src, files=tuple(FileEntry(f.path, f.size, "") for f in src.files))
+    assert compare_resource(src, dst, digests=False) == ()
+    assert compare_resource(src, dst, digests=True) == ()  # unknown digests never differ
+
+
+def test_compare_resource_caps_the_file_list(b):
+    diffs = compare_resource(b.res("DICOM", 20), b.res("DICOM", 0), digests=True)
+    assert diffs[0] == "file count 20 != 0"
+    assert diffs[-1] == "and 15 more file differences"
+
+
+def test_compare_scan(b):
+    src = b.scan("3", "U", n=10, type_="T1")
+    dst = b.scan("3", "U", n=9, type_="T1w")
+    assert compare_scan(src, dst, digests=True) == (
+        "type T1 != T1w",
+        "DICOM: file count 10 != 9",
+        "DICOM: 9.dcm missing on the destination",
+    )
+    assert compare_scan(src, b.scan("3", "V", n=10), digests=True) == ("series UID differs",)
+
+
+def test_files_digest_is_sha256_of_sorted_lines(b):
+    r = b.res("DICOM", 2)
+    text = "".join(
+        f"{f.path}\t{f.size}\t{f.digest}\n" for f in sorted(r.files, key=lambda f: f.path)
+    )
+    assert files_digest(r) == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_compare_experiment_aggregates_children(b):
+    src = b.exp("E1", "S1", (b.scan("1"), b.scan("2", extra=(b.res("NIFTI", 1),))))
+    dst = b.exp("E1", "S1", (b.scan("1", n=2),))
+    changes = compare_experiment(src, dst, digests=True)
+    by = {c.address: c for c in changes}
+    assert changes[0].address == "S1/E1" and changes[0].status == ChangeStatus.DIFFERS
+    assert by["S1/E1/scans/1"].status == ChangeStatus.DIFFERS
+    assert by["S1/E1/scans/2"].status == ChangeStatus.CREATE
+    assert by["S1/E1/scans/2/NIFTI"].status == ChangeStatus.CREATE
+    assert "S1/E1/scans/1/DICOM" not in by  # judged with its scan
+    assert set(changes[0].differences) >= {"1 scan missing on the destination", "1 scan differs"}
+    same = compare_experiment(src, src, digests=True)
+    assert {c.status for c in same} == {ChangeStatus.IN_SYNC}
+    missing = compare_experiment(src, None, digests=True)
+    assert {c.status for c in missing} == {ChangeStatus.CREATE}
+
+
+def test_dest_only_scan_does_not_make_an_experiment_differ(b):
+    src = b.exp("E1", "S1", (b.scan("1"),))
+    dst = b.exp("E1", "S1", (b.scan("1"), b.scan("9")))
+    changes = compare_experiment(src, dst, digests=True)
+    assert changes[0].status == ChangeStatus.IN_SYNC
+    assert "1 scan only on the destination" in changes[0].reason
+    assert {c.address: c.status for c in changes}["S1/E1/scans/9"] == ChangeStatus.DEST_ONLY
+
+
+# -- the plan --------------------------------------------------------------------------------
+
+
+def _world(b):
+    src = b.inv(
+        b.subj(
+            "S1",
+            b.exp(
+                "E1",
+                "S1",
+                (b.scan("1"), b.scan("2", extra=(b.res("NIFTI", 2),))),
+                resources=(b.res("SNAPSHOTS", 1),),
+            ),
+            resources=(b.res("CONSENT", 1),),
+            fields={"gender": "female"},
+        ),
+        b.subj("S2", b.exp("E2", "S2", (b.scan("1"),)), b.exp("E3", "S2", (b.scan("1", n=4),))),
+        resources=(b.res("PROTOCOL", 1),),
+    )
+    dst = dst_of(
+        b,
+        b.subj(
+            "S2",
+            b.exp("E2", "S2", (b.scan("1"),)),
+            b.exp("E3", "S2", (b.scan("1", n=3),)),
+            b.exp("E8", "S2", (b.scan("1"),)),
+        ),
+    )
+    return src, dst
+
+
+def test_classifies_and_plans_steps(b):
+    src, dst = _world(b)
+    p = plan(src, dst)
+    st = status(p)
+    assert st["S1"] == ChangeStatus.CREATE
+    assert st["S2"] == ChangeStatus.IN_SYNC
+    assert st["S2/E2"] == ChangeStatus.IN_SYNC
+    assert st["S2/E3"] == ChangeStatus.DIFFERS
+    assert st["S2/E8"] == ChangeStatus.DEST_ONLY
+    assert steps(p) == {
+        "@project/resources/PROTOCOL": StepKind.UPLOAD_RESOURCE,
+        "S1": StepKind.CREATE_SUBJECT,
+        "S1/resources/CONSENT": StepKind.UPLOAD_RESOURCE,
+        "S1/E1": StepKind.CREATE_EXPERIMENT,
+        "S1/E1/resources/SNAPSHOTS": StepKind.UPLOAD_RESOURCE,
+        "S1/E1/scans/1": StepKind.IMPORT_SCAN,
+        "S1/E1/scans/2": StepKind.IMPORT_SCAN,
+        "S1/E1/scans/2/NIFTI": StepKind.UPLOAD_RESOURCE,
+        "S2/E3/scans/1": StepKind.IMPORT_SCAN,
+    }
+    assert [s.address for s in p.steps] == sorted(s.address for s in p.steps)
+    s = p.summary
+    assert (s.subjects_to_create, s.experiments_to_create, s.scans_to_transfer) == (1, 1, 3)
+    assert (s.resources_to_upload, s.experiments_in_sync, s.differs, s.dest_only) == (4, 1, 1, 1)
+    assert s.bytes_to_transfer == 300 + 300 + 400 + 200 + 100 + 100 + 100
+
+
+def test_step_facts_targets_and_dependencies(b):
+    src, dst = _world(b)
+    by = {s.address: s for s in plan(src, dst).steps}
+    subj, exp = by["S1"], by["S1/E1"]
+    assert subj.id == "create_subject:S1"
+    assert subj.facts == {"source_id": "S_S1", "fields": {"gender": "female"}}
+    assert subj.target == {"project": "Q", "subject": "S1"}
+    assert exp.depends_on == ("create_subject:S1",)
+    assert exp.facts == {
+        "source_id": "X_E1",
+        "xsi_type": "xnat:mrSessionData",
+        "date": "2024-01-02",
+        "fields": {},
+    }
+    assert exp.target == {"project": "Q", "subject": "S1", "experiment": "E1"}
+    imp = by["S1/E1/scans/2"]
+    dicom = src.subjects["S1"].experiments["E1"].scans["2"].resources["DICOM"]
+    assert imp.depends_on == ("create_experiment:S1/E1",)
+    assert imp.facts == {
+        "source_experiment_id": "X_E1",
+        "scan_id": "2",
+        "xsi_type": "xnat:mrScanData",
+        "type": "T1",
+        "uid": "1.2.3.2",
+        "file_count": 3,
+        "bytes": 300,
+        "files_digest": files_digest(dicom),
+        "resource": "DICOM",
+        "repair": False,
+    }
+    assert imp.target == {"project": "Q", "subject": "S1", "experiment": "E1", "scan": "2"}
+    nifti = by["S1/E1/scans/2/NIFTI"]
+    assert nifti.depends_on == ("import_scan:S1/E1/scans/2",)
+    assert nifti.facts["source_path"] == "/data/experiments/X_E1/scans/2/resources/NIFTI"
+    assert nifti.facts["owner_level"] == "scan"
+    assert nifti.target == {
+        "project": "Q",
+        "subject": "S1",
+        "experiment": "E1",
+        "scan": "2",
+        "label": "NIFTI",
+    }
+    proj = by["@project/resources/PROTOCOL"]
+    assert proj.facts["source_path"] == "/data/projects/P/resources/PROTOCOL"
+    assert proj.target == {"project": "Q", "label": "PROTOCOL"} and proj.depends_on == ()
+    cons = by["S1/resources/CONSENT"]
+    assert cons.facts["source_path"] == "/data/projects/P/subjects/S1/resources/CONSENT"
+    assert cons.depends_on == ("create_subject:S1",)
+    assert by["S1/E1/resources/SNAPSHOTS"].facts["source_path"] == (
+        "/data/experiments/X_E1/resources/SNAPSHOTS"
+    )
+    repair = by["S2/E3/scans/1"]
+    assert repair.facts["repair"] is True and repair.depends_on == ()
+    assert "DICOM: file count 4 != 3" in repair.reason
+
+
+def test_repair_targets_the_destination_scan_paired_by_uid(b):
+    src = b.inv(b.subj("S1", b.exp("E1", "S1", (b.scan("1", "UID-A", n=3),))))
+    dst = dst_of(b, b.subj("S1", b.exp("E1", "S1", (b.scan("7", "UID-A", n=2),))))
+    (step,) = plan(src, dst).steps
+    assert step.address == "S1/E1/scans/1"
+    assert step.target["scan"] == "7" and step.facts["scan_id"] == "1"
+
+
+def test_differing_scan_resource_is_uploaded_again(b):
+    src = b.inv(b.subj("S1", b.exp("E1", "S1", (b.scan("1", extra=(b.res("NIFTI", 2),)),))))
+    dst = dst_of(b, b.subj("S1", b.exp("E1", "S1", (b.scan("1", extra=(b.res("NIFTI", 1),)),))))
+    p = plan(src, dst)
+    (step,) = p.steps
+    assert step.kind == StepKind.UPLOAD_RESOURCE and step.facts["repair"] is True
+    assert status(p)["S1/E1/scans/1"] == ChangeStatus.IN_SYNC
+    assert status(p)["S1/E1/scans/1/NIFTI"] == ChangeStatus.DIFFERS
+
+
+def test_scan_type_difference_alone_plans_no_import(b):
+    src = b.inv(b.subj("S1", b.exp("E1", "S1", (b.scan("1", type_="T1"),))))
+    dst = dst_of(b, b.subj("S1", b.exp("E1", "S1", (b.scan("1", type_="T1w"),))))
+    p = plan(src, dst)
+    assert p.steps == ()
+    assert status(p)["S1/E1/scans/1"] == ChangeStatus.DIFFERS
+
+
+def test_conflicts_are_never_steps(b):
+    src = b.inv(
+        b.subj("S1", b.exp("E1", "S1", (b.scan("1"),))),
+        b.subj(
+            "S2",
+            b.exp("E2", "S2", (b.scan("1", "NEW"),)),
+            b.exp("E3", "S2", xsi="xnat:mrSessionData"),
+        ),
+    )
+    dst = dst_of(
+        b,
+        b.subj("S9", b.exp("E1", "S9", (b.scan("1"),))),
+        b.subj(
+            "S2",
+            b.exp("E2", "S2", (b.scan("1", "OLD"),)),
+            b.exp("E3", "S2", xsi="xnat:petSessionData"),
+        ),
+    )
+    p = plan(src, dst)
+    st = status(p)
+    assert st["S1/E1"] == ChangeStatus.CONFLICT
+    assert st["S2/E2/scans/1"] == ChangeStatus.CONFLICT
+    assert st["S2/E3"] == ChangeStatus.CONFLICT
+    assert "S9/E1" not in st
+    assert set(steps(p)) == {"S1"}  # the subject may be created; nothing in conflict is
+    assert p.summary.conflicts == 3
+    conflict = next(c for c in p.changes if c.address == "S2/E2/scans/1")
+    assert "another series" in conflict.differences[0]
+
+
+def test_subject_assessor_and_session_assessor(b):
+    from planner.inventory import Assessor
+
+    qc = Assessor("QC", "A1", "xnat:qcAssessmentData", "", {"PDF": b.res("PDF", 1)})
+    src = b.inv(
+        b.subj(
+            "S1",
+            b.exp("F1", "S1", xsi="xnat:clinicalData", resources=(b.res("FORM", 1),)),
+            b.exp("E1", "S1", (b.scan("1"),), assessors=(qc,)),
+        )
+    )
+    p = plan(src, dst_of(b))
+    assert steps(p)["S1/F1"] == StepKind.CREATE_EXPERIMENT
+    assert steps(p)["S1/F1/resources/FORM"] == StepKind.UPLOAD_RESOURCE
+    assert status(p)["S1/E1/assessors/QC"] == ChangeStatus.CREATE
+    assert "S1/E1/assessors/QC" not in steps(p)
+
+
+def test_filters_apply_to_both_sides(b):
+    src = b.inv(
+        b.subj(
+            "S1",
+            b.exp("E1", "S1", (b.scan("1"),)),
+            b.exp("C1", "S1", (b.scan("1"),), xsi="xnat:ctSessionData"),
+        ),
+        resources=(b.res("SECRET", 1),),
+    )
+    dst = dst_of(
+        b,
+        b.subj("S1", b.exp("C2", "S1", (b.scan("1"),), xsi="xnat:ctSessionData")),
+        resources=(b.res("SECRET", 2),),
+    )
+    filtering = Filtering(
+        project_resources=ItemFilter(SyncType.EXCLUDE, ("SECRET",)),
+        imaging_sessions=TypedFilter(SyncType.EXCLUDE, (SessionTypeFilter("xnat:ctSessionData"),)),
+    )
+    p = plan(src, dst, TransferConfig(filtering=filtering))
+    st = status(p)
+    assert st["S1/C1"] == ChangeStatus.SKIPPED
+    assert st["@project/resources/SECRET"] == ChangeStatus.SKIPPED
+    assert "S1/C2" not in st  # filtered on the destination too: not reported dest_only
+    assert set(steps(p)) == {"S1/E1", "S1/E1/scans/1"}
+    skipped = next(c for c in p.changes if c.address == "S1/C1")
+    assert "imaging_sessions" in skipped.reason
+    assert p.summary.skipped == 2 and p.summary.dest_only == 0
+
+
+def test_filtered_scan_resource_is_skipped(b):
+    src = b.inv(b.subj("S1", b.exp("E1", "S1", (b.scan("1", extra=(b.res("SNAPSHOTS", 1),)),))))
+    filtering = Filtering(scan_resources=ItemFilter(SyncType.EXCLUDE, ("SNAPSHOTS",)))
+    p = plan(src, dst_of(b), TransferConfig(filtering=filtering))
+    assert status(p)["S1/E1/scans/1/SNAPSHOTS"] == ChangeStatus.SKIPPED
+    assert set(steps(p)) == {"S1", "S1/E1", "S1/E1/scans/1"}
+
+
+def test_sync_new_only_skips_completed_subjects(b):
+    src, dst = _world(b)
+    fp = subject_fingerprint(src.subjects["S1"])
+    p = plan(src, dst, completed={"S1": fp})
+    skip = next(c for c in p.changes if c.address == "S1")
+    assert skip.status == ChangeStatus.SKIPPED and skip.reason == "completed by an earlier run"
+    assert not any(s.address.startswith("S1") for s in p.steps)
+    assert not any(c.address.startswith("S1/") for c in p.changes)
+
+
+def test_sync_new_only_notes_new_data(b):
+    src, dst = _world(b)
+    p = plan(src, dst, completed={"S1": "an older fingerprint"})
+    skip = next(c for c in p.changes if c.address == "S1")
+    assert skip.reason == "completed by an earlier run; has new data on the source"
+
+
+def test_without_sync_new_only_completed_subjects_are_checked(b):
+    src, dst = _world(b)
+    p = plan(src, dst, TransferConfig(sync_new_only=False), completed={"S1": "x"})
+    assert status(p)["S1"] == ChangeStatus.CREATE
+
+
+def test_plan_endpoints_and_config(b):
+    src, dst = _world(b)
+    config = TransferConfig(scan_workers=2)
+    p = plan(src, dst, config, source_profile="prod", dest_profile="staging")
+    assert p.source.url == "http://src" and p.source.project == "P"
+    assert p.source.profile == "prod" and p.dest.profile == "staging"
+    assert p.source.inventory_fingerprint == src.fingerprint()
+    assert p.dest.inventory_fingerprint == dst.fingerprint()
+    assert p.source.server_version == "1.8.11"
+    assert p.config == config.to_dict() and p.config_hash == config.config_hash()
+    assert p.state_serial == 3 and p.created_at == "2026-01-01T00:00:00Z"
+
+
+def test_same_inputs_give_the_same_plan(b):
+    src, dst = _world(b)
+    assert plan_to_dict(plan(src, dst)) == plan_to_dict(plan(src, dst))
+    assert plan(src, dst) == plan(src, dst)
+
+
+def test_identical_projects_have_no_changes(b):
+    src, _ = _world(b)
+    same = replace(src, server_url="http://dst")
+    p = plan(src, same)
+    assert p.steps == ()
+    assert summary_line(p) == "No changes: destination matches the source."
+
+
+def test_summary_line(b):
+    src, dst = _world(b)
+    line = summary_line(plan(src, dst))
+    assert line == (
+        "Plan: 1 subject, 1 experiment, 3 scans (1.5 kB), 4 resources to transfer; "
+        "1 experiment in sync; 1 differs; 1 only on the destination; 0 conflicts."
+    )
+
+
+def test_human_bytes():
+    assert human_bytes(0) == "0 B"
+    assert human_bytes(999) == "999 B"
+    assert human_bytes(18_200_000_000) == "18.2 GB"
+    assert human_bytes(5 * 10**15) == "5000.0 TB"
+
+
+def test_digest_differences_ignored_when_a_side_lacks_digests(b):
+    src = b.inv(b.subj("S1", b.exp("E1", "S1", (b.scan("1"),))))
+    r = b.res("DICOM", 3, salt="other")
+    changed = b.inv(
+        b.subj("S1", b.exp("E1", "S1", (replace(b.scan("1"), resources={"DICOM": r}),))),
+        url="http://dst",
+        project="Q",
+    )
+    assert status(plan(src, changed))["S1/E1/scans/1"] == ChangeStatus.DIFFERS
+    no_digests = replace(changed, digests=False)
+    assert status(plan(src, no_digests))["S1/E1/scans/1"] == ChangeStatus.IN_SYNC
+
+
+def test_field_and_date_differences_are_reported_without_steps(b):
+    src = b.inv(b.subj("S1", b.exp("E1", "S1", date="2024-01-02"), fields={"gender": "female"}))
+    dst = dst_of(b, b.subj("S1", b.exp("E1", "S1", date="2024-02-02"), fields={"gender": "male"}))
+    p = plan(src, dst)
+    by = {c.address: c for c in p.changes}
+    assert by["S1"].status == ChangeStatus.DIFFERS
+    assert by["S1"].differences == ("gender 'female' != 'male'",)
+    assert by["S1/E1"].status == ChangeStatus.DIFFERS
+    assert by["S1/E1"].differences == ("date 2024-01-02 != 2024-02-02",)
+    assert p.steps == ()
+    assert p.summary.differs == 2
+
+
+def test_empty_resource_is_created(b):
+    src = b.inv(b.subj("S1", resources=(b.res("NOTES", 0),)))
+    dst = dst_of(b, b.subj("S1"))
+    (step,) = plan(src, dst).steps
+    assert step.kind == StepKind.UPLOAD_RESOURCE
+    assert step.facts["file_count"] == 0 and step.facts["bytes"] == 0
+
+
+def test_source_scan_without_dicom_is_skipped_with_its_resources(b):
+    src = b.inv(b.subj("S1", b.exp("E1", "S1", (b.scan("1", n=0, extra=(b.res("NIFTI", 1),)),))))
+    p = plan(src, dst_of(b, b.subj("S1", b.exp("E1", "S1"))))
+    by = {c.address: c for c in p.changes}
+    assert by["S1/E1/scans/1"].status == ChangeStatus.SKIPPED
+    assert by["S1/E1/scans/1"].reason == "no DICOM resource to import"
+    assert "S1/E1/scans/1/NIFTI" not in by
+    assert p.steps == ()
+
+
+def test_session_assessor_differences(b):
+    from planner.inventory import Assessor
+
+    qc = Assessor("QC", "A1", "xnat:qcAssessmentData", "", {"PDF": b.res("PDF", 2)})
+    qc_dst = Assessor("QC", "A9", "xnat:qcAssessmentData", "", {"PDF": b.res("PDF", 1)})
+    src = b.inv(b.subj("S1", b.exp("E1", "S1", assessors=(qc,))))
+    dst = dst_of(b, b.subj("S1", b.exp("E1", "S1", assessors=(qc_dst,))))
+    by = {c.address: c for c in plan(src, dst).changes}
+    assert by["S1/E1/assessors/QC"].status == ChangeStatus.DIFFERS
+    assert by["S1/E1/assessors/QC"].differences[0] == "PDF: file count 2 != 1"
+    assert by["S1/E1"].status == ChangeStatus.DIFFERS

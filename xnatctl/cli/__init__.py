@@ -1,0 +1,1 @@
+"""The ``xnatctl`` command line: one module per command group."""

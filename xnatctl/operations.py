@@ -1,0 +1,403 @@
+"""The operations behind ``xnatctl project ...``: connect, snapshot, plan, apply, report.
+
+Commands stay thin: they parse options and call one function here; this module joins the
+pieces (clients, the planner, the state DB, the views) and turns outcomes into exit codes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+from planner.config import TransferConfig, load_config
+from planner.diff import make_plan, summary_line
+from planner.errors import BackendError
+from planner.inventory import Inventory
+from planner.plan import Plan
+from planner.planfile import save_plan
+from planner.snapshot import take_snapshot
+from planner.state import PairKey, StateDB
+from xnatctl import __version__
+from xnatctl.client import XnatClient
+from xnatctl.connect import client_for_profile, dest_client
+from xnatctl.context import AppContext
+from xnatctl.errors import CliError, ExitCode, UsageError
+
+# -- config and connections ------------------------------------------------------------------
+
+
+def effective_config(
+    path: Path | None, project: str, dest_project: str, workers: int | None
+) -> TransferConfig:
+    """The transfer config with the command line's projects and worker count applied.
+
+    A config that names other projects than the command line is refused: applying a config
+    written for one study to another is a mistake worth stopping.
+    """
+    cfg = load_config(path) if path is not None else TransferConfig()
+    for field_name, given in (("source_project", project), ("dest_project", dest_project)):
+        in_file = getattr(cfg, field_name)
+        if in_file and in_file != given:
+            raise UsageError(
+                f"{path} sets {field_name}: {in_file}, but the command line says {given}",
+                hint=f"make them agree, or remove {field_name} from the config",
+            )
+    return cfg.with_overrides(
+        source_project=project, dest_project=dest_project, scan_workers=workers
+    )
+
+
+def config_from_plan(plan: Plan, workers: int | None) -> TransferConfig:
+    """The config a saved plan was made with (it is recorded in the plan), plus --workers."""
+    cfg = TransferConfig.from_dict(plan.config) if plan.config else TransferConfig()
+    return cfg.with_overrides(
+        source_project=plan.source.project,
+        dest_project=plan.dest.project,
+        scan_workers=workers,
+    )
+
+
+def connect_pair(
+    ctx: AppContext,
+    *,
+    dest_profile: str | None,
+    dest_url: str | None,
+    dest_user: str | None,
+    dest_pass: str | None,
+    dest_pass_stdin: bool,
+    workers: int,
+) -> tuple[XnatClient, XnatClient]:
+    src = client_for_profile(ctx, ctx.profile, workers=workers)
+    dst = dest_client(
+        ctx, dest_profile, dest_url, dest_user, dest_pass, dest_pass_stdin, workers=workers
+    )
+    return src, dst
+
+
+def connect_for_plan(
+    ctx: AppContext,
+    plan: Plan,
+    *,
+    source_profile: str | None,
+    dest_profile: str | None,
+    dest_url: str | None,
+    dest_user: str | None,
+    dest_pass: str | None,
+    dest_pass_stdin: bool,
+    workers: int,
+) -> tuple[XnatClient, XnatClient]:
+    """Clients for the servers a plan names; a profile pointing elsewhere is refused."""
+    src_profile = source_profile or plan.source.profile or None
+    if not src_profile:
+        raise UsageError(
+            "the plan does not name a source profile", hint="give the source profile with -p NAME"
+        )
+    src = client_for_profile(ctx, src_profile, workers=workers)
+    inline = bool(dest_url or dest_user or dest_pass or dest_pass_stdin)
+    dst_profile = dest_profile or (None if inline else plan.dest.profile or None)
+    if not dst_profile and not inline:
+        raise UsageError(
+            "the plan does not name a destination profile (it was made with --dest-url)",
+            hint="give --dest-profile NAME or --dest-url/--dest-user again",
+        )
+    dst = dest_client(
+        ctx, dst_profile, dest_url, dest_user, dest_pass, dest_pass_stdin, workers=workers
+    )
+    for side, client, endpoint_url in (
+        ("source", src, plan.source.url),
+        ("destination", dst, plan.dest.url),
+    ):
+        if client.url.rstrip("/") != endpoint_url.rstrip("/"):
+            raise UsageError(
+                f"the plan's {side} is {endpoint_url}, but the {side} given now is {client.url}",
+                hint="apply a plan with the servers it was made for, or make a new plan",
+            )
+    return src, dst
+
+
+# -- snapshots and plans ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MadePlan:
+    plan: Plan
+    source: Inventory
+    dest: Inventory
+
+
+def snapshot_pair(
+    ctx: AppContext, src: XnatClient, dst: XnatClient, src_project: str, dst_project: str
+) -> tuple[Inventory, Inventory]:
+    """Both inventories, read at the same time (each side in its own bounded pool)."""
+    done = {"source": (0, 0), "destination": (0, 0)}
+    lock = threading.Lock()
+    status = None
+    if not ctx.quiet and ctx.err.is_terminal:
+        status = ctx.err.status("Reading both servers...")
+        status.start()
+
+    def progress(side: str):
+        def report(n: int, total: int) -> None:
+            with lock:
+                done[side] = (n, total)
+                if status is not None:
+                    s, d = done["source"], done["destination"]
+                    status.update(
+                        f"Reading both servers: source {s[0]}/{s[1]}, destination {d[0]}/{d[1]}"
+                    )
+
+        return report
+
+    ctx.note(f"Reading {src_project} on {src.url} and {dst_project} on {dst.url}")
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            fs = pool.submit(take_snapshot, src, src_project, on_progress=progress("source"))
+            fd = pool.submit(take_snapshot, dst, dst_project, on_progress=progress("destination"))
+            source, dest = fs.result(), fd.result()
+    finally:
+        if status is not None:
+            status.stop()
+    ctx.note(
+        f"Read {len(source.subjects)} source subjects ({source.requests} requests) and "
+        f"{len(dest.subjects)} destination subjects ({dest.requests} requests)"
+    )
+    return source, dest
+
+
+def _pair(src_url: str, src_project: str, dst_url: str, dst_project: str) -> PairKey:
+    return PairKey(src_url, src_project, dst_url, dst_project)
+
+
+def make_transfer_plan(
+    ctx: AppContext,
+    src: XnatClient,
+    dst: XnatClient,
+    cfg: TransferConfig,
+    *,
+    dest_profile: str,
+) -> MadePlan:
+    source, dest = snapshot_pair(ctx, src, dst, cfg.source_project, cfg.dest_project)
+    with StateDB(ctx.state_db_path) as state:
+        pair = _pair(src.url, cfg.source_project, dst.url, cfg.dest_project)
+        completed = state.completed_subjects(pair)
+        serial = state.serial(pair)
+    plan = make_plan(
+        source,
+        dest,
+        cfg,
+        completed_subjects=completed,
+        state_serial=serial,
+        source_profile=getattr(src, "profile", "") or "",
+        dest_profile=dest_profile,
+        created_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        tool_version=__version__,
+    )
+    return MadePlan(plan, source, dest)
+
+
+def save(plan: Plan, path: Path) -> None:
+    save_plan(plan, path)
+
+
+def show_plan(
+    ctx: AppContext, plan: Plan, *, show_in_sync: bool = False, summary_only: bool = False
+) -> None:
+    from xnatctl.views.plan import plan_to_json, render_plan
+
+    if ctx.json_output:
+        if not summary_only:
+            ctx.print_json(plan_to_json(plan))
+        return
+    if summary_only:
+        ctx.out.print(summary_line(plan), highlight=False)
+    else:
+        render_plan(plan, ctx.out, show_in_sync=show_in_sync)
+
+
+def confirm(ctx: AppContext, plan: Plan, *, yes: bool) -> None:
+    """Ask before writing to the destination; without a terminal, insist on --yes."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "refusing to change the destination without confirmation, and there is no "
+            "terminal to ask on",
+            hint="review the plan, then run again with --yes",
+        )
+    question = f"Apply this plan to {plan.dest.project} on {plan.dest.url}?"
+    if not typer.confirm(question, default=False, err=True):
+        raise CliError("nothing applied", code=ExitCode.FAILED, hint="the plan was declined")
+
+
+# -- apply -----------------------------------------------------------------------------------
+
+
+def run_apply(
+    ctx: AppContext,
+    plan: Plan,
+    src: XnatClient,
+    dst: XnatClient,
+    cfg: TransferConfig,
+    *,
+    check_stale: bool,
+    made: MadePlan | None = None,
+    plan_file: str = "",
+) -> int:
+    """Apply, show the summary, and give the exit code (1 if anything failed)."""
+    from planner.apply import ApplyOptions, apply_plan
+    from xnatctl.views.progress import progress_reporter
+    from xnatctl.views.report import render_apply_summary
+
+    options = ApplyOptions(
+        workers=cfg.scan_workers,
+        retry_count=cfg.scan_retry_count,
+        retry_delay=cfg.scan_retry_delay,
+        max_failures=cfg.max_failures,
+        verify=cfg.verify_after_transfer,
+        work_dir=ctx.state_dir / "work",
+        failed_dir=ctx.state_dir / "failed",
+        source_profile=plan.source.profile,
+        dest_profile=plan.dest.profile,
+        plan_file=plan_file,
+        source_inventory=made.source if made is not None else None,
+    )
+    cancel = threading.Event()
+    reporter = progress_reporter(sys.stderr, force_terminal=None if not ctx.quiet else False)
+    with StateDB(ctx.state_db_path) as state, reporter:
+        try:
+            result = apply_plan(
+                plan,
+                src,
+                dst,
+                state,
+                options,
+                reporter=reporter,
+                cancel=cancel,
+                check_stale=check_stale,
+            )
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+    summary = result.summary()
+    if ctx.json_output:
+        ctx.print_json({"run_id": result.run_id, **summary})
+    else:
+        render_apply_summary(summary, ctx.out)
+    if result.status == "interrupted":
+        return int(ExitCode.INTERRUPTED)
+    return int(ExitCode.OK) if result.ok and not result.failed_steps else int(ExitCode.FAILED)
+
+
+# -- state DB reports ------------------------------------------------------------------------
+
+
+def _open_state_readonly(ctx: AppContext, project: str) -> StateDB | None:
+    if not ctx.state_db_path.exists():
+        return None
+    return StateDB(ctx.state_db_path)
+
+
+def transfer_status(ctx: AppContext, project: str) -> None:
+    from xnatctl.views.report import render_status, run_to_json
+
+    state = _open_state_readonly(ctx, project)
+    runs = [] if state is None else state.runs(project=project, limit=1)
+    if not runs:
+        if state is not None:
+            state.close()
+        raise CliError(
+            f"no transfer of project {project} is recorded in {ctx.state_db_path}",
+            code=ExitCode.NOT_FOUND,
+            hint="run 'xnatctl project transfer' first, or check the project ID",
+        )
+    with state:
+        run = runs[0]
+        failed = state.failed_steps(int(run["id"]))
+    if ctx.json_output:
+        ctx.print_json(run_to_json(run, failed))
+    else:
+        render_status(run, failed, ctx.out)
+
+
+def transfer_history(ctx: AppContext, project: str, limit: int) -> None:
+    from xnatctl.views.report import render_history, run_to_json
+
+    state = _open_state_readonly(ctx, project)
+    runs: list[dict] = []
+    if state is not None:
+        with state:
+            runs = state.runs(project=project, limit=limit)
+    if ctx.json_output:
+        ctx.print_json({"project": project, "runs": [run_to_json(r) for r in runs]})
+        return
+    if not runs:
+        ctx.out.print(f"No transfers of project {project} recorded.", highlight=False)
+        return
+    render_history(runs, ctx.out)
+
+
+# -- checks and drift ------------------------------------------------------------------------
+
+
+def transfer_check(
+    ctx: AppContext,
+    project: str,
+    dest_project: str,
+    *,
+    dest_profile: str | None,
+    dest_url: str | None,
+    dest_user: str | None,
+    dest_pass: str | None,
+    dest_pass_stdin: bool,
+) -> bool:
+    from planner.preflight import run_preflight
+    from xnatctl.views.report import checks_to_json, render_checks
+
+    src: XnatClient | BackendError
+    dst: XnatClient | BackendError
+    try:
+        src = client_for_profile(ctx, ctx.profile)
+    except BackendError as exc:
+        src = exc
+    try:
+        dst = dest_client(ctx, dest_profile, dest_url, dest_user, dest_pass, dest_pass_stdin)
+    except BackendError as exc:
+        dst = exc
+    try:
+        checks = run_preflight(src, project, dst, dest_project)
+    finally:
+        for client in (src, dst):
+            if isinstance(client, XnatClient):
+                client.close()
+    if ctx.json_output:
+        ctx.print_json(checks_to_json(checks))
+    else:
+        render_checks(checks, ctx.out)
+    return all(c.ok for c in checks)
+
+
+def drift_check(
+    ctx: AppContext,
+    src: XnatClient,
+    dst: XnatClient,
+    cfg: TransferConfig,
+    checksums: bool | None,
+    *,
+    show_in_sync: bool = False,
+) -> bool:
+    from planner.drift import check_drift
+    from xnatctl.views.report import render_drift
+
+    source, dest = snapshot_pair(ctx, src, dst, cfg.source_project, cfg.dest_project)
+    report = check_drift(source, dest, cfg.filtering, checksums=checksums)
+    if ctx.json_output:
+        ctx.print_json(report.to_dict(include_in_sync=show_in_sync))
+    else:
+        render_drift(report, ctx.out, show_in_sync=show_in_sync)
+    return report.in_sync

@@ -1,0 +1,134 @@
+"""A plan for people (a tree plus one summary line) and for scripts (the file's JSON layout)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.tree import Tree
+
+from planner.diff import human_bytes, summary_line
+from planner.plan import Change, ChangeStatus, Level, Plan
+from planner.planfile import plan_to_dict
+
+MARKS: dict[ChangeStatus, tuple[str, str]] = {
+    ChangeStatus.CREATE: ("+", "green"),
+    ChangeStatus.DIFFERS: ("~", "yellow"),
+    ChangeStatus.IN_SYNC: ("=", "dim"),
+    ChangeStatus.CONFLICT: ("!", "bold red"),
+    ChangeStatus.DEST_ONLY: ("-", "cyan"),
+    ChangeStatus.SKIPPED: ("·", "dim"),
+}
+PROJECT_NODE = "@project"
+MAX_REASONS = 8  # per entity; the plan file has them all
+
+
+def parent_address(address: str) -> str | None:
+    """The address of the entity that holds this one (see ``planner.address``)."""
+    parts = address.split("/")
+    if len(parts) == 1:
+        return None
+    if parts[0] == PROJECT_NODE:
+        return PROJECT_NODE
+    if len(parts) in (2, 3):  # subject/experiment, subject/resources/label
+        return parts[0]
+    if len(parts) == 4:  # subject/experiment/{resources,scans,assessors}/x
+        return "/".join(parts[:2])
+    return "/".join(parts[:4])  # scan resource -> scan
+
+
+def _name(change_or_address: Change | str) -> str:
+    address = change_or_address if isinstance(change_or_address, str) else change_or_address.address
+    parts = address.split("/")
+    if address == PROJECT_NODE:
+        return "project resources"
+    if len(parts) == 1 or (len(parts) == 2 and parts[0] != PROJECT_NODE):
+        return parts[-1]
+    if len(parts) >= 3 and parts[-2] == "resources":
+        return f"resource {parts[-1]}"
+    if len(parts) == 4 and parts[2] == "scans":
+        return f"scan {parts[3]}"
+    if len(parts) == 4 and parts[2] == "assessors":
+        return f"assessor {parts[3]}"
+    if len(parts) == 5:
+        return f"resource {parts[4]}"
+    return address
+
+
+def _label(change: Change) -> str:
+    mark, style = MARKS[change.status]
+    text = f"[{style}]{mark} {escape(_name(change))}[/]"
+    if change.level == Level.SUBJECT:
+        text = f"[{style}]{mark} subject {escape(_name(change))}[/]"
+    elif change.level == Level.EXPERIMENT:
+        text = f"[{style}]{mark} experiment {escape(_name(change))}[/]"
+    if change.bytes or change.files:
+        noun = "file" if change.files == 1 else "files"
+        text += f" [dim]({change.files} {noun}, {human_bytes(change.bytes)})[/]"
+    if change.status in (ChangeStatus.SKIPPED, ChangeStatus.DEST_ONLY) and change.reason:
+        text += f" [dim]{escape(change.reason)}[/]"
+    return text
+
+
+def _reasons(change: Change) -> list[str]:
+    if change.status not in (ChangeStatus.DIFFERS, ChangeStatus.CONFLICT):
+        return []
+    lines = list(change.differences) or ([change.reason] if change.reason else [])
+    if change.status == ChangeStatus.DIFFERS and change.reason:
+        lines.append(change.reason)
+    if len(lines) > MAX_REASONS:
+        lines = [*lines[:MAX_REASONS], f"and {len(lines) - MAX_REASONS} more"]
+    return lines
+
+
+def build_tree(plan: Plan, *, show_in_sync: bool = False) -> Tree:
+    """Subject → experiment → scan/resource, each with its action mark and size."""
+    root = Tree(
+        f"[bold]{escape(plan.source.project)}[/] ({escape(plan.source.url)}) → "
+        f"[bold]{escape(plan.dest.project)}[/] ({escape(plan.dest.url)})"
+    )
+    by_address = {c.address: c for c in plan.changes}
+    shown = [c for c in plan.changes if show_in_sync or c.status != ChangeStatus.IN_SYNC]
+    wanted: set[str] = set()
+    for c in shown:
+        addr: str | None = c.address
+        while addr is not None and addr not in wanted:
+            wanted.add(addr)
+            addr = parent_address(addr)
+    nodes: dict[str, Tree] = {}
+
+    def node_for(address: str) -> Tree:
+        if address in nodes:
+            return nodes[address]
+        parent = parent_address(address)
+        holder = root if parent is None else node_for(parent)
+        change = by_address.get(address)
+        text = _label(change) if change is not None else escape(_name(address))
+        node = holder.add(text)
+        if change is not None:
+            for line in _reasons(change):
+                node.add(f"[dim]{escape(line)}[/]")
+        nodes[address] = node
+        return node
+
+    for address in sorted(wanted, key=_sort_key):
+        node_for(address)
+    return root
+
+
+def _sort_key(address: str) -> tuple[int, int, str]:
+    return (0 if address.startswith(PROJECT_NODE) else 1, address.count("/"), address)
+
+
+def render_plan(plan: Plan, console: Console, *, show_in_sync: bool = False) -> None:
+    """Print the plan tree (when there is anything to show) and the summary line."""
+    tree = build_tree(plan, show_in_sync=show_in_sync)
+    if tree.children:
+        console.print(tree)
+    console.print(escape(summary_line(plan)), highlight=False, soft_wrap=True)
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """The plan as scripts see it: the same layout as the saved plan file."""
+    return plan_to_dict(plan)

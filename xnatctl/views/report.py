@@ -1,0 +1,208 @@
+"""How results read for people: apply summaries, run history, pre-flight checks, drift.
+
+Each view has a table form (rich, for people) and the command prints ``*_json`` data with
+``-o json`` instead. Views only format; they never decide an outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from planner.diff import human_bytes
+from planner.drift import DRIFT_CLASSES, IN_SYNC, DriftReport
+from planner.preflight import FAIL, PASS, Check
+
+_MARKS = {PASS: "[green]✔[/]", FAIL: "[red]✘[/]"}
+_PLAIN_MARKS = {PASS: "ok", FAIL: "FAIL"}
+
+
+# -- apply -----------------------------------------------------------------------------------
+
+
+def _counts_line(name: str, counts: dict[str, int]) -> str:
+    text = (
+        f"{name}: {counts.get('synced', 0)} synced, {counts.get('failed', 0)} failed, "
+        f"{counts.get('skipped', 0)} skipped"
+    )
+    if counts.get("pending"):
+        text += f", {counts['pending']} left for the next run"
+    return text
+
+
+def render_apply_summary(summary: dict[str, Any], console: Console) -> None:
+    """The end-of-run summary: what moved, how fast, what failed, what was verified."""
+    status = summary.get("status", "")
+    style = "green" if status == "completed" else "red"
+    console.print(f"[bold {style}]Transfer {status}[/]")
+    console.print(_counts_line("Subjects", summary.get("subjects", {})), highlight=False)
+    console.print(_counts_line("Experiments", summary.get("experiments", {})), highlight=False)
+    duration = float(summary.get("duration", 0.0))
+    rate = float(summary.get("throughput", 0.0))
+    console.print(
+        f"Moved {summary.get('scans_moved', 0)} scans and "
+        f"{summary.get('resources_moved', 0)} resources, "
+        f"{human_bytes(int(summary.get('bytes_moved', 0)))} in {duration:.1f} s "
+        f"({human_bytes(int(rate))}/s)",
+        highlight=False,
+    )
+    verification = summary.get("verification") or {}
+    if verification.get("checked"):
+        line = (
+            f"Verified {verification.get('checked', 0)} experiments: "
+            f"{verification.get('passed', 0)} passed, {verification.get('failed', 0)} failed"
+        )
+        if verification.get("digests_unavailable"):
+            line += " (sizes only: a server gave no MD5 digests)"
+        console.print(line, highlight=False)
+    if summary.get("circuit_breaker_tripped"):
+        console.print(
+            "[red]Stopped by the circuit breaker: too many consecutive subjects failed "
+            "(max_failures).[/]"
+        )
+    failed = summary.get("failed_steps") or []
+    if failed:
+        console.print(f"[red]{len(failed)} failed step(s):[/]")
+        for step_id, error in failed[:50]:
+            console.print(f"  {step_id}: {error}", highlight=False, markup=False)
+        if len(failed) > 50:
+            console.print(f"  ... and {len(failed) - 50} more (see transfer-status)")
+    for path in summary.get("kept_zips") or []:
+        console.print(f"Kept the failed download for inspection: {path}", highlight=False)
+
+
+# -- state DB --------------------------------------------------------------------------------
+
+
+def run_to_json(run: dict[str, Any], failed_steps: list[dict[str, Any]] | None = None) -> dict:
+    data = {
+        "run_id": run.get("id"),
+        "status": run.get("status"),
+        "started_at": run.get("started_at"),
+        "ended_at": run.get("ended_at"),
+        "source": {"url": run.get("source_url"), "project": run.get("source_project")},
+        "destination": {"url": run.get("dest_url"), "project": run.get("dest_project")},
+        "plan_file": run.get("plan_file") or "",
+        "counts": run.get("counts") or {},
+        "verification": run.get("verification"),
+        "host": run.get("host"),
+        "pid": run.get("pid"),
+        "user": run.get("user"),
+    }
+    if failed_steps is not None:
+        data["failed_steps"] = [
+            {
+                "step_id": s.get("step_id"),
+                "address": s.get("address"),
+                "attempts": s.get("attempts"),
+                "error": s.get("error"),
+            }
+            for s in failed_steps
+        ]
+    return data
+
+
+def _count(run: dict[str, Any], group: str, key: str) -> int:
+    return int(((run.get("counts") or {}).get(group) or {}).get(key, 0))
+
+
+def render_history(runs: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title="Transfer runs", title_justify="left")
+    for column in ("run", "status", "started", "ended", "from", "to", "subjects", "experiments"):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(
+            str(run.get("id")),
+            str(run.get("status")),
+            str(run.get("started_at") or ""),
+            str(run.get("ended_at") or ""),
+            f"{run.get('source_project')} @ {run.get('source_url')}",
+            f"{run.get('dest_project')} @ {run.get('dest_url')}",
+            _synced_failed_skipped(run, "subjects"),
+            _synced_failed_skipped(run, "experiments"),
+        )
+    console.print(table)
+
+
+def _synced_failed_skipped(run: dict[str, Any], group: str) -> str:
+    return (
+        f"{_count(run, group, 'synced')} ok / {_count(run, group, 'failed')} failed / "
+        f"{_count(run, group, 'skipped')} skipped"
+    )
+
+
+def render_status(run: dict[str, Any], failed: list[dict[str, Any]], console: Console) -> None:
+    console.print(
+        f"Run {run.get('id')}: [bold]{run.get('status')}[/] "
+        f"(started {run.get('started_at')}, ended {run.get('ended_at') or '-'})"
+    )
+    console.print(
+        f"From {run.get('source_project')} @ {run.get('source_url')} to "
+        f"{run.get('dest_project')} @ {run.get('dest_url')}",
+        highlight=False,
+    )
+    console.print(f"Subjects: {_synced_failed_skipped(run, 'subjects')}", highlight=False)
+    console.print(f"Experiments: {_synced_failed_skipped(run, 'experiments')}", highlight=False)
+    if failed:
+        console.print(f"[red]{len(failed)} failed step(s):[/]")
+        for step in failed:
+            console.print(
+                f"  {step.get('step_id')} (after {step.get('attempts')} attempt(s)): "
+                f"{step.get('error')}",
+                highlight=False,
+                markup=False,
+            )
+
+
+# -- pre-flight checks -----------------------------------------------------------------------
+
+
+def checks_to_json(checks: list[Check]) -> dict[str, Any]:
+    return {
+        "ok": all(c.ok for c in checks),
+        "checks": [
+            {"name": c.name, "status": c.status, "detail": c.detail, "hint": c.hint} for c in checks
+        ],
+    }
+
+
+def render_checks(checks: list[Check], console: Console) -> None:
+    for check in checks:
+        mark = _MARKS.get(check.status, "[dim]-[/]")
+        if console.no_color or not console.is_terminal:
+            mark = _PLAIN_MARKS.get(check.status, "--")
+        line = f"{mark} {check.name}"
+        if check.detail:
+            line += f": {check.detail}"
+        console.print(line, highlight=False)
+        if check.status == FAIL and check.hint:
+            console.print(f"    what to do: {check.hint}", highlight=False)
+    failed = sum(1 for c in checks if c.status == FAIL)
+    if failed:
+        console.print(f"[red]{failed} check(s) failed.[/]")
+    else:
+        console.print("[green]All checks passed.[/]")
+
+
+# -- drift -----------------------------------------------------------------------------------
+
+
+def render_drift(report: DriftReport, console: Console, *, show_in_sync: bool = False) -> None:
+    rows = [e for e in report.entries if show_in_sync or e.drift_class != IN_SYNC]
+    rows = [e for e in rows if e.drift_class in (*DRIFT_CLASSES, IN_SYNC)]
+    if rows:
+        table = Table(title="Drift", title_justify="left")
+        table.add_column("class")
+        table.add_column("level")
+        table.add_column("address")
+        table.add_column("how")
+        for e in rows:
+            table.add_row(e.drift_class, e.level, e.address, "; ".join(e.differences) or e.note)
+        console.print(table)
+    counts = ", ".join(f"{report.counts.get(c, 0)} {c}" for c in (*DRIFT_CLASSES, IN_SYNC))
+    if report.checksums_note:
+        console.print(f"Note: {report.checksums_note}", highlight=False)
+    verdict = "[green]In sync.[/]" if report.in_sync else "[yellow]Drift found.[/]"
+    console.print(f"{verdict} {counts}.", highlight=False)
