@@ -51,7 +51,12 @@ def _run(name: str, probe: Callable[[], str], hints: dict[type, str]) -> Check:
 
 
 def _server_version(backend: XnatBackend) -> str:
-    info = backend.get_json("/xapi/siteConfig/buildInfo")
+    """The version proves the server is there; a 401 proves it too (bad credentials are the
+    login check's business, reported there with their own hint)."""
+    try:
+        info = backend.get_json("/xapi/siteConfig/buildInfo")
+    except AuthenticationFailed:
+        return "the server answered, but refused the credentials before giving its version"
     version = info.get("version", "") if isinstance(info, dict) else ""
     return f"XNAT {version}" if version else "XNAT (version not reported)"
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from xnatctl.errors import ExitCode
+from xnatctl.errors import CliError, ExitCode, describe
 from xnatctl.options import (
     DestPassOpt,
     DestPassStdinOpt,
@@ -275,20 +275,26 @@ def drift(
     output: OutputOpt = None,
 ) -> None:
     """Compare the two servers, read-only. Exit 0 in sync, 2 drift found, 1 error."""
+    from planner.errors import BackendError
     from xnatctl import operations as ops
 
     app_ctx = app_context(ctx, profile=profile, output=output)
     cfg = ops.effective_config(config, project, dest_project, None)
-    src, dst = ops.connect_pair(
-        app_ctx,
-        dest_profile=dest_profile,
-        dest_url=dest_url,
-        dest_user=dest_user,
-        dest_pass=dest_pass,
-        dest_pass_stdin=dest_pass_stdin,
-        workers=cfg.scan_workers,
-    )
-    with src, dst:
-        in_sync = ops.drift_check(app_ctx, src, dst, cfg, checksums, show_in_sync=show_in_sync)
+    try:
+        src, dst = ops.connect_pair(
+            app_ctx,
+            dest_profile=dest_profile,
+            dest_url=dest_url,
+            dest_user=dest_user,
+            dest_pass=dest_pass,
+            dest_pass_stdin=dest_pass_stdin,
+            workers=cfg.scan_workers,
+        )
+        with src, dst:
+            in_sync = ops.drift_check(app_ctx, src, dst, cfg, checksums, show_in_sync=show_in_sync)
+    except BackendError as exc:
+        # Drift speaks three codes to scripts: 0 in sync, 2 drift, 1 could not tell.
+        cause = describe(exc).removeprefix("error: ")
+        raise CliError(f"drift check could not run: {cause}", code=ExitCode.FAILED) from exc
     if not in_sync:
         raise typer.Exit(int(ExitCode.DRIFT))

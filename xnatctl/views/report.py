@@ -109,28 +109,34 @@ def _count(run: dict[str, Any], group: str, key: str) -> int:
 
 
 def render_history(runs: list[dict[str, Any]], console: Console) -> None:
-    table = Table(title="Transfer runs", title_justify="left")
-    for column in ("run", "status", "started", "ended", "from", "to", "subjects", "experiments"):
-        table.add_column(column)
+    """One row per run; counts read synced/failed/skipped."""
+    table = Table(title="Transfer runs (subjects and experiments: synced/failed/skipped)")
+    for column in ("run", "status", "started", "ended", "to", "subjects", "experiments"):
+        table.add_column(column, overflow="fold")
     for run in runs:
         table.add_row(
             str(run.get("id")),
             str(run.get("status")),
-            str(run.get("started_at") or ""),
-            str(run.get("ended_at") or ""),
-            f"{run.get('source_project')} @ {run.get('source_url')}",
+            _short_time(run.get("started_at")),
+            _short_time(run.get("ended_at")),
             f"{run.get('dest_project')} @ {run.get('dest_url')}",
-            _synced_failed_skipped(run, "subjects"),
-            _synced_failed_skipped(run, "experiments"),
+            _synced_failed_skipped(run, "subjects", compact=True),
+            _synced_failed_skipped(run, "experiments", compact=True),
         )
     console.print(table)
 
 
-def _synced_failed_skipped(run: dict[str, Any], group: str) -> str:
-    return (
-        f"{_count(run, group, 'synced')} ok / {_count(run, group, 'failed')} failed / "
-        f"{_count(run, group, 'skipped')} skipped"
-    )
+def _short_time(value: Any) -> str:
+    """``2026-11-27T18:24:01.123456+00:00`` reads as ``2026-11-27 18:24:01``."""
+    text = str(value or "")
+    return text.replace("T", " ")[:19]
+
+
+def _synced_failed_skipped(run: dict[str, Any], group: str, *, compact: bool = False) -> str:
+    synced, failed, skipped = (_count(run, group, k) for k in ("synced", "failed", "skipped"))
+    if compact:
+        return f"{synced}/{failed}/{skipped}"
+    return f"{synced} synced, {failed} failed, {skipped} skipped"
 
 
 def render_status(run: dict[str, Any], failed: list[dict[str, Any]], console: Console) -> None:

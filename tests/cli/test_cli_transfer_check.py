@@ -1,0 +1,73 @@
+"""project transfer-check: each check passes or fails with what to do."""
+
+from __future__ import annotations
+
+import json
+
+import requests
+
+from .conftest import ADMIN, PROJECT
+
+
+def _checks(cli, *args: str) -> tuple[int, dict[str, dict]]:
+    result = cli("project", "transfer-check", *args, "-o", "json")
+    data = json.loads(result.out)
+    return result.code, {c["name"]: c for c in data["checks"]}
+
+
+def test_all_checks_pass(seeded, cli):
+    code, checks = _checks(cli, *seeded.pair_args())
+    assert code == 0
+    assert all(c["status"] == "pass" for c in checks.values()), checks
+    assert "destination accepts DICOM-zip imports" in checks
+    # the import probe leaves nothing behind on the destination
+    rows = requests.get(
+        f"{seeded.dst.url}/data/projects/{PROJECT}/experiments",
+        params={"format": "json"},
+        auth=ADMIN,
+        timeout=30,
+    ).json()["ResultSet"]["Result"]
+    assert rows == []
+
+
+def test_wrong_password_fails_login_check(seeded, cli, monkeypatch):
+    monkeypatch.setenv("XNATCTL_PASSWORD", "wrong")
+    code, checks = _checks(cli, *seeded.pair_args())
+    assert code == 1
+    assert checks["source login"]["status"] == "fail"
+    assert checks["source login"]["hint"]
+    assert checks["destination login"]["status"] == "fail"
+
+
+def test_missing_project_fails_with_a_hint(seeded, cli):
+    code, checks = _checks(cli, *seeded.pair_args(dest_project="NOPE"))
+    assert code == 1
+    assert checks["source project STUDY"]["status"] == "pass"
+    failed = checks["destination project NOPE"]
+    assert failed["status"] == "fail"
+    assert "create" in failed["hint"]
+
+
+def test_collaborator_only_destination_is_not_writable(seeded, cli, monkeypatch):
+    for srv in (seeded.src, seeded.dst):
+        reply = requests.post(
+            f"{srv.url}/xapi/users",
+            json={"username": "carol", "password": "pw-carol", "email": "c@example.org"},
+            auth=ADMIN,
+            timeout=30,
+        )
+        assert reply.status_code in (200, 201), reply.text
+    role = {"src": "Members", "dst": "Collaborators"}
+    for name, srv in (("src", seeded.src), ("dst", seeded.dst)):
+        reply = requests.put(
+            f"{srv.url}/data/projects/{PROJECT}/users/{role[name]}/carol", auth=ADMIN, timeout=30
+        )
+        assert reply.status_code == 200, reply.text
+    monkeypatch.setenv("XNATCTL_USER", "carol")
+    monkeypatch.setenv("XNATCTL_PASSWORD", "pw-carol")
+    code, checks = _checks(cli, *seeded.pair_args())
+    assert code == 1
+    assert checks["source project STUDY"]["status"] == "pass"
+    dest = checks["destination project STUDY"]
+    assert dest["status"] == "fail"
+    assert "owner or member" in dest["hint"]
