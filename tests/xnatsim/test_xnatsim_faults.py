@@ -290,3 +290,24 @@ def test_load_yaml_and_json(tmp_path: Path):
     (tmp_path / "notlist.json").write_text('{"path": "/x"}')
     with pytest.raises(ValueError, match="must hold a list"):
         FaultInjector.load(tmp_path / "notlist.json")
+
+
+def test_counters_are_exact_under_concurrency(served):
+    inj, url = served
+    inj.add_rule({"path": "/c", "status": 503, "first": 10})
+    results: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        got = statuses(f"{url}/c", 5)
+        with lock:
+            results.extend(got)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 40 and results.count(503) == 10
+    (rule,) = inj.rules()
+    assert (rule["matches"], rule["fired"]) == (40, 10)
