@@ -143,7 +143,9 @@ def test_dicom_seeded_project_request_count_is_fixed(xnatsim_factory, http_backe
         )
         seed_mod.seed_project(srv.url, spec, auth=("admin", "admin"))
         inventory = take_snapshot(_backend(srv.url, http_backend), "P")
-        sessions = [e for s in inventory.subjects.values() for e in s.experiments.values()]
+        sessions = [
+            e for s in inventory.subjects.values() for e in s.experiments.values() if e.is_imaging
+        ]
         assert len(sessions) == 4
         assert all(len(e.scans) == scans for e in sessions)
         assert all("DICOM" in sc.resources for e in sessions for sc in e.scans.values())
