@@ -421,9 +421,7 @@ class _Run:
         """Run, submit, defer or fail one step, by the state of its dependencies."""
         failed_dep = next((d for d in step.depends_on if self.finished.get(d) == FAILED), None)
         if failed_dep is not None:
-            outcome = StepOutcome(FAILED, f"not run: {failed_dep} failed")
-            self.reporter.step_finished(step, STEP_FAILED, outcome.error)
-            self._step_done(step, outcome)
+            self._not_run(step, f"not run: {failed_dep} failed")
             return
         if any(d in self.planned and d not in self.finished for d in step.depends_on):
             self.deferred.append((step, resumed))
@@ -441,10 +439,18 @@ class _Run:
     def _fail_orphans(self) -> None:
         """Deferred steps whose dependencies can no longer run (a plan out of order)."""
         for step, _resumed in self.deferred:
-            outcome = StepOutcome(FAILED, "not run: its dependencies never ran")
-            self.reporter.step_finished(step, STEP_FAILED, outcome.error)
-            self._step_done(step, outcome)
+            self._not_run(step, "not run: its dependencies never ran")
         self.deferred = []
+
+    def _not_run(self, step: Step, why: str) -> None:
+        """A step that cannot run this time: recorded as failed, so history shows why."""
+        outcome = StepOutcome(FAILED, why)
+        try:
+            self._record(step, "failed", outcome)
+        except Exception as exc:
+            self.reporter.warning(f"could not record {step.id} in the state DB: {describe(exc)}")
+        self.reporter.step_finished(step, STEP_FAILED, why)
+        self._step_done(step, outcome)
 
     def _release_deferred(self, pool: ThreadPoolExecutor, limit: int) -> None:
         if not self.deferred or self._stopping():

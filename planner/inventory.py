@@ -152,10 +152,28 @@ class Inventory:
         )
 
 
+_FINGERPRINT_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+_FINGERPRINT_BUFFER = 1 << 20
+
+
 def content_fingerprint(data: Any) -> str:
-    """SHA-256 of canonical JSON: equal content gives an equal fingerprint on any machine."""
-    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    """SHA-256 of canonical JSON: equal content gives an equal fingerprint on any machine.
+
+    The JSON is hashed as it is encoded, a megabyte at a time, so fingerprinting a project
+    of millions of files never holds its whole JSON text in memory.
+    """
+    digest = hashlib.sha256()
+    pending: list[str] = []
+    size = 0
+    for chunk in _FINGERPRINT_ENCODER.iterencode(data):
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= _FINGERPRINT_BUFFER:
+            digest.update("".join(pending).encode())
+            pending.clear()
+            size = 0
+    digest.update("".join(pending).encode())
+    return digest.hexdigest()
 
 
 def resource_to_dict(r: Resource) -> dict[str, Any]:

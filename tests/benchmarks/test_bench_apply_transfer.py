@@ -150,58 +150,77 @@ def test_bench_apply_against_the_floor(xnatsim_factory, tmp_path: Path) -> None:
         instances_per_scan=32,
         rows=512,
         cols=512,
+        extras=False,  # DICOM only: the floor moves nothing else
     )
     seed_project(src_sim.url, spec, auth=ADMIN)
     seeded = time.monotonic() - t
-    for project in ("FLOOR", "APPLY"):
-        r = requests.put(f"{dst_sim.url}/data/projects/{project}", auth=ADMIN, timeout=60)
-        assert r.status_code in (200, 201), r.text
+    rounds = ("1", "2")
+    for n in rounds:
+        for project in (f"FLOOR{n}", f"APPLY{n}"):
+            r = requests.put(f"{dst_sim.url}/data/projects/{project}", auth=ADMIN, timeout=60)
+            assert r.status_code in (200, 201), r.text
 
     src = XnatClient(src_sim.url, user="admin", password="admin")
     dst = XnatClient(dst_sim.url, user="admin", password="admin")
     inventory = take_snapshot(src, "BENCH")
-    plan = make_plan(
-        inventory,
-        take_snapshot(dst, "APPLY"),
-        TransferConfig(source_project="BENCH", dest_project="APPLY", scan_workers=WORKERS),
-        completed_subjects={},
-        state_serial=0,
-        created_at="bench",
-        tool_version="bench",
-    )
-    total = plan.summary.bytes_to_transfer
-    assert total >= 1_000_000_000, f"seed only {total} bytes"
-
-    jobs = [
-        {
-            "exp_id": s.facts["source_experiment_id"],
-            "scan": s.facts["scan_id"],
-            "subject": s.target["subject"],
-            "exp": s.target["experiment"],
-        }
-        for s in plan.steps
-        if s.kind == "import_scan"
-    ]
-    jobs_file = tmp_path / "jobs.json"
-    jobs_file.write_text(json.dumps(jobs))
-    plan_file = save_plan(plan, tmp_path / "bench.plan.json")
-    (tmp_path / "floor").mkdir()
-
-    floor = _run(FLOOR, src_sim.url, dst_sim.url, "FLOOR", str(jobs_file), str(tmp_path / "floor"))
-    applied = _run(APPLY, str(plan_file), str(tmp_path / "state.db"), str(tmp_path))
-    assert applied["status"] == "completed"
+    floors: list[dict] = []
+    applies: list[dict] = []
+    total = 0
+    scans = 0
+    # Two rounds, floor then apply, each after a sync: the first writes of a fresh archive
+    # compete with the seed's own write-back, so one round alone favours whoever runs last.
+    for n in rounds:
+        plan = make_plan(
+            inventory,
+            take_snapshot(dst, f"APPLY{n}"),
+            TransferConfig(source_project="BENCH", dest_project=f"APPLY{n}", scan_workers=WORKERS),
+            completed_subjects={},
+            state_serial=0,
+            created_at="bench",
+            tool_version="bench",
+        )
+        total = plan.summary.bytes_to_transfer
+        assert total >= 1_000_000_000, f"seed only {total} bytes"
+        jobs = [
+            {
+                "exp_id": s.facts["source_experiment_id"],
+                "scan": s.facts["scan_id"],
+                "subject": s.target["subject"],
+                "exp": s.target["experiment"],
+            }
+            for s in plan.steps
+            if s.kind == "import_scan"
+        ]
+        scans = len(jobs)
+        jobs_file = tmp_path / f"jobs{n}.json"
+        jobs_file.write_text(json.dumps(jobs))
+        plan_file = save_plan(plan, tmp_path / f"bench{n}.plan.json")
+        work = tmp_path / f"run{n}"
+        (work / "floor").mkdir(parents=True)
+        os.sync()
+        floors.append(
+            _run(FLOOR, src_sim.url, dst_sim.url, f"FLOOR{n}", str(jobs_file), str(work / "floor"))
+        )
+        os.sync()
+        applied = _run(APPLY, str(plan_file), str(work / "state.db"), str(work))
+        assert applied["status"] == "completed"
+        applies.append(applied)
 
     mb = total / 1e6
-    floor_rate = mb / floor["wall"]
-    apply_rate = mb / applied["wall"]
-    ratio = apply_rate / floor_rate
     print()
-    print(f"seeded {mb:.0f} MB ({len(jobs)} scans) in {seeded:.1f} s")
-    print(f"floor: {floor['wall']:.1f} s, {floor_rate:.1f} MB/s, peak RSS "
-          f"{floor['rss_kb'] / 1024:.0f} MB")  # fmt: skip
+    print(f"seeded {mb:.0f} MB ({scans} scans) in {seeded:.1f} s; {WORKERS} workers")
+    for n, floor, applied in zip(rounds, floors, applies, strict=True):
+        print(
+            f"round {n}: floor {floor['wall']:.1f} s ({mb / floor['wall']:.1f} MB/s, peak RSS "
+            f"{floor['rss_kb'] / 1024:.0f} MB); apply {applied['wall']:.1f} s "
+            f"({mb / applied['wall']:.1f} MB/s, peak RSS {applied['rss_kb'] / 1024:.0f} MB, "
+            f"{applied['wall'] - applied['transfer_seconds']:.1f} s of it the stale check, "
+            f"{applied['verified']} experiments verified)"
+        )
+    best_floor = min(f["wall"] for f in floors)
+    best_apply = min(a["wall"] for a in applies)
+    peak = max(a["rss_kb"] for a in applies) / 1024
     print(
-        f"apply: {applied['wall']:.1f} s ({applied['transfer_seconds']:.1f} s of steps and "
-        f"verification after the stale check), {apply_rate:.1f} MB/s, peak RSS "
-        f"{applied['rss_kb'] / 1024:.0f} MB, {applied['verified']} experiments verified"
+        f"apply / floor throughput (best of each): {best_floor / best_apply:.0%} (aim >= 85%); "
+        f"apply peak RSS {peak:.0f} MB (aim < 200 MB)"
     )
-    print(f"apply / floor throughput: {ratio:.0%} (aim >= 85%); RSS aim < 200 MB")
