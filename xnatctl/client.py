@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from tenacity import (
     RetryCallState,
@@ -41,7 +42,7 @@ from planner.errors import (
     ServerError,
 )
 from xnatctl import __version__
-from xnatctl.errors import RateLimited, SessionExpired
+from xnatctl.errors import LoginRefused, NoCredentials, RateLimited, SessionExpired
 
 log = logging.getLogger("xnatctl.http")
 
@@ -175,6 +176,7 @@ class XnatClient:
         retries: int = 4,
         retry_base_delay: float = 0.5,
         retry_max_delay: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
         on_session: SessionCallback | None = None,
         profile: str | None = None,
     ) -> None:
@@ -189,6 +191,7 @@ class XnatClient:
         self.retries = max(1, int(retries))
         self.retry_base_delay = float(retry_base_delay)
         self.retry_max_delay = float(retry_max_delay)
+        self._sleep = sleep
         self._backoff = wait_exponential_jitter(
             multiplier=self.retry_base_delay,
             max=self.retry_max_delay,
@@ -200,6 +203,8 @@ class XnatClient:
         self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         self.session.trust_env = True
         self.session.verify = verify
+        if verify is False:  # the user chose this in the profile; one warning there is enough
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.session.headers["User-Agent"] = f"xnatctl/{__version__}"
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(2, int(pool_size)))
         self.session.mount("http://", adapter)
@@ -232,13 +237,17 @@ class XnatClient:
 
     # -- sessions ------------------------------------------------------------------------
     def login(self) -> str:
-        """Open a session with the user and password; return (and keep) its token."""
+        """Open a session with the user and password; return (and keep) its token.
+
+        Uses ``GET /data/JSESSION`` (XNAT treats it like POST) so read-only commands such as
+        the drift check never send a write method.
+        """
         if self.user is None or self._password is None:
             raise AuthenticationFailed(
                 f"no user and password to log in to {self._url}", status=None
             )
         response = self._send(
-            "POST",
+            "GET",
             "/data/JSESSION",
             None,
             auth=(self.user, self._password),
@@ -248,7 +257,7 @@ class XnatClient:
         token = response.cookies.get(SESSION_COOKIE) or response.text.strip()
         if not _TOKEN.match(token or ""):
             raise MalformedReply(
-                f"POST /data/JSESSION: the server did not return a session id "
+                f"GET /data/JSESSION: the server did not return a session id "
                 f"(got {reason_from_body(response.text)!r})",
                 status=response.status_code,
             )
@@ -334,6 +343,7 @@ class XnatClient:
 
             retrying = Retrying(
                 stop=stop_after_attempt(self.retries if idempotent else 1),
+                sleep=self._sleep,
                 wait=self._wait,
                 retry=retry_if_exception(self._retryable),
                 reraise=True,
@@ -345,17 +355,16 @@ class XnatClient:
                 return retrying(attempt)
             except AuthenticationFailed as exc:
                 if auth is not None:
-                    raise AuthenticationFailed(
-                        f"{method} {path}: login refused for user {self.user!r} at "
-                        f"{self._url} (wrong user or password?)",
+                    raise LoginRefused(
+                        f"login to {self._url} as {self.user!r} was refused (wrong user name "
+                        "or password)",
                         status=exc.status,
                         reason=exc.reason,
                     ) from None
                 if token is None:
                     if self.user is None or self._password is None:
-                        raise AuthenticationFailed(
-                            f"{method} {path}: the server at {self._url} wants credentials "
-                            "and none were given",
+                        raise NoCredentials(
+                            self._no_credentials_message(method, path),
                             status=exc.status,
                             reason=exc.reason,
                         ) from None
@@ -371,6 +380,15 @@ class XnatClient:
                 else:
                     message = f"the session for {self._url} expired or is invalid; log in again"
                 raise SessionExpired(message, status=exc.status, reason=exc.reason) from None
+
+    def _no_credentials_message(self, method: str, path: str) -> str:
+        if self.profile:
+            return (
+                f"{method} {path}: the server at {self._url} wants credentials and profile "
+                f"'{self.profile}' has no session; run \"xnatctl auth login -p {self.profile}\" "
+                "or set XNATCTL_USER and XNATCTL_PASSWORD"
+            )
+        return f"{method} {path}: the server at {self._url} wants credentials and none were given"
 
     def _send_once(
         self,

@@ -74,6 +74,14 @@ class SessionExpired(AuthenticationFailed):
     """A cached session was refused and there is no password to open a new one."""
 
 
+class NoCredentials(AuthenticationFailed):
+    """The server wants credentials and we have neither a session nor a password."""
+
+
+class LoginRefused(AuthenticationFailed):
+    """The server refused the user name and password (or alias token) themselves."""
+
+
 class RateLimited(BadRequest):
     """429: the server asks us to slow down; worth retrying after ``retry_after`` seconds."""
 
@@ -89,6 +97,8 @@ _BACKEND_CODES: list[tuple[type[BaseException], ExitCode]] = [
 
 _BACKEND_HINTS: list[tuple[type[BaseException], str]] = [
     (SessionExpired, ""),
+    (NoCredentials, ""),
+    (LoginRefused, "check the user name and password (an alias token counts as both)"),
     (AuthenticationFailed, 'check the user and password, or run "xnatctl auth login -p PROFILE"'),
     (NetworkError, ""),  # the client's message already says what to check
     (NotFound, "check the name and that it exists on that server"),

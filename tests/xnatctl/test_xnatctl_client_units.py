@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 
 import pytest
-import requests
 import responses
 
 from planner.backend import XnatBackend
@@ -142,7 +141,7 @@ def test_expired_token_is_renewed_once_with_the_password():
     calls = []
     responses.get(f"{URL}/data/projects", status=401)
     responses.get(f"{URL}/data/projects", body="ok")
-    responses.post(f"{URL}/data/JSESSION", body="NEWTOKEN0123456789")
+    responses.get(f"{URL}/data/JSESSION", body="NEWTOKEN0123456789")
     c = client(user="alice", password="pw", on_session=calls.append)
     assert c.get_text("/data/projects") == "ok"
     assert calls == ["NEWTOKEN0123456789"]
@@ -165,7 +164,7 @@ def test_expired_token_without_password_names_the_profile():
 
 @responses.activate
 def test_wrong_password_at_login_is_an_authentication_error_without_the_password():
-    responses.post(f"{URL}/data/JSESSION", status=401, body="<h3>Login attempt failed.</h3>")
+    responses.get(f"{URL}/data/JSESSION", status=401, body="<h3>Login attempt failed.</h3>")
     c = XnatClient(URL, user="alice", password="s3cret-pw", retry_base_delay=0.0001)
     with pytest.raises(AuthenticationFailed) as info:
         c.get_text("/data/projects")
@@ -193,8 +192,9 @@ def test_upload_streams_the_file_with_its_length(tmp_path):
         return (200, {}, str(len(request.body)))
 
     responses.add_callback(responses.PUT, f"{URL}/data/projects/P/resources/R/files/f.bin", check)
-    reply = client().upload("PUT", "/data/projects/P/resources/R/files/f.bin", src,
-                            on_bytes=seen.append)
+    reply = client().upload(
+        "PUT", "/data/projects/P/resources/R/files/f.bin", src, on_bytes=seen.append
+    )
     assert reply == "3000000"
     assert sum(seen) == 3_000_000
 
@@ -214,9 +214,30 @@ def test_unreachable_server_is_a_network_error_naming_the_url():
 
 @responses.activate
 def test_download_counts_bytes_and_writes_the_file(tmp_path):
-    responses.get(f"{URL}/data/files/a.zip", body=b"z" * 2_500_000, stream=True)
+    responses.get(f"{URL}/data/files/a.zip", body=b"z" * 2_500_000)
     seen = []
     dest = tmp_path / "a.zip"
     n = client().download("/data/files/a.zip", dest, on_bytes=seen.append)
     assert n == 2_500_000 == dest.stat().st_size == sum(seen)
     assert responses.calls[0].request.headers["Accept-Encoding"] == "identity"
+
+
+@responses.activate
+def test_retry_after_sets_the_wait_capped_by_the_maximum():
+    waits = []
+    responses.get(f"{URL}/data/a", status=429, headers={"Retry-After": "7"})
+    responses.get(f"{URL}/data/a", status=503, headers={"Retry-After": "900"})
+    responses.get(f"{URL}/data/a", status=503)
+    responses.get(f"{URL}/data/a", body="ok")
+    c = client(retry_base_delay=0.25, retry_max_delay=60, sleep=waits.append)
+    assert c.get_text("/data/a") == "ok"
+    assert waits[:2] == [7.0, 60.0]
+    assert 0.25 <= waits[2] <= 60  # exponential backoff with jitter when no Retry-After
+
+
+def test_profile_ca_bundle_becomes_the_verify_setting(tmp_path):
+    from xnatctl.profiles import Profile
+
+    assert Profile("a", "https://a.org", ca_bundle="/etc/ca.pem").verify == "/etc/ca.pem"
+    assert Profile("a", "https://a.org", verify_ssl=False).verify is False
+    assert XnatClient(URL, verify="/etc/ca.pem").session.verify == "/etc/ca.pem"

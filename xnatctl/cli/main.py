@@ -51,8 +51,7 @@ def root(
     base.quiet = quiet or base.quiet
     base.verbose = verbose or base.verbose
     ctx.obj = base
-    if base.verbose:
-        _log_to_stderr()
+    _configure_logging(base.verbose)
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -67,12 +66,17 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def _log_to_stderr() -> None:
+def _configure_logging(verbose: bool) -> None:
+    """``-v`` logs requests to stderr; without it, only warnings reach Python's default."""
     logger = logging.getLogger("xnatctl")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-        logger.addHandler(handler)
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    if not verbose:
+        logger.setLevel(logging.NOTSET)
+        return
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
 
 
