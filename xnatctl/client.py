@@ -128,6 +128,10 @@ def _describe_connection_error(exc: BaseException) -> str:
     return "connection failed"
 
 
+# Seconds to wait for the reply to an upload once its body is sent (XNAT archives first).
+UPLOAD_REPLY_TIMEOUT = 3600.0
+
+
 class _ProgressReader:
     """A file wrapper requests streams from, counting bytes as they leave."""
 
@@ -326,6 +330,7 @@ class XnatClient:
         auth: tuple[str, str] | None = None,
         use_token: bool = True,
         renew: bool = True,
+        read_timeout: float | None = None,
     ) -> requests.Response:
         """Send with retries; return a 2xx/3xx response or raise a ``planner.errors`` class."""
         method = method.upper()
@@ -339,7 +344,9 @@ class XnatClient:
 
             def attempt(token: str | None = token) -> requests.Response:
                 body = body_factory() if body_factory is not None else data
-                return self._send_once(method, path, params, body, headers, stream, auth, token)
+                return self._send_once(
+                    method, path, params, body, headers, stream, auth, token, read_timeout
+                )
 
             retrying = Retrying(
                 stop=stop_after_attempt(self.retries if idempotent else 1),
@@ -400,8 +407,10 @@ class XnatClient:
         stream: bool,
         auth: tuple[str, str] | None,
         token: str | None,
+        read_timeout: float | None = None,
     ) -> requests.Response:
         all_headers = dict(headers or {})
+        timeout = self.timeout if read_timeout is None else (self.timeout[0], read_timeout)
         if token:
             all_headers["Cookie"] = f"{SESSION_COOKIE}={token}"
         started = time.monotonic()
@@ -414,12 +423,12 @@ class XnatClient:
                 headers=all_headers,
                 stream=stream,
                 auth=auth,
-                timeout=self.timeout,
+                timeout=timeout,
                 allow_redirects=True,
             )
         except requests.exceptions.ReadTimeout:
             raise NetworkError(
-                f"{method} {path}: no reply from {self._url} within {self.timeout[1]:g} s; "
+                f"{method} {path}: no reply from {self._url} within {timeout[1]:g} s; "
                 "raise the profile's timeout if the server is slow"
             ) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
@@ -572,6 +581,9 @@ class XnatClient:
                 body_factory=body,
                 headers={"Content-Type": content_type, "Content-Length": str(size)},
                 idempotent=idempotent,
+                # XNAT replies to an upload only after archiving it, which for a large scan
+                # takes minutes: the profile's timeout is for ordinary requests.
+                read_timeout=max(self.timeout[1], UPLOAD_REPLY_TIMEOUT),
             )
             return response.text
         finally:

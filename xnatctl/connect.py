@@ -55,7 +55,8 @@ def resolve_credentials(
 
 
 def pool_size_for(workers: int) -> int:
-    return max(1, int(workers)) + 2
+    # Snapshots read 8 experiments at a time whatever the worker count, plus login and spare.
+    return max(8, int(workers)) + 2
 
 
 def client_for_profile(
