@@ -11,43 +11,14 @@ import re
 import shutil
 from pathlib import Path
 
-from xnatsim import listing, objects
+from xnatsim import fields as F
+from xnatsim import listing, metadata, objects
 from xnatsim.auth import GROUP_OF_ROLE, ROLE_GROUPS, Auth
 from xnatsim.downloads import stream_file, stream_targz, stream_zip, type_part
 from xnatsim.resolve import Row, Target
 from xnatsim.store import OWNER_CATEGORY, Exists, Store
 from xnatsim.uploads import extract_archive, receive, safe_relpath
 from xnatsim.web import HTTPError, Request, Response
-
-CONTROL_PARAMS = {
-    "xsiType",
-    "format",
-    "event_reason",
-    "event_type",
-    "event_action",
-    "event_comment",
-    "allowDataDeletion",
-    "inbody",
-    "overwrite",
-    "extract",
-    "content",
-    "tags",
-    "description",
-    "removeFiles",
-    "req_format",
-    "columns",
-    "label",
-    "XNAT_CSRF",
-    "file_format",
-    "file_content",
-    "file_tags",
-    "subject_ID",
-    "ID",
-    "project",
-    "name",
-}
-SUBJECT_FIELD = re.compile(r"^xnat:subjectData/fields/field\[name=(.+)\]/field$")
-PREFIXED = re.compile(r"^xnat:\w+/(?:demographics\[@xsi:type=xnat:demographicData\]/)?(\w+)$")
 
 PROJECT_COLS = ["ID", "secondary_ID", "name", "description", "pi_firstname", "pi_lastname", "URI"]
 SUBJECT_COLS = ["ID", "project", "label", "insert_date", "insert_user", "URI"]
@@ -99,21 +70,53 @@ FILE_COLS = [
 ]
 
 
-def user_fields(req: Request) -> dict[str, str]:
-    """Query parameters that set object fields, with XNAT's long names shortened."""
-    out: dict[str, str] = {}
-    for key, value in req.params.items():
-        m = SUBJECT_FIELD.match(key)
-        if m:
-            out[m.group(1)] = value
-            continue
-        m = PREFIXED.match(key)
-        if m:
-            key = m.group(1)
-        if key in CONTROL_PARAMS:
-            continue
-        out[key] = value
-    return out
+def _props(row: Row) -> dict[str, str]:
+    return json.loads(row["props"] or "{}")
+
+
+def subject_row(s: Row, shared_label: str | None = None) -> dict[str, str]:
+    """One subjects-listing row: the default columns plus every column XNAT's subject
+    shortcuts offer to `columns=` (demographics, group, src...)."""
+    props = _props(s)
+    row = {
+        "ID": s["id"],
+        "project": s["project"],
+        "label": shared_label or s["label"],
+        "insert_date": s["insert_date"],
+        "insert_user": s["insert_user"],
+        "URI": f"/data/subjects/{s['id']}",
+        "gender": s["gender"],
+        "dob": s["dob"],
+        "yob": s["yob"],
+        "handedness": s["handedness"],
+        "group": s["grp"],
+        "src": s["src"],
+    }
+    for short, canon in F.SUBJECT_SHORTCUTS.items():
+        row.setdefault(short, props.get(canon, ""))
+    return row
+
+
+def experiment_row(e: Row, shared_label: str | None = None) -> dict[str, str]:
+    props = _props(e)
+    row = {
+        "ID": e["id"],
+        "project": e["project"],
+        "date": e["date"],
+        "xsiType": e["xsi_type"],
+        "label": shared_label or e["label"],
+        "insert_date": e["insert_date"],
+        "URI": f"/data/experiments/{e['id']}",
+        "subject_ID": e["subject_id"],
+        "subject_label": e["subject_label"],
+        "subject_project": e["subject_project"],
+        "UID": e["uid"],
+        "modality": e["modality"],
+        "insert_user": e["insert_user"],
+    }
+    for short, canon in F.EXPERIMENT_SHORTCUTS.items():
+        row.setdefault(short, props.get(canon, ""))
+    return row
 
 
 def _ok_id(text: str, status: int) -> Response:
@@ -125,6 +128,7 @@ class DataHandlers:
         self.store = store
         self.auth = auth
         self.docs = objects.Documents(store)
+        self.sharing = metadata.Sharing(store, auth)
         self.checksums = checksums
 
     # -- helpers -------------------------------------------------------------------------
@@ -184,66 +188,46 @@ class DataHandlers:
         ]
 
     def list_subjects(self, req: Request, user: str, t: Target | None) -> Response:
+        """In a project, subjects shared into it are listed too: `project` stays the owning
+        project and `label` is the label they have in this one, as XNAT shows them."""
         if t is not None and t.project is not None:
             projects = [t.project["id"]]
         else:
             projects = self._readable_projects(user)
         rows = []
         for pid in projects:
+            shared = self.store.shared_into("subject", pid) if t is not None else {}
+            marks = ",".join("?" * len(shared))
             for s in self.store.query(
-                "SELECT * FROM subjects WHERE project = ? ORDER BY id", (pid,)
+                f"SELECT * FROM subjects WHERE project = ? OR id IN ({marks}) ORDER BY id",
+                (pid, *shared),
             ):
-                rows.append(
-                    {
-                        "ID": s["id"],
-                        "project": s["project"],
-                        "label": s["label"],
-                        "insert_date": s["insert_date"],
-                        "insert_user": s["insert_user"],
-                        "URI": f"/data/subjects/{s['id']}",
-                        "gender": s["gender"],
-                        "dob": s["dob"],
-                        "yob": s["yob"],
-                        "handedness": s["handedness"],
-                        "group": s["grp"],
-                        "src": s["src"],
-                    }
-                )
+                rows.append(subject_row(s, shared.get(s["id"])))
         return listing.render(req, rows, SUBJECT_COLS)
 
     def list_experiments(self, req: Request, user: str, t: Target | None) -> Response:
         sql = (
-            "SELECT e.*, s.label AS subject_label FROM experiments e JOIN subjects s"
-            " ON s.id = e.subject_id WHERE e.session_id = ''"
+            "SELECT e.*, s.label AS subject_label, s.project AS subject_project"
+            " FROM experiments e JOIN subjects s ON s.id = e.subject_id WHERE e.session_id = ''"
         )
         params: list = []
         cols = list(EXPERIMENT_COLS)
-        if t is not None and t.subject is not None:
-            sql += " AND e.subject_id = ?"
-            params.append(t.subject["id"])
-        elif t is not None and t.project is not None:
-            sql += " AND e.project = ?"
-            params.append(t.project["id"])
+        shared: dict[str, str] = {}
+        if t is not None and t.project is not None:
+            pid = t.project["id"]
+            shared = self.store.shared_into("experiment", pid)
+            sql += f" AND (e.project = ? OR e.id IN ({','.join('?' * len(shared))}))"
+            params += [pid, *shared]
+            if t.subject is not None:
+                sql += " AND e.subject_id = ?"
+                params.append(t.subject["id"])
         else:
             readable = self._readable_projects(user)
             sql += f" AND e.project IN ({','.join('?' * len(readable))})"
             params += readable
             cols[-1:-1] = ["subject_ID", "subject_label"]
         rows = [
-            {
-                "ID": e["id"],
-                "project": e["project"],
-                "date": e["date"],
-                "xsiType": e["xsi_type"],
-                "label": e["label"],
-                "insert_date": e["insert_date"],
-                "URI": f"/data/experiments/{e['id']}",
-                "subject_ID": e["subject_id"],
-                "subject_label": e["subject_label"],
-                "UID": e["uid"],
-                "modality": e["modality"],
-                "insert_user": e["insert_user"],
-            }
+            experiment_row(e, shared.get(e["id"]))
             for e in self.store.query(sql + " ORDER BY e.id", params)
         ]
         return listing.render(req, rows, cols)
@@ -262,6 +246,11 @@ class DataHandlers:
                 "URI": f"/data/experiments/{eid}/scans/{s['scan_id']}",
                 "UID": s["uid"],
                 "frames": s["frames"],
+                **{
+                    short: _props(s).get(canon, "")
+                    for short, canon in F.SCAN_SHORTCUTS.items()
+                    if canon not in F.SCAN_COLUMN_KEYS
+                },
             }
             for s in self.store.query(
                 "SELECT * FROM scans WHERE experiment_id = ? ORDER BY pk", (eid,)
@@ -630,12 +619,24 @@ class DataHandlers:
                 return Response(200, b"")
         raise HTTPError(404 if m == "GET" else 405, "Unsupported project operation")
 
+    def share(self, req: Request, t: Target, user: str) -> Response:
+        return self.sharing.handle(req, t, user)
+
+    def _shared_here(self, t: Target, entity: Row) -> bool:
+        """Addressed through a project it is shared into (DELETE there only unshares)."""
+        return not t.direct and t.project is not None and entity["project"] != t.project["id"]
+
     def subject(self, req: Request, t: Target, user: str) -> Response:
         m = req.method
+        store = self.store
         if t.subject is None:
             if m in ("PUT", "POST") and t.project is not None:
                 self.need_write(t)
-                sid = self.store.create_subject(t.project["id"], t.name, user, user_fields(req))
+                doc = metadata.read_document(req, "subject")
+                self._check_subject_doc(doc, None)
+                sid = store.create_subject(
+                    t.project["id"], t.name, user, metadata.merged_fields(req, "subject", doc)
+                )
                 return _ok_id(sid, 201)
             raise HTTPError(404, "Unable to find the specified subject.")
         s = t.subject
@@ -643,13 +644,44 @@ class DataHandlers:
             return self.object_reply(req, self.docs.subject(s), s["label"])
         if m in ("PUT", "POST"):
             self.need_write(t)
-            self.store.update_subject(s["id"], user_fields(req))
+            doc = metadata.read_document(req, "subject")
+            self._check_subject_doc(doc, s)
+            changes = metadata.deletions(s, doc, req)
+            changes.update(metadata.merged_fields(req, "subject", doc))
+            store.update_subject(s["id"], changes)
             return _ok_id(s["id"], 200)
         if m == "DELETE":
+            if self._shared_here(t, s):
+                self.sharing.unshare(user, "subject", s, t.project["id"])
+                return Response(200, b"")
             self.need_write(t)
-            self.store.delete_subject(s, req.flag("removeFiles"))
+            store.delete_subject(s, req.flag("removeFiles"))
             return Response(200, b"")
         raise HTTPError(405, "Method not allowed")
+
+    def _check_subject_doc(self, doc, existing: Row | None) -> None:
+        if doc is None:
+            return
+        if doc.xsi_type != "xnat:subjectData":
+            raise HTTPError(400, f"Only xnat:Subject documents can be PUT here, not {doc.xsi_type}")
+        metadata.check_document_id(doc, self.store, "subjects", existing["id"] if existing else "")
+
+    def _experiment_type(self, req: Request, doc, existing: Row | None) -> str:
+        """The xsiType a PUT asks for (query parameter or document), checked."""
+        wanted = req.params.get("xsiType", "")
+        if doc is not None:
+            if wanted and wanted != doc.xsi_type:
+                raise HTTPError(
+                    400, f"xsiType {wanted} does not match the document's {doc.xsi_type}"
+                )
+            wanted = doc.xsi_type
+        if wanted:
+            metadata.check_xsi_type(wanted)
+        if existing is not None and wanted and wanted != existing["xsi_type"]:
+            raise HTTPError(
+                409, f"Experiment {existing['label']} exists with xsiType {existing['xsi_type']}"
+            )
+        return wanted
 
     def experiment(self, req: Request, t: Target, user: str) -> Response:
         m = req.method
@@ -657,10 +689,15 @@ class DataHandlers:
         if t.experiment is None:
             if m not in ("PUT", "POST") or t.project is None:
                 raise HTTPError(404, "Unable to find the specified experiment.")
-            self.need_write(t)
-            xsi = req.params.get("xsiType", "")
+            # A new experiment belongs to the project in the URL, even under a subject
+            # shared into it, so that project's rights decide.
+            if not self.auth.access(user, t.project).write:
+                raise HTTPError(403, "You do not have permission to modify this project's data")
+            doc = metadata.read_document(req, "experiment")
+            xsi = self._experiment_type(req, doc, None)
             if not xsi:
                 raise HTTPError(417, "Unable to create an experiment without an xsiType")
+            metadata.check_document_id(doc, store, "experiments", "")
             if t.subject is not None:
                 sid = t.subject["id"]
             else:
@@ -671,26 +708,42 @@ class DataHandlers:
                 sid = subj["id"] if subj else store.create_subject(t.project["id"], label, user, {})
             try:
                 eid = store.create_experiment(
-                    t.project["id"], sid, t.name, xsi, user, user_fields(req)
+                    t.project["id"],
+                    sid,
+                    t.name,
+                    xsi,
+                    user,
+                    metadata.merged_fields(req, "experiment", doc),
                 )
             except Exists as exc:
                 return _ok_id(exc.key, 200)
+            metadata.apply_scans(store, req, eid, doc)
             return _ok_id(eid, 201)
         e = t.experiment
         if m == "GET":
             return self.object_reply(req, self.docs.experiment(e), e["label"])
         if m in ("PUT", "POST"):
             self.need_write(t)
-            xsi = req.params.get("xsiType")
-            if xsi and xsi != e["xsi_type"]:
-                raise HTTPError(409, f"Experiment {e['label']} exists with xsiType {e['xsi_type']}")
-            store.update_experiment(e["id"], user_fields(req))
-            return _ok_id(e["id"], 200)
+            return self._update_experiment(req, e)
         if m == "DELETE":
+            if self._shared_here(t, e):
+                self.sharing.unshare(user, "experiment", e, t.project["id"])
+                return Response(200, b"")
             self.need_write(t)
             store.delete_experiment(e, req.flag("removeFiles"))
             return Response(200, b"")
         raise HTTPError(405, "Method not allowed")
+
+    def _update_experiment(self, req: Request, e: Row) -> Response:
+        doc = metadata.read_document(req, "experiment")
+        self._experiment_type(req, doc, e)
+        metadata.check_document_id(doc, self.store, "experiments", e["id"])
+        changes = metadata.deletions(e, doc, req)
+        changes.update(metadata.merged_fields(req, "experiment", doc))
+        with self.store.write():
+            self.store.update_experiment(e["id"], changes)
+            metadata.apply_scans(self.store, req, e["id"], doc)
+        return _ok_id(e["id"], 200)
 
     def assessor(self, req: Request, t: Target, user: str) -> Response:
         m = req.method
@@ -699,9 +752,11 @@ class DataHandlers:
             if m not in ("PUT", "POST"):
                 raise HTTPError(404, "Unable to find the specified assessor.")
             self.need_write(t)
-            xsi = req.params.get("xsiType", "")
+            doc = metadata.read_document(req, "experiment")
+            xsi = self._experiment_type(req, doc, None)
             if not xsi:
                 raise HTTPError(417, "Unable to create an assessor without an xsiType")
+            metadata.check_document_id(doc, store, "experiments", "")
             e = t.experiment
             try:
                 aid = store.create_experiment(
@@ -710,7 +765,7 @@ class DataHandlers:
                     t.name,
                     xsi,
                     user,
-                    user_fields(req),
+                    metadata.merged_fields(req, "experiment", doc),
                     session_id=e["id"],
                 )
             except Exists:
@@ -721,8 +776,7 @@ class DataHandlers:
             return self.object_reply(req, self.docs.experiment(a), a["label"])
         if m in ("PUT", "POST"):
             self.need_write(t)
-            store.update_experiment(a["id"], user_fields(req))
-            return _ok_id(a["id"], 200)
+            return self._update_experiment(req, a)
         if m == "DELETE":
             self.need_write(t)
             store.delete_experiment(a, req.flag("removeFiles"))
@@ -748,7 +802,7 @@ class DataHandlers:
                 t.experiment["id"],
                 t.name if sc is None else sc["scan_id"],
                 xsi or sc["xsi_type"],
-                user_fields(req),
+                F.from_params("scan", req.params),
             )
             return Response(200, b"")
         if m == "DELETE":

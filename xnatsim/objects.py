@@ -1,24 +1,22 @@
-"""Whole-object documents (`GET <object>?format=json|xml`) in XNAT's item shape."""
+"""Whole-object documents (`GET <object>?format=json|xml`) in XNAT's item shape.
+
+A document is a tree of items: `{"meta": {"xsi:type"}, "data_fields": {...}, "children":
+[{"field": "scans/scan", "items": [...]}]}`. Custom fields, demographics, shares and nested
+elements (investigator, validation) are children, as XNAT serialises them, so that a client
+reads all of an experiment's metadata, scans and assessors in one request.
+"""
 
 from __future__ import annotations
 
 import json
-from xml.sax.saxutils import escape, quoteattr
 
+from xnatsim import xmldoc
+from xnatsim.fields import DEMOGRAPHICS
 from xnatsim.store import Store
 
-ROOT_NAMES = {
-    "xnat:projectData": "xnat:Project",
-    "xnat:subjectData": "xnat:Subject",
-    "xnat:mrSessionData": "xnat:MRSession",
-    "xnat:ctSessionData": "xnat:CTSession",
-    "xnat:petSessionData": "xnat:PETSession",
-    "xnat:mrScanData": "xnat:MRScan",
-    "xnat:ctScanData": "xnat:CTScan",
-    "xnat:petScanData": "xnat:PETScan",
-    "xnat:otherDicomSessionData": "xnat:OtherDicomSession",
-    "xnat:otherDicomScanData": "xnat:OtherDicomScan",
-    "xnat:resourceCatalog": "xnat:resourceCatalog",
+NESTED_TYPES = {
+    "investigator": "xnat:investigatorData",
+    "validation": "xnat:validationData",
 }
 
 
@@ -30,8 +28,38 @@ def item(xsi_type: str, data: dict, children: list[dict] | None = None) -> dict:
     }
 
 
-def _extra(row) -> dict:
-    return json.loads(row["fields"] or "{}")
+def _json(text: str | None) -> dict:
+    return json.loads(text or "{}")
+
+
+def split_props(props: dict[str, str]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """Flat elements, and nested ones grouped by their parent element."""
+    flat: dict[str, str] = {}
+    nested: dict[str, dict[str, str]] = {}
+    for key, value in props.items():
+        head, sep, tail = key.partition("/")
+        if sep:
+            nested.setdefault(head, {})[tail] = value
+        else:
+            flat[key] = value
+    return flat, nested
+
+
+def nested_children(owner_type: str, nested: dict[str, dict[str, str]]) -> list[dict]:
+    return [
+        {
+            "field": name,
+            "items": [item(NESTED_TYPES.get(name, f"{owner_type}_{name}"), values)],
+        }
+        for name, values in sorted(nested.items())
+    ]
+
+
+def field_children(field_type: str, custom: dict[str, str]) -> list[dict]:
+    if not custom:
+        return []
+    items = [item(field_type, {"field": v, "name": k}) for k, v in sorted(custom.items())]
+    return [{"field": "fields/field", "items": items}]
 
 
 class Documents:
@@ -56,6 +84,25 @@ class Documents:
             for r in self.store.resources(kind, key)
         ]
 
+    def share_children(self, kind: str, entity_id: str) -> list[dict]:
+        shares = self.store.shares_of(kind, entity_id)
+        if not shares:
+            return []
+        if kind == "subject":
+            items = [
+                item(
+                    "xnat:projectParticipant",
+                    {"label": r["label"], "project": r["project"], "subject_ID": entity_id},
+                )
+                for r in shares
+            ]
+        else:
+            items = [
+                item("xnat:experimentData_share", {"label": r["label"], "project": r["project"]})
+                for r in shares
+            ]
+        return [{"field": "sharing/share", "items": items}]
+
     def project(self, p) -> dict:
         res = self.resource_items("project", p["id"])
         children = [{"field": "resources/resource", "items": res}] if res else []
@@ -72,8 +119,20 @@ class Documents:
         )
 
     def subject(self, s) -> dict:
+        flat, nested = split_props(_json(s["props"]))
+        demo = {k: s[k] for k in ("gender", "dob", "yob", "handedness")}
+        demo.update({k: flat.pop(k) for k in DEMOGRAPHICS if k in flat})
+        children: list[dict] = []
+        if any(demo.values()):
+            children.append(
+                {"field": "demographics", "items": [item("xnat:demographicData", demo)]}
+            )
+        children += field_children("xnat:subjectData_field", _json(s["fields"]))
+        children += self.share_children("subject", s["id"])
+        children += nested_children("xnat:subjectData", nested)
         res = self.resource_items("subject", s["id"])
-        children = [{"field": "resources/resource", "items": res}] if res else []
+        if res:
+            children.append({"field": "resources/resource", "items": res})
         exps = self.store.query(
             "SELECT * FROM experiments WHERE subject_id = ? AND session_id = '' ORDER BY id",
             (s["id"],),
@@ -82,50 +141,44 @@ class Documents:
             children.append(
                 {"field": "experiments/experiment", "items": [self.experiment(e) for e in exps]}
             )
-        demo = {
-            k: s[c]
-            for k, c in (
-                ("gender", "gender"),
-                ("dob", "dob"),
-                ("yob", "yob"),
-                ("handedness", "handedness"),
-            )
-        }
-        if any(demo.values()):
-            children.append(
-                {"field": "demographics", "items": [item("xnat:demographicData", demo)]}
-            )
         data = {
             "ID": s["id"],
             "project": s["project"],
             "label": s["label"],
             "group": s["grp"],
             "src": s["src"],
+            **flat,
             "insert_date": s["insert_date"],
+            "insert_user": s["insert_user"],
         }
-        data.update(_extra(s))
         return item("xnat:subjectData", data, children)
 
     def scan(self, sc) -> dict:
+        flat, nested = split_props(_json(sc["props"]))
+        children = nested_children(sc["xsi_type"], nested)
         res = self.resource_items("scan", str(sc["pk"]))
-        children = [{"field": "file", "items": res}] if res else []
+        if res:
+            children.append({"field": "file", "items": res})
         data = {
             "ID": sc["scan_id"],
             "type": sc["type"],
+            "UID": sc["uid"],
             "quality": sc["quality"],
             "note": sc["note"],
             "series_description": sc["series_description"],
-            "UID": sc["uid"],
             "frames": sc["frames"],
+            **flat,
             "image_session_ID": sc["experiment_id"],
             "xnat_imagescandata_id": sc["pk"],
         }
-        data.update(_extra(sc))
         return item(sc["xsi_type"], data, children)
 
     def experiment(self, e) -> dict:
         kind = "assessor" if e["session_id"] else "experiment"
-        children = []
+        flat, nested = split_props(_json(e["props"]))
+        children = field_children("xnat:experimentData_field", _json(e["fields"]))
+        children += self.share_children("experiment", e["id"])
+        children += nested_children(e["xsi_type"], nested)
         res = self.resource_items(kind, e["id"])
         if res:
             field = "out/file" if kind == "assessor" else "resources/resource"
@@ -150,11 +203,12 @@ class Documents:
             "date": e["date"],
             "UID": e["uid"],
             "modality": e["modality"],
+            **flat,
             "insert_date": e["insert_date"],
+            "insert_user": e["insert_user"],
         }
         if e["session_id"]:
             data["imageSession_ID"] = e["session_id"]
-        data.update(_extra(e))
         return item(e["xsi_type"], data, children)
 
 
@@ -163,41 +217,4 @@ def to_json(doc: dict) -> bytes:
 
 
 def to_xml(doc: dict) -> bytes:
-    parts = ['<?xml version="1.0" encoding="UTF-8"?>\n']
-    _xml_item(doc, parts, root=True)
-    return "".join(parts).encode()
-
-
-ATTRS = {"ID", "project", "label", "type", "xsi:type"}
-
-
-def _xml_item(doc: dict, parts: list[str], root: bool = False, tag: str | None = None) -> None:
-    xsi = doc["meta"]["xsi:type"]
-    name = tag or ROOT_NAMES.get(xsi, xsi)
-    attrs = ""
-    if root:
-        attrs += (
-            ' xmlns:xnat="http://nrg.wustl.edu/xnat"'
-            ' xmlns:xdat="http://nrg.wustl.edu/security"'
-            ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
-        )
-    else:
-        attrs += f" xsi:type={quoteattr(xsi)}"
-    fields = doc["data_fields"]
-    for key in ("ID", "project", "label", "type"):
-        if key in fields:
-            attrs += f" {key}={quoteattr(str(fields[key]))}"
-    parts.append(f"<{name}{attrs}>")
-    for key, value in fields.items():
-        if key in ATTRS or not key.replace("_", "").isalnum():
-            continue
-        parts.append(f"<xnat:{key}>{escape(str(value))}</xnat:{key}>")
-    for child in doc["children"]:
-        outer, _, inner = child["field"].partition("/")
-        if inner:
-            parts.append(f"<xnat:{outer}>")
-        for sub in child["items"]:
-            _xml_item(sub, parts, tag=f"xnat:{inner or outer}")
-        if inner:
-            parts.append(f"</xnat:{outer}>")
-    parts.append(f"</{name}>")
+    return xmldoc.render(doc)

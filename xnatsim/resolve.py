@@ -28,6 +28,7 @@ class Target:
     file_path: str = ""
     access: Access | None = None
     extra: list[str] = field(default_factory=list)
+    direct: bool = False  # addressed by accession ID (`/data/experiments/{ID}`), not a project
 
     @property
     def owner(self) -> tuple[str, str] | None:
@@ -60,6 +61,35 @@ class Resolver:
         t.project = proj
         t.access = access
 
+    def _owner_access(self, t: Target, user: str, entity: Row) -> None:
+        """Data shared into the addressed project is read there but written only by those
+        who may write its owning project, as in XNAT."""
+        if t.project is None:
+            return
+        if entity["project"] == t.project["id"]:
+            t.access = self.auth.access(user, t.project)
+            return
+        owner = self.auth.access(user, self.store.project(entity["project"]))
+        t.access = Access(True, True, owner.write, owner.owner, t.access.role if t.access else "")
+
+    def _direct(self, t: Target, user: str, kind: str, entity: Row) -> None:
+        """`/data/subjects/{ID}` and `/data/experiments/{ID}`: readable through the owning
+        project or through any readable project it is shared into."""
+        t.direct = True
+        owner = self.store.project(entity["project"])
+        if self.auth.access(user, owner).read:
+            self._project(t, user, entity["project"])
+            return
+        for share in self.store.shares_of(kind, entity["id"]):
+            proj = self.store.project(share["project"])
+            access = self.auth.access(user, proj)
+            if access.read:
+                t.project = proj
+                t.access = access
+                self._owner_access(t, user, entity)
+                return
+        self._project(t, user, entity["project"])  # raises the usual 403
+
     def resolve(self, segs: list[str], user: str) -> Target:
         """`segs` are the path parts after `/data`."""
         store = self.store
@@ -86,7 +116,7 @@ class Resolver:
             if subj is None:
                 raise HTTPError(404, "Unable to find the specified subject.")
             t = Target("subject")
-            self._project(t, user, subj["project"])
+            self._direct(t, user, "subject", subj)
             t.subject = subj
             return self._walk(t, segs[2:], user)
         if coll == "experiments":
@@ -96,7 +126,8 @@ class Resolver:
             if exp is None:
                 raise HTTPError(404, "Unable to find the specified experiment.")
             t = Target("experiment")
-            self._project(t, user, exp["project"])
+            share_root = store.experiment_by(None, exp["session_id"]) if exp["session_id"] else exp
+            self._direct(t, user, "experiment", share_root)
             self._set_experiment(t, exp)
             return self._walk(t, segs[2:], user)
         raise HTTPError(404, "Unknown path")
@@ -164,6 +195,8 @@ class Resolver:
                     return t
                 t.subject = store.subject_by(t.project["id"], key)
                 t.kind = "subject"
+                if t.subject is not None:
+                    self._owner_access(t, user, t.subject)
                 if t.subject is None:
                     t.name = key
                     if i + 2 < len(segs) and segs[i + 2] == "experiments" and i + 4 == len(segs):
@@ -189,6 +222,7 @@ class Resolver:
                         raise HTTPError(404, "Unable to find the specified experiment.")
                     return t
                 self._set_experiment(t, exp)
+                self._owner_access(t, user, exp)
                 i += 2
                 continue
             if coll == "scans" and level == "experiment":
@@ -236,6 +270,12 @@ class Resolver:
                     return t
                 i += 2
                 continue
+            if coll == "projects" and level in ("subject", "experiment", "assessor"):
+                if key is None or i + 2 < len(segs):
+                    raise HTTPError(404, "Name one project: .../projects/{PROJECT}")
+                t.kind = "share"
+                t.name = key
+                return t
             if coll == "out" and level == "assessor":
                 i += 1
                 continue

@@ -34,6 +34,20 @@ def _wrap(name: str, inner: str, type_: str) -> str:
     )
 
 
+def _fields() -> str:
+    """Custom fields: `<fields><field name="..">value</field></fields>`, as in XNAT's schema."""
+    return (
+        '<xs:element name="fields" minOccurs="0"><xs:complexType><xs:sequence>'
+        '<xs:element name="field" minOccurs="0" maxOccurs="unbounded">'
+        '<xs:annotation><xs:appinfo><xdat:element displayIdentifiers="name"/>'
+        "</xs:appinfo></xs:annotation><xs:complexType>"
+        '<xs:simpleContent><xs:extension base="xs:string">'
+        '<xs:attribute name="name" type="xs:string" use="required"/>'
+        "</xs:extension></xs:simpleContent></xs:complexType></xs:element>"
+        "</xs:sequence></xs:complexType></xs:element>"
+    )
+
+
 def _type(
     name: str, body: str, base: str | None = None, attrs: str = "", abstract: bool = False
 ) -> str:
@@ -92,7 +106,18 @@ def _xnat_schema() -> str:
     types.append(
         _type(
             "demographicData",
-            _el("dob", "xs:date") + _el("yob", "xs:integer") + _el("gender") + _el("handedness"),
+            _el("dob", "xs:date")
+            + _el("yob", "xs:integer")
+            + _el("age", "xs:decimal")
+            + _el("gender")
+            + _el("handedness")
+            + _el("ses", "xs:integer")
+            + _el("education", "xs:integer")
+            + _el("educationDesc")
+            + _el("race")
+            + _el("ethnicity")
+            + _el("weight", "xs:float")
+            + _el("height", "xs:float"),
             "xnat:abstractDemographicData",
         )
     )
@@ -112,6 +137,7 @@ def _xnat_schema() -> str:
             _wrap("resources", "resource", "xnat:abstractResource")
             + _wrap("experiments", "experiment", "xnat:subjectAssessorData")
             + _el("demographics", "xnat:abstractDemographicData")
+            + _fields()
             + _el("group")
             + _el("src")
             + _el("initials"),
@@ -125,6 +151,7 @@ def _xnat_schema() -> str:
             + _el("time", "xs:time")
             + _el("note")
             + _el("acquisition_site")
+            + _fields()
             + _wrap("resources", "resource", "xnat:abstractResource"),
             attrs=_attr("ID")
             + _attr("project")

@@ -28,17 +28,18 @@ CREATE TABLE IF NOT EXISTS subjects (
     id TEXT PRIMARY KEY, project TEXT NOT NULL, label TEXT NOT NULL,
     insert_date TEXT, insert_user TEXT, gender TEXT DEFAULT '', dob TEXT DEFAULT '',
     yob TEXT DEFAULT '', handedness TEXT DEFAULT '', grp TEXT DEFAULT '', src TEXT DEFAULT '',
-    fields TEXT DEFAULT '{}', UNIQUE(project, label));
+    fields TEXT DEFAULT '{}', props TEXT DEFAULT '{}', UNIQUE(project, label));
 CREATE TABLE IF NOT EXISTS experiments (
     id TEXT PRIMARY KEY, project TEXT NOT NULL, subject_id TEXT NOT NULL, label TEXT NOT NULL,
     xsi_type TEXT NOT NULL, date TEXT DEFAULT '', insert_date TEXT, insert_user TEXT,
     uid TEXT DEFAULT '', modality TEXT DEFAULT '', session_id TEXT DEFAULT '',
-    fields TEXT DEFAULT '{}', UNIQUE(project, label));
+    fields TEXT DEFAULT '{}', props TEXT DEFAULT '{}', UNIQUE(project, label));
 CREATE TABLE IF NOT EXISTS scans (
     pk INTEGER PRIMARY KEY AUTOINCREMENT, experiment_id TEXT NOT NULL, scan_id TEXT NOT NULL,
     xsi_type TEXT NOT NULL, type TEXT DEFAULT '', quality TEXT DEFAULT 'usable',
     note TEXT DEFAULT '', series_description TEXT DEFAULT '', uid TEXT DEFAULT '',
-    frames TEXT DEFAULT '', fields TEXT DEFAULT '{}', UNIQUE(experiment_id, scan_id));
+    frames TEXT DEFAULT '', fields TEXT DEFAULT '{}', props TEXT DEFAULT '{}',
+    UNIQUE(experiment_id, scan_id));
 CREATE TABLE IF NOT EXISTS resources (
     id INTEGER PRIMARY KEY AUTOINCREMENT, owner_kind TEXT NOT NULL, owner_key TEXT NOT NULL,
     label TEXT NOT NULL, format TEXT DEFAULT '', content TEXT DEFAULT '', tags TEXT DEFAULT '',
@@ -63,6 +64,10 @@ CREATE TABLE IF NOT EXISTS prearchive (
     scan_date TEXT DEFAULT '', uploaded TEXT DEFAULT '', lastmod TEXT DEFAULT '',
     last_activity REAL NOT NULL, manifest TEXT NOT NULL,
     PRIMARY KEY(project, timestamp, folder));
+CREATE TABLE IF NOT EXISTS shares (
+    kind TEXT NOT NULL, entity_id TEXT NOT NULL, project TEXT NOT NULL, label TEXT NOT NULL,
+    PRIMARY KEY(kind, entity_id, project));
+CREATE INDEX IF NOT EXISTS shares_project ON shares(kind, project);
 CREATE INDEX IF NOT EXISTS subjects_project ON subjects(project);
 CREATE INDEX IF NOT EXISTS experiments_project ON experiments(project);
 CREATE INDEX IF NOT EXISTS experiments_subject ON experiments(subject_id);
@@ -76,6 +81,26 @@ OWNER_CATEGORY = {
     "experiment": "resources",
     "scan": "scans",
     "assessor": "assessors",
+}
+
+
+SUBJECT_COLUMNS = {
+    "gender": "gender",
+    "dob": "dob",
+    "yob": "yob",
+    "handedness": "handedness",
+    "group": "grp",
+    "src": "src",
+}
+EXPERIMENT_COLUMNS = {"date": "date", "UID": "uid", "uid": "uid", "modality": "modality"}
+SCAN_COLUMNS = {
+    "type": "type",
+    "quality": "quality",
+    "note": "note",
+    "series_description": "series_description",
+    "UID": "uid",
+    "uid": "uid",
+    "frames": "frames",
 }
 
 
@@ -111,6 +136,15 @@ class Store:
         self._conns_lock = threading.Lock()
         with self.write_lock:
             self.conn().executescript(SCHEMA)
+            self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Catalogs made by older versions lack the `props` columns; add them in place."""
+        conn = self.conn()
+        for table in ("subjects", "experiments", "scans"):
+            cols = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
+            if "props" not in cols:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN props TEXT DEFAULT '{{}}'")
 
     def _clean_tmp(self) -> None:
         """Leftovers of requests interrupted by a crash are never part of the archive."""
@@ -217,15 +251,89 @@ class Store:
 
     # -- subjects ------------------------------------------------------------------------
     def subject_by(self, project: str | None, key: str) -> sqlite3.Row | None:
-        """A subject by accession ID, or by label within a project."""
-        row = self.one("SELECT * FROM subjects WHERE id = ?", (key,))
-        if row is not None and (project is None or row["project"] == project):
+        """A subject by accession ID, or by label within a project (its own label there, or
+        the label it was shared into that project under)."""
+        return self._entity_by("subjects", "subject", project, key)
+
+    def _entity_by(
+        self, table: str, kind: str, project: str | None, key: str
+    ) -> sqlite3.Row | None:
+        row = self.one(f"SELECT * FROM {table} WHERE id = ?", (key,))
+        if row is not None and (
+            project is None
+            or row["project"] == project
+            or self.shared_label(kind, row["id"], project) is not None
+        ):
             return row
-        if project is not None:
-            return self.one(
-                "SELECT * FROM subjects WHERE project = ? AND label = ?", (project, key)
+        if project is None:
+            return None
+        row = self.one(f"SELECT * FROM {table} WHERE project = ? AND label = ?", (project, key))
+        if row is None:
+            share = self.one(
+                "SELECT entity_id FROM shares WHERE kind = ? AND project = ? AND label = ?",
+                (kind, project, key),
             )
-        return None
+            if share is not None:
+                row = self.one(f"SELECT * FROM {table} WHERE id = ?", (share["entity_id"],))
+        return row
+
+    # -- sharing -------------------------------------------------------------------------
+    def shared_label(self, kind: str, entity_id: str, project: str) -> str | None:
+        row = self.one(
+            "SELECT label FROM shares WHERE kind = ? AND entity_id = ? AND project = ?",
+            (kind, entity_id, project),
+        )
+        return None if row is None else row["label"]
+
+    def shares_of(self, kind: str, entity_id: str) -> list[sqlite3.Row]:
+        return self.query(
+            "SELECT * FROM shares WHERE kind = ? AND entity_id = ? ORDER BY project",
+            (kind, entity_id),
+        )
+
+    def shared_into(self, kind: str, project: str) -> dict[str, str]:
+        """{entity id: label} of everything of `kind` shared into `project`."""
+        return {
+            r["entity_id"]: r["label"]
+            for r in self.query(
+                "SELECT entity_id, label FROM shares WHERE kind = ? AND project = ?",
+                (kind, project),
+            )
+        }
+
+    def share(self, kind: str, entity_id: str, project: str, label: str) -> bool:
+        """Share an entity into `project` under `label`; True if the share is new.
+
+        Raises Exists when another entity already answers to `label` in that project."""
+        table = "subjects" if kind == "subject" else "experiments"
+        with self.write() as c:
+            owned = c.execute(
+                f"SELECT id FROM {table} WHERE project = ? AND label = ?", (project, label)
+            ).fetchone()
+            shared = c.execute(
+                "SELECT entity_id FROM shares WHERE kind = ? AND project = ? AND label = ?",
+                (kind, project, label),
+            ).fetchone()
+            if (owned and owned["id"] != entity_id) or (
+                shared and shared["entity_id"] != entity_id
+            ):
+                raise Exists(label)
+            existed = c.execute(
+                "SELECT 1 FROM shares WHERE kind = ? AND entity_id = ? AND project = ?",
+                (kind, entity_id, project),
+            ).fetchone()
+            c.execute(
+                "INSERT OR REPLACE INTO shares VALUES (?,?,?,?)", (kind, entity_id, project, label)
+            )
+            return existed is None
+
+    def unshare(self, kind: str, entity_id: str, project: str) -> bool:
+        with self.write() as c:
+            cur = c.execute(
+                "DELETE FROM shares WHERE kind = ? AND entity_id = ? AND project = ?",
+                (kind, entity_id, project),
+            )
+            return cur.rowcount > 0
 
     def create_subject(self, project: str, label: str, user: str, fields: dict[str, str]) -> str:
         with self.write() as c:
@@ -244,24 +352,41 @@ class Store:
             return sid
 
     def _apply_subject_fields(self, c: sqlite3.Connection, sid: str, fields: dict) -> None:
-        simple = {
-            "gender": "gender",
-            "dob": "dob",
-            "yob": "yob",
-            "handedness": "handedness",
-            "group": "grp",
-            "src": "src",
-        }
-        extra = json.loads(
-            c.execute("SELECT fields FROM subjects WHERE id = ?", (sid,)).fetchone()["fields"]
-            or "{}"
-        )
-        for key, value in fields.items():
-            if key in simple:
-                c.execute(f"UPDATE subjects SET {simple[key]} = ? WHERE id = ?", (value, sid))
+        self._apply(c, "subjects", "id", sid, SUBJECT_COLUMNS, fields)
+
+    def _apply(
+        self,
+        c: sqlite3.Connection,
+        table: str,
+        key_col: str,
+        key: object,
+        columns: dict[str, str],
+        fields: dict,
+    ) -> None:
+        """Write canonical field keys: known ones to their columns, custom fields
+        (`fields/NAME`) to the `fields` JSON, everything else to the `props` JSON.
+        An empty value clears the field, as an empty element does in XNAT."""
+        row = c.execute(f"SELECT fields, props FROM {table} WHERE {key_col} = ?", (key,)).fetchone()
+        custom = json.loads(row["fields"] or "{}")
+        props = json.loads(row["props"] or "{}")
+        for name, value in fields.items():
+            value = "" if value is None else str(value)
+            if name in columns:
+                c.execute(
+                    f"UPDATE {table} SET {columns[name]} = ? WHERE {key_col} = ?", (value, key)
+                )
+                continue
+            target, name = (
+                (custom, name[len("fields/") :]) if name.startswith("fields/") else (props, name)
+            )
+            if value == "":
+                target.pop(name, None)
             else:
-                extra[key] = value
-        c.execute("UPDATE subjects SET fields = ? WHERE id = ?", (json.dumps(extra), sid))
+                target[name] = value
+        c.execute(
+            f"UPDATE {table} SET fields = ?, props = ? WHERE {key_col} = ?",
+            (json.dumps(custom), json.dumps(props), key),
+        )
 
     def update_subject(self, sid: str, fields: dict[str, str]) -> None:
         with self.write() as c:
@@ -271,14 +396,7 @@ class Store:
     def experiment_by(
         self, project: str | None, key: str, subject_id: str | None = None
     ) -> sqlite3.Row | None:
-        row = self.one("SELECT * FROM experiments WHERE id = ?", (key,))
-        if row is not None and (project is None or row["project"] == project):
-            return row
-        if project is not None:
-            return self.one(
-                "SELECT * FROM experiments WHERE project = ? AND label = ?", (project, key)
-            )
-        return None
+        return self._entity_by("experiments", "experiment", project, key)
 
     def create_experiment(
         self,
@@ -306,17 +424,7 @@ class Store:
             return eid
 
     def _apply_experiment_fields(self, c: sqlite3.Connection, eid: str, fields: dict) -> None:
-        simple = {"date": "date", "UID": "uid", "uid": "uid", "modality": "modality"}
-        extra = json.loads(
-            c.execute("SELECT fields FROM experiments WHERE id = ?", (eid,)).fetchone()["fields"]
-            or "{}"
-        )
-        for key, value in fields.items():
-            if key in simple:
-                c.execute(f"UPDATE experiments SET {simple[key]} = ? WHERE id = ?", (value, eid))
-            else:
-                extra[key] = value
-        c.execute("UPDATE experiments SET fields = ? WHERE id = ?", (json.dumps(extra), eid))
+        self._apply(c, "experiments", "id", eid, EXPERIMENT_COLUMNS, fields)
 
     def update_experiment(self, eid: str, fields: dict[str, str]) -> None:
         with self.write() as c:
@@ -329,28 +437,20 @@ class Store:
         )
 
     def upsert_scan(self, eid: str, scan_id: str, xsi_type: str, fields: dict[str, str]) -> int:
-        simple = {"type", "quality", "note", "series_description", "UID", "uid", "frames"}
         with self.write() as c:
             row = c.execute(
-                "SELECT * FROM scans WHERE experiment_id = ? AND scan_id = ?", (eid, scan_id)
+                "SELECT pk FROM scans WHERE experiment_id = ? AND scan_id = ?", (eid, scan_id)
             ).fetchone()
             if row is None:
-                c.execute(
+                cur = c.execute(
                     "INSERT INTO scans (experiment_id, scan_id, xsi_type) VALUES (?,?,?)",
                     (eid, scan_id, xsi_type),
                 )
-                row = c.execute(
-                    "SELECT * FROM scans WHERE experiment_id = ? AND scan_id = ?", (eid, scan_id)
-                ).fetchone()
-            extra = json.loads(row["fields"] or "{}")
-            for key, value in fields.items():
-                if key in simple:
-                    col = "uid" if key in ("UID", "uid") else key
-                    c.execute(f"UPDATE scans SET {col} = ? WHERE pk = ?", (value, row["pk"]))
-                else:
-                    extra[key] = value
-            c.execute("UPDATE scans SET fields = ? WHERE pk = ?", (json.dumps(extra), row["pk"]))
-            return int(row["pk"])
+                pk = int(cur.lastrowid)
+            else:
+                pk = int(row["pk"])
+            self._apply(c, "scans", "pk", pk, SCAN_COLUMNS, fields)
+            return pk
 
     # -- archive layout ------------------------------------------------------------------
     def session_dir(self, exp: sqlite3.Row) -> Path:
@@ -467,6 +567,9 @@ class Store:
                 self.delete_scan(scan, remove_files)
             kind = "assessor" if exp["session_id"] else "experiment"
             self.delete_owner_resources(kind, exp["id"], remove_files)
+            c.execute(
+                "DELETE FROM shares WHERE kind = 'experiment' AND entity_id = ?", (exp["id"],)
+            )
             c.execute("DELETE FROM experiments WHERE id = ?", (exp["id"],))
         if remove_files and not exp["session_id"]:
             shutil.rmtree(self.session_dir(exp), ignore_errors=True)
@@ -478,6 +581,7 @@ class Store:
             ).fetchall():
                 self.delete_experiment(exp, remove_files)
             self.delete_owner_resources("subject", subj["id"], remove_files)
+            c.execute("DELETE FROM shares WHERE kind = 'subject' AND entity_id = ?", (subj["id"],))
             c.execute("DELETE FROM subjects WHERE id = ?", (subj["id"],))
         if remove_files:
             shutil.rmtree(
@@ -490,6 +594,7 @@ class Store:
                 self.delete_subject(subj, remove_files)
             self.delete_owner_resources("project", pid, remove_files)
             c.execute("DELETE FROM roles WHERE project = ?", (pid,))
+            c.execute("DELETE FROM shares WHERE project = ?", (pid,))
             c.execute("DELETE FROM projects WHERE id = ?", (pid,))
         if remove_files:
             shutil.rmtree(self.archive_dir / pid, ignore_errors=True)

@@ -138,7 +138,8 @@ def test_subject_fields(tree, admin):
         params={"handedness": "left", "xnat:subjectData/fields/field[name=site]/field": "Leeds"},
     )
     doc = admin.get(f"{p}/subjects/S1", params={"format": "json"}).json()["items"][0]
-    assert doc["data_fields"]["site"] == "Leeds"
+    custom = next(c for c in doc["children"] if c["field"] == "fields/field")
+    assert custom["items"][0]["data_fields"] == {"field": "Leeds", "name": "site"}
     demo = next(c for c in doc["children"] if c["field"] == "demographics")
     assert demo["items"][0]["data_fields"]["handedness"] == "left"
 

@@ -1,0 +1,190 @@
+"""Metadata writes: fields from query parameters or an XML document, and sharing.
+
+XNAT reads a PUT's fields from its query parameters and, when the body is an XML document
+(`Content-Type: text/xml` / `application/xml`, or `inbody=true`), from the document too;
+parameters win over the document. `allowDataDeletion` is false unless the client sends
+`true`: then scans and custom fields missing from the document are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from xnatsim import fields as F
+from xnatsim import xmldoc
+from xnatsim.auth import Auth
+from xnatsim.resolve import Row, Target
+from xnatsim.store import Exists, Store
+from xnatsim.web import HTTPError, Request, Response
+
+XML_TYPES = ("text/xml", "application/xml")
+LABEL = re.compile(r"^[A-Za-z0-9_.\- ]+$")
+NOT_EXPERIMENTS = {"xnat:subjectData", "xnat:projectData"}
+
+
+def xml_body(req: Request) -> bytes | None:
+    """The XML document a PUT carries, or None when its body is not one."""
+    ctype = req.content_type.split(";", 1)[0].strip().lower()
+    if ctype not in XML_TYPES and not req.flag("inbody"):
+        return None
+    if req.content_length > xmldoc.MAX_DOCUMENT:
+        raise HTTPError(413, "The XML document is too large")
+    data = b"".join(req.iter_body())
+    return data if data.strip() else None
+
+
+def read_document(req: Request, kind: str) -> xmldoc.Document | None:
+    body = xml_body(req)
+    if body is None:
+        return None
+    try:
+        return xmldoc.parse(body, kind)
+    except xmldoc.DocumentError as exc:
+        raise HTTPError(400, str(exc)) from None
+
+
+def check_xsi_type(xsi: str) -> None:
+    if not F.XSI_TYPE.match(xsi) or xsi in NOT_EXPERIMENTS or xsi.endswith("ScanData"):
+        raise HTTPError(400, f"Invalid experiment xsiType: {xsi}")
+
+
+def check_document_id(doc: xmldoc.Document | None, store: Store, table: str, own: str) -> None:
+    """A document's ID may name the object it is PUT to, or nothing on this server."""
+    if doc is None or not doc.attrs.get("ID"):
+        return
+    given = doc.attrs["ID"]
+    if given == own:
+        return
+    if store.one(f"SELECT 1 FROM {table} WHERE id = ?", (given,)) is not None:
+        raise HTTPError(
+            409,
+            f"The document's ID {given} belongs to another object on this server; "
+            "remove the ID attribute or use the ID of the object at this URL",
+        )
+
+
+def merged_fields(req: Request, kind: str, doc: xmldoc.Document | None) -> dict[str, str]:
+    out = dict(doc.fields) if doc else {}
+    out.update(F.from_params(kind, req.params))
+    return out
+
+
+def deletions(row: Row | None, doc: xmldoc.Document | None, req: Request) -> dict[str, str]:
+    """Custom fields to clear because a whole document without them was PUT with
+    allowDataDeletion=true."""
+    if row is None or doc is None or not req.flag("allowDataDeletion"):
+        return {}
+    have = json.loads(row["fields"] or "{}")
+    return {f"fields/{k}": "" for k in have if f"fields/{k}" not in doc.fields}
+
+
+def apply_scans(store: Store, req: Request, eid: str, doc: xmldoc.Document | None) -> None:
+    if doc is None or doc.scans is None:
+        return
+    for sd in doc.scans:
+        old = store.scan(eid, sd.scan_id)
+        if old is not None and old["xsi_type"] != sd.xsi_type:
+            raise HTTPError(409, f"Scan {sd.scan_id} exists with xsiType {old['xsi_type']}")
+    for sd in doc.scans:
+        store.upsert_scan(eid, sd.scan_id, sd.xsi_type, sd.fields)
+    if req.flag("allowDataDeletion"):
+        keep = {sd.scan_id for sd in doc.scans}
+        for sc in store.query("SELECT * FROM scans WHERE experiment_id = ?", (eid,)):
+            if sc["scan_id"] not in keep:
+                store.delete_scan(sc, remove_files=False)
+
+
+# -- sharing -------------------------------------------------------------------------------
+def shared_entity(t: Target) -> tuple[str, Row]:
+    if t.assessor is not None:
+        return "experiment", t.assessor
+    if t.experiment is not None:
+        return "experiment", t.experiment
+    if t.subject is not None:
+        return "subject", t.subject
+    raise HTTPError(404, "Nothing to share at this path")
+
+
+class Sharing:
+    def __init__(self, store: Store, auth: Auth) -> None:
+        self.store = store
+        self.auth = auth
+
+    def handle(self, req: Request, t: Target, user: str) -> Response:
+        kind, entity = shared_entity(t)
+        dest = self.store.project(t.name)
+        if dest is None:
+            raise HTTPError(404, f"Unable to find the specified project: {t.name}")
+        m = req.method
+        if m == "GET":
+            label = self.store.shared_label(kind, entity["id"], dest["id"])
+            if label is None and entity["project"] != dest["id"]:
+                raise HTTPError(404, f"{entity['label']} is not shared into {dest['id']}")
+            return Response.text(label or entity["label"])
+        if m in ("PUT", "POST"):
+            return self.share(req, t, user, kind, entity, dest)
+        if m == "DELETE":
+            self.unshare(user, kind, entity, dest["id"])
+            return Response(200, b"")
+        raise HTTPError(405, "Method not allowed")
+
+    def share(
+        self, req: Request, t: Target, user: str, kind: str, entity: Row, dest: Row
+    ) -> Response:
+        store = self.store
+        if entity["project"] == dest["id"]:
+            raise HTTPError(409, f"{entity['label']} already belongs to project {dest['id']}")
+        if not self.auth.access(user, dest).write:
+            raise HTTPError(
+                403,
+                f"Specified user account has insufficient create privileges for {kind}s "
+                f"in project {dest['id']}.",
+            )
+        if kind == "experiment":
+            parent_kind, parent = (
+                ("experiment", t.experiment) if t.assessor is not None else ("subject", t.subject)
+            )
+            if parent["project"] != dest["id"] and (
+                store.shared_label(parent_kind, parent["id"], dest["id"]) is None
+            ):
+                raise HTTPError(
+                    409,
+                    f"{parent_kind.capitalize()} {parent['label']} is not in project "
+                    f"{dest['id']}; share it there first",
+                )
+        label = (
+            req.params.get("label")
+            or store.shared_label(kind, entity["id"], dest["id"])
+            or entity["label"]
+        )
+        if not LABEL.match(label):
+            raise HTTPError(400, f"Invalid label: {label}")
+        try:
+            store.share(kind, entity["id"], dest["id"], label)
+        except Exists:
+            raise HTTPError(
+                409, f"Label {label} is already in use in project {dest['id']}"
+            ) from None
+        return Response(200, b"")
+
+    def unshare(self, user: str, kind: str, entity: Row, project: str) -> None:
+        store = self.store
+        owner_write = self.auth.access(user, store.project(entity["project"])).write
+        if not (owner_write or self.auth.access(user, store.project(project)).write):
+            raise HTTPError(403, f"You may not remove shared data from project {project}")
+        if store.shared_label(kind, entity["id"], project) is None:
+            raise HTTPError(404, f"{entity['label']} is not shared into project {project}")
+        if kind == "subject":
+            shared_exps = store.query(
+                "SELECT e.label FROM shares sh JOIN experiments e ON e.id = sh.entity_id"
+                " WHERE sh.kind = 'experiment' AND sh.project = ? AND e.subject_id = ?",
+                (project, entity["id"]),
+            )
+            if shared_exps:
+                raise HTTPError(
+                    409,
+                    f"Experiments of {entity['label']} are still shared into {project}: "
+                    + ", ".join(r["label"] for r in shared_exps),
+                )
+        store.unshare(kind, entity["id"], project)
