@@ -117,7 +117,7 @@ def run_preflight(
 ) -> list[Check]:
     """Run every check; a side whose client could not even be built is passed as its error."""
     checks: list[Check] = []
-    unreachable = {NetworkError: "check the URL and that the server is up"}
+    unreachable = {NetworkError: "fix the profile's URL, or start the server and retry"}
     login_hints = {
         AuthenticationFailed: "check the user and password, or run 'xnatctl auth login'",
         NetworkError: "check the URL and that the server is up",

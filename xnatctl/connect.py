@@ -171,6 +171,11 @@ def dest_client(
     if dest_pass is not None and dest_pass_stdin:
         raise UsageError("give either --dest-pass or --dest-pass-stdin, not both")
     if dest_url:
+        if not (dest_user or ctx.env.get(ENV_USER)):
+            raise UsageError(
+                "--dest-url needs a user to log in as",
+                hint="add --dest-user USER (and --dest-pass-stdin), or set XNATCTL_USER",
+            )
         password = dest_pass
         if dest_pass_stdin:
             password = read_password_line("destination password")

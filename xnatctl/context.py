@@ -26,7 +26,9 @@ OUTPUT_FORMATS = ("table", "json")
 
 
 def _stdout_console() -> Console:
-    return Console(soft_wrap=False, highlight=False)
+    # Piped output has no width to fit: keep table rows whole instead of folding at 80.
+    width = None if sys.stdout.isatty() else 200
+    return Console(soft_wrap=False, highlight=False, width=width)
 
 
 def _stderr_console() -> Console:

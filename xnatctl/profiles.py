@@ -92,6 +92,11 @@ class ProfileStore:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             text = ""
+        except UnicodeDecodeError as exc:
+            raise ConfigFileError(
+                f"{self.path}: not UTF-8 text ({exc.reason} at byte {exc.start})",
+                hint="fix the file or remove it and add profiles again",
+            ) from None
         except OSError as exc:
             raise ConfigFileError(
                 f"cannot read {self.path}: {exc.strerror}", hint="check its permissions"

@@ -6,7 +6,7 @@ type names, their inheritance and the child element names, not XNAT's full schem
 
 from __future__ import annotations
 
-SCHEMA_NAMES = ["xnat", "xdat"]
+SCHEMA_NAMES = ["xnat", "xdat", "clin"]
 
 _HEAD = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -229,7 +229,24 @@ def _xdat_schema() -> str:
     )
 
 
-SCHEMAS = {"xnat": _xnat_schema(), "xdat": _xdat_schema()}
+def _clin_schema() -> str:
+    """A clinical-data plugin's namespace, as sites install them: one subject assessor type.
+
+    Without it a client that builds its classes from the schemas (xnatpy) cannot read the
+    clinical assessments that sample data and real sites hold.
+    """
+    head = _HEAD.format(ns="http://nrg.wustl.edu/clin", xdat="http://nrg.wustl.edu/xdat")
+    head = head.replace("<xs:schema ", '<xs:schema xmlns:clin="http://nrg.wustl.edu/clin" ', 1)
+    body = _el("visit") + _el("score") + _el("assessor_name")
+    return (
+        head
+        + '<xs:element name="ClinicalAssessment" type="clin:clinicalAssessmentData"/>\n'
+        + _type("clinicalAssessmentData", body, "xnat:subjectAssessorData")
+        + "</xs:schema>\n"
+    )
+
+
+SCHEMAS = {"xnat": _xnat_schema(), "xdat": _xdat_schema(), "clin": _clin_schema()}
 
 ELEMENTS = [
     ("xnat:projectData", "Project", "Projects"),
@@ -239,6 +256,7 @@ ELEMENTS = [
     ("xnat:petSessionData", "PET Session", "PET Sessions"),
     ("xnat:otherDicomSessionData", "Other DICOM Session", "Other DICOM Sessions"),
     ("xnat:qcAssessmentData", "QC Assessment", "QC Assessments"),
+    ("clin:clinicalAssessmentData", "Clinical Assessment", "Clinical Assessments"),
 ]
 
 ELEMENT_FIELDS = ["ID", "LABEL", "PROJECT", "INSERT_DATE", "INSERT_USER"]

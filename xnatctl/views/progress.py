@@ -24,17 +24,13 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from planner.diff import human_bytes
 from planner.plan import Step
 from planner.progress import STEP_FAILED, STEP_OK, step_bytes
 
 
 def _size(nbytes: int) -> str:
-    value = float(nbytes)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{nbytes} B"
+    return human_bytes(nbytes)
 
 
 class LogReporter:

@@ -87,6 +87,7 @@ def run_to_json(run: dict[str, Any], failed_steps: list[dict[str, Any]] | None =
         "plan_file": run.get("plan_file") or "",
         "counts": run.get("counts") or {},
         "verification": run.get("verification"),
+        "steps": run.get("steps") or {},
         "host": run.get("host"),
         "pid": run.get("pid"),
         "user": run.get("user"),
@@ -151,6 +152,10 @@ def render_status(run: dict[str, Any], failed: list[dict[str, Any]], console: Co
     )
     console.print(f"Subjects: {_synced_failed_skipped(run, 'subjects')}", highlight=False)
     console.print(f"Experiments: {_synced_failed_skipped(run, 'experiments')}", highlight=False)
+    steps = run.get("steps") or {}
+    if steps:
+        listed = ", ".join(f"{n} {status}" for status, n in sorted(steps.items()))
+        console.print(f"Steps recorded: {listed}", highlight=False)
     if failed:
         console.print(f"[red]{len(failed)} failed step(s):[/]")
         for step in failed:
