@@ -13,7 +13,10 @@ from pathlib import Path
 import typer
 
 app = typer.Typer(
-    help="A local server that behaves like XNAT 1.8.", no_args_is_help=True, add_completion=False
+    help="A local server that behaves like XNAT 1.8.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
 )
 
 

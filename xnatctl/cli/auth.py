@@ -22,7 +22,11 @@ from xnatctl.errors import UsageError
 from xnatctl.options import OutputOpt, ProfileOpt, app_context
 from xnatctl.sessions import CachedSession
 
-app = typer.Typer(help="Log in to a server, check the session, log out.", no_args_is_help=True)
+app = typer.Typer(
+    help="Log in to a server, check the session, log out.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 def _age(seconds: float) -> str:

@@ -11,7 +11,9 @@ from xnatctl.errors import UsageError
 from xnatctl.options import OutputOpt, app_context
 from xnatctl.profiles import DEFAULT_TIMEOUT, Profile
 
-app = typer.Typer(help="Manage server profiles in config.yaml.", no_args_is_help=True)
+app = typer.Typer(
+    help="Manage server profiles in config.yaml.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @app.command("add-profile")

@@ -23,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: rich panels show on/off flags as taking a <bool>
 )
 app.add_typer(config.app, name="config")
 app.add_typer(auth.app, name="auth")
