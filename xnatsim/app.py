@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import time
@@ -67,6 +68,12 @@ class XnatApp:
         except HTTPError as exc:
             resp = Response.error(exc.status, exc.reason)
             resp.headers += exc.headers
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                log.exception("Unhandled error on %s %s", req.method, req.path)
+                resp = Response.error(500, f"Internal server error ({type(exc).__name__})")
+            else:  # the staging area is removed by the handler; nothing was committed
+                resp = Response.error(507, "Not enough disk space on the server")
         except Exception as exc:  # never a traceback to the client
             log.exception("Unhandled error on %s %s", req.method, req.path)
             resp = Response.error(500, f"Internal server error ({type(exc).__name__})")

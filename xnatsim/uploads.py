@@ -83,8 +83,39 @@ def boundary_of(content_type: str) -> bytes | None:
     return None
 
 
+# Space kept free on the data disk: an upload that would eat into it is refused up front.
+DISK_RESERVE = 64 << 20
+
+
+def free_bytes(path: Path) -> int:
+    """Free space on the disk holding ``path`` (a function so tests can shrink the disk)."""
+    return shutil.disk_usage(path).free
+
+
+def check_room(req: Request, where: Path) -> None:
+    """Refuse, before reading it, a body that the disk cannot hold (XNAT fails such an upload
+    part-way; refusing first leaves nothing behind and says why)."""
+    declared = req.environ.get("CONTENT_LENGTH") or ""
+    if declared.isdigit() and int(declared) + DISK_RESERVE > free_bytes(where):
+        raise HTTPError(
+            507,
+            f"Not enough disk space on the server for this upload ({int(declared)} bytes)",
+        )
+
+
 def receive(req: Request, tmp_factory, *, field: str | None = None) -> list[Stored]:
     """Stream the request's file(s) to temp files: a raw body or each multipart file part."""
+    first = tmp_factory()
+    check_room(req, first.parent)
+    factory = iter([first])
+
+    def next_path() -> Path:
+        return next(factory, None) or tmp_factory()
+
+    return _receive(req, next_path, field)
+
+
+def _receive(req: Request, tmp_factory, field: str | None) -> list[Stored]:
     ctype = req.content_type.lower()
     if ctype.startswith("multipart/") and not req.flag("inbody"):
         boundary = boundary_of(req.content_type)

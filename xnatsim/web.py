@@ -28,6 +28,7 @@ REASONS = {
     417: "Expectation Failed",
     500: "Internal Server Error",
     503: "Service Unavailable",
+    507: "Insufficient Storage",
 }
 
 
