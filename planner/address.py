@@ -12,6 +12,7 @@ replaces anything outside ``[A-Za-z0-9_-]``), so the separators below cannot col
     {subject}/{experiment}/scans/{scan}           scan (its DICOM)
     {subject}/{experiment}/scans/{scan}/{label}   scan resource
     {subject}/{experiment}/assessors/{label}      session assessor
+    {subject}/{experiment}/assessors/{label}/{r}  session assessor resource
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ def scan_resource(subject_label: str, experiment_label: str, scan_id: str, label
 
 def assessor(subject_label: str, experiment_label: str, label: str) -> str:
     return f"{subject_label}/{experiment_label}/assessors/{label}"
+
+
+def assessor_resource(
+    subject_label: str, experiment_label: str, assessor_label: str, label: str
+) -> str:
+    return f"{subject_label}/{experiment_label}/assessors/{assessor_label}/{label}"
 
 
 def subject_of(address: str) -> str | None:

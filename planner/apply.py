@@ -331,6 +331,10 @@ class _Run:
                 str(s.facts.get("source_experiment_id") or s.facts.get("source_id"))
                 for s in steps
                 if s.kind in (StepKind.IMPORT_SCAN, StepKind.CREATE_EXPERIMENT)
+                or (
+                    s.kind == StepKind.UPDATE_EXPERIMENT
+                    and s.facts.get("owner_level") == "experiment"
+                )
             ),
             "",
         )

@@ -5,6 +5,8 @@ in sync, differs, destination only, conflict, skipped). The plan builder extends
 steps; verification calls ``compare_experiment`` on one freshly read experiment. Both
 therefore use this one comparison.
 
+Fields compare by ``planner.fields``: subjects, experiments, scans and session assessors
+differ when a counted source field is missing or otherwise on the destination.
 Resources compare by file path and size, and by MD5 where both servers gave one and
 ``digests`` is on. The comparison is made for speed first (equal file tuples are the common
 case); explanations are built only for what differs.
@@ -16,6 +18,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from planner import fields as F
 from planner import walk as W
 from planner.inventory import (
     Assessor,
@@ -105,15 +108,28 @@ def compare_scan(src: Scan, dst: Scan, *, digests: bool) -> tuple[str, ...]:
         out.append(f"xsiType {src.xsi_type} != {dst.xsi_type}")
     if src.type != dst.type and src.type:
         out.append(f"type {src.type} != {dst.type}")
+    out.extend(compare_scan_fields(src, dst))
     out.extend(compare_dicom(src, dst, digests=digests))
     return tuple(out)
 
 
-def compare_fields(src: dict[str, str], dst: dict[str, str]) -> tuple[str, ...]:
-    """Fields the source has and the destination lacks or holds otherwise."""
-    return tuple(
-        f"{k} {v!r} != {dst.get(k, '')!r}" for k, v in sorted(src.items()) if dst.get(k) != v
-    )
+def compare_scan_fields(src: Scan, dst: Scan) -> tuple[str, ...]:
+    """Scan fields other than the type (see ``planner.fields``) that differ."""
+    out: list[str] = []
+    if src.series_description and src.series_description != dst.series_description:
+        out.append(f"series_description {src.series_description!r} != {dst.series_description!r}")
+    if src.quality and src.quality != dst.quality:
+        out.append(f"quality {src.quality!r} != {dst.quality!r}")
+    out.extend(compare_fields(src.fields, dst.fields))
+    return tuple(out)
+
+
+def scan_fields_differ(src: Scan, dst: Scan) -> bool:
+    """Would the experiment's XML document change this scan on the destination?"""
+    return bool((src.type and src.type != dst.type) or compare_scan_fields(src, dst))
+
+
+compare_fields = F.compare_fields
 
 
 def compare_experiment_own(src: Experiment, dst: Experiment) -> tuple[str, ...]:
@@ -125,13 +141,11 @@ def compare_experiment_own(src: Experiment, dst: Experiment) -> tuple[str, ...]:
 
 
 def compare_assessor(src: Assessor, dst: Assessor, *, digests: bool) -> tuple[str, ...]:
+    """The assessor's own date and fields; its resources are walked (and judged) on their own."""
     out: list[str] = []
-    for label, s in sorted(src.resources.items()):
-        d = dst.resources.get(label)
-        if d is None:
-            out.append(f"{label}: missing on the destination")
-        else:
-            out.extend(f"{label}: {x}" for x in compare_resource(s, d, digests=digests))
+    if src.date and src.date != dst.date:
+        out.append(f"date {src.date} != {dst.date or '(none)'}")
+    out.extend(compare_fields(src.fields, dst.fields))
     return tuple(out)
 
 

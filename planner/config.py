@@ -15,6 +15,9 @@ Fields and defaults (an empty file means all defaults)::
     scan_retry_delay: 5.0         seconds before the first retry, doubled on each one (>= 0)
     verify_after_transfer: true   re-read both sides after the transfer and compare
     scan_workers: 4               scans transferred in parallel (>= 1)
+    copy_shared: false            copy subjects and experiments shared into the source
+                                  project from another project, as the destination's own;
+                                  false reports them and leaves them out
     filtering: ...                what to transfer (below)
 
 Filters. Each of ``project_resources``, ``subject_resources`` and ``scan_resources`` is an
@@ -243,6 +246,7 @@ class TransferConfig:
     scan_retry_delay: float = 5.0
     verify_after_transfer: bool = True
     scan_workers: int = 4
+    copy_shared: bool = False
     filtering: Filtering = Filtering()
 
     def to_dict(self) -> dict[str, Any]:
@@ -256,6 +260,7 @@ class TransferConfig:
             "scan_retry_delay": float(self.scan_retry_delay),
             "verify_after_transfer": self.verify_after_transfer,
             "scan_workers": self.scan_workers,
+            "copy_shared": self.copy_shared,
             "filtering": self.filtering.to_dict(),
         }
 
@@ -274,9 +279,12 @@ class TransferConfig:
         scan_workers: int | None = None,
         source_project: str | None = None,
         dest_project: str | None = None,
+        copy_shared: bool | None = None,
     ) -> TransferConfig:
         """Command-line options win over the file; they are checked like file values."""
         changes: dict[str, Any] = {}
+        if copy_shared is not None:
+            changes["copy_shared"] = bool(copy_shared)
         if scan_workers is not None:
             if isinstance(scan_workers, bool) or not isinstance(scan_workers, int):
                 raise ConfigError("command line", None, "scan_workers", "must be a whole number")
@@ -364,6 +372,7 @@ _TOP_FIELDS = (
     "scan_retry_delay",
     "verify_after_transfer",
     "scan_workers",
+    "copy_shared",
     "filtering",
 )
 _FILTERING_FIELDS = (

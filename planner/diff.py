@@ -16,20 +16,28 @@ from planner.backend import quote_segment
 from planner.compare import (
     DICOM,
     ChangeCollector,
+    compare_assessor,
     compare_dicom,
+    compare_experiment_own,
     dicom_size,
     entity_size,
     files_digest,
+    scan_fields_differ,
     subject_fingerprint,
 )
 from planner.config import TransferConfig
-from planner.filters import apply_filters
+from planner.filters import apply_filters, apply_sharing
 from planner.inventory import (
+    Assessor,
     Experiment,
     Inventory,
     Resource,
     Scan,
     Subject,
+    assessor_to_dict,
+    content_fingerprint,
+    experiment_to_dict,
+    subject_to_dict,
 )
 from planner.plan import (
     Change,
@@ -57,6 +65,8 @@ class PlanBuilder(ChangeCollector):
         self._subject_step = ""  # create_subject step of the subject being walked
         self._exp: tuple[Experiment | None, Experiment | None, str] = (None, None, "")
         self._scan: tuple[Scan | None, Scan | None, str] = (None, None, "")
+        self._assessor: tuple[Assessor | None, Assessor | None, str] = (None, None, "")
+        self._exp_work = _ExperimentWork()
 
     # steps -------------------------------------------------------------------------------
 
@@ -77,6 +87,92 @@ class PlanBuilder(ChangeCollector):
 
     def _subject_target(self, address: str) -> dict[str, Any]:
         return {"project": self.dst_project, "subject": A.subject_of(address)}
+
+    def _update_subject(self, address: str, s: Subject, d: Subject, why: str) -> str:
+        return self._add(
+            StepKind.UPDATE_SUBJECT,
+            address,
+            Level.SUBJECT,
+            {
+                "source_id": s.id,
+                "fields": dict(sorted(s.fields.items())),
+                "dest_state": dest_state(subject_to_dict(d)),
+            },
+            self._subject_target(address),
+            (),
+            why,
+        )
+
+    def _update_experiment(self, address: str, e: Experiment, why: str) -> str:
+        """The experiment's XML document, after its creation and all its scan imports."""
+        exp_dst = self._exp[1]
+        work = self._exp_work
+        target = self._subject_target(address) | {
+            "experiment": exp_dst.label if exp_dst is not None else e.label
+        }
+        return self._add(
+            StepKind.UPDATE_EXPERIMENT,
+            address,
+            Level.EXPERIMENT,
+            {
+                "owner_level": "experiment",
+                "source_id": e.id,
+                "source_path": f"/data/experiments/{quote_segment(e.id)}",
+                "xsi_type": e.xsi_type,
+                "date": e.date,
+                "fields": dict(sorted(e.fields.items())),
+                "scans": sorted(work.scans),
+                "scan_fields": {k: v for k, v in sorted(work.scan_fields.items())},
+                "dest_state": dest_state(experiment_to_dict(exp_dst) if exp_dst else None),
+            },
+            target,
+            (self._exp[2], *work.imports),
+            why,
+        )
+
+    def _create_assessor(self, address: str, a: Assessor) -> str:
+        exp_src, exp_dst, exp_step = self._exp
+        assert exp_src is not None
+        target = self._subject_target(address) | {
+            "experiment": exp_dst.label if exp_dst is not None else exp_src.label,
+            "assessor": a.label,
+        }
+        return self._add(
+            StepKind.CREATE_ASSESSOR,
+            address,
+            Level.ASSESSOR,
+            {"source_id": a.id, "xsi_type": a.xsi_type, "date": a.date},
+            target,
+            (exp_step,),
+            "assessor missing on the destination",
+        )
+
+    def _update_assessor(
+        self, address: str, a: Assessor, d: Assessor | None, depends: str, why: str
+    ) -> str:
+        exp_src, exp_dst, _ = self._exp
+        assert exp_src is not None
+        target = self._subject_target(address) | {
+            "experiment": exp_dst.label if exp_dst is not None else exp_src.label,
+            "assessor": a.label,
+        }
+        return self._add(
+            StepKind.UPDATE_EXPERIMENT,
+            address,
+            Level.ASSESSOR,
+            {
+                "owner_level": "assessor",
+                "source_id": a.id,
+                "source_path": f"{_experiment_path(exp_src)}/assessors/{quote_segment(a.id)}",
+                "xsi_type": a.xsi_type,
+                "date": a.date,
+                "fields": dict(sorted(a.fields.items())),
+                "dest_state": dest_state(assessor_to_dict(d) if d else None),
+            },
+            target,
+            (depends,),
+            why,
+        )
 
     def _create_subject(self, address: str, s: Subject) -> str:
         return self._add(
@@ -154,7 +250,14 @@ class PlanBuilder(ChangeCollector):
             target["subject"] = parts[0]
             target["experiment"] = exp_dst.label if exp_dst is not None else exp_src.label
             ep = f"/data/experiments/{quote_segment(exp_src.id)}"
-            if parts[2] == "scans":
+            if parts[2] == "assessors":
+                a_src, _a_dst, a_step = self._assessor
+                assert a_src is not None
+                target["assessor"] = a_src.label
+                owner = "assessor"
+                source_path = f"{ep}/assessors/{quote_segment(a_src.id)}/resources/{label_q}"
+                depends = (a_step or exp_step,)
+            elif parts[2] == "scans":
                 scan_src, scan_dst, scan_step = self._scan
                 assert scan_src is not None
                 target["scan"] = scan_dst.id if scan_dst is not None else scan_src.id
@@ -194,9 +297,15 @@ class PlanBuilder(ChangeCollector):
             self._subject_step = self._create_subject(address, src)
         elif level == Level.EXPERIMENT:
             self._exp = (src, None, self._create_experiment(address, src))
+            self._exp_work = _ExperimentWork(new=True)
         elif level == Level.SCAN:
             step = self._import_scan(address, src, None, "scan missing on the destination")
             self._scan = (src, None, step)
+            self._exp_work.add_scan(src, step)
+        elif level == Level.ASSESSOR:
+            step = self._create_assessor(address, src)
+            self._assessor = (src, None, step)
+            self._update_assessor(address, src, None, step, "assessor fields, after its creation")
         elif level == Level.RESOURCE:
             self._upload_resource(address, src, False, "resource missing on the destination")
         return True
@@ -205,8 +314,12 @@ class PlanBuilder(ChangeCollector):
         super().match(address, level, src, dst)
         if level == Level.SUBJECT:
             self._subject_step = ""
+            last = self.changes[-1]
+            if last.status == ChangeStatus.DIFFERS:
+                self._update_subject(address, src, dst, "; ".join(last.differences))
         elif level == Level.EXPERIMENT:
             self._exp = (src, dst, "")
+            self._exp_work = _ExperimentWork(own=compare_experiment_own(src, dst))
         elif level == Level.SCAN:
             step = ""
             dicom = compare_dicom(src, dst, digests=self.digests)
@@ -215,15 +328,85 @@ class PlanBuilder(ChangeCollector):
             if dicom and DICOM in src.resources and not in_conflict:
                 step = self._import_scan(address, src, dst, "; ".join(dicom))
             self._scan = (src, dst, step)
+            if not in_conflict:
+                self._exp_work.add_scan(src, step, fields_differ=scan_fields_differ(src, dst))
+        elif level == Level.ASSESSOR:
+            self._assessor = (src, dst, "")
+            diffs = compare_assessor(src, dst, digests=self.digests)
+            if diffs:
+                self._update_assessor(address, src, dst, "", "; ".join(diffs))
         elif level == Level.RESOURCE and not self._is_dicom(address):
             last = self.changes[-1]
             if last.status == ChangeStatus.DIFFERS:
                 self._upload_resource(address, src, True, "; ".join(last.differences))
 
+    def leave(self, address: str, level: Level, src: Any, dst: Any) -> None:
+        super().leave(address, level, src, dst)
+        if level != Level.EXPERIMENT or src is None:
+            return
+        why = self._exp_work.why()
+        if why:
+            self._update_experiment(address, src, why)
+
     @staticmethod
     def _is_dicom(address: str) -> bool:
         parts = address.split("/")
         return len(parts) == 5 and parts[2] == "scans" and parts[4] == DICOM
+
+
+def _experiment_path(e: Experiment) -> str:
+    return f"/data/experiments/{quote_segment(e.id)}"
+
+
+def dest_state(entity: dict[str, Any] | None) -> str:
+    """A digest of what the destination held when a field update was planned.
+
+    Field updates are idempotent and cheap, and are planned only when something differs.
+    Recording the destination's state in their facts makes a resumed run skip an update it
+    already made, while a new plan (after the destination changed) runs it again.
+    """
+    return content_fingerprint(entity) if entity is not None else ""
+
+
+class _ExperimentWork:
+    """What the walk found under one experiment that its XML document must settle."""
+
+    def __init__(self, *, new: bool = False, own: tuple[str, ...] = ()) -> None:
+        self.new = new
+        self.own = own  # its own fields (and date) that differ
+        self.scans: list[str] = []  # source scan IDs the destination has or will have
+        self.scan_fields: dict[str, dict[str, str]] = {}
+        self.imports: list[str] = []  # import steps: the document goes after them
+        self.scans_differ = 0
+
+    def add_scan(self, scan: Scan, import_step: str, *, fields_differ: bool = False) -> None:
+        self.scans.append(scan.id)
+        values = {
+            "type": scan.type,
+            "series_description": scan.series_description,
+            "quality": scan.quality,
+            **scan.fields,
+        }
+        self.scan_fields[scan.id] = {k: v for k, v in sorted(values.items()) if v}
+        if import_step:
+            self.imports.append(import_step)
+        self.scans_differ += fields_differ
+
+    def why(self) -> str:
+        """Why the experiment's document is written, or ``""`` when it needs not be.
+
+        A scan import sets the scan's type to its DICOM SeriesDescription, so every import
+        is followed by the document that puts the source's scan fields back.
+        """
+        if self.new:
+            return "experiment fields and scan fields, after its creation and imports"
+        reasons = list(self.own)
+        if self.scans_differ:
+            n = self.scans_differ
+            reasons.append(f"fields of {n} scan{'s' if n != 1 else ''} differ")
+        if self.imports:
+            reasons.append("scan fields after the imports")
+        return "; ".join(reasons)
 
 
 # -- filters and state -----------------------------------------------------------------------
@@ -291,6 +474,9 @@ def summarize(steps: tuple[Step, ...], changes: tuple[Change, ...]) -> Summary:
         if c.status == ChangeStatus.DIFFERS and _is_unit(c):
             differs += 1
     return Summary(
+        subjects_to_update=counts[StepKind.UPDATE_SUBJECT],
+        experiments_to_update=counts[StepKind.UPDATE_EXPERIMENT],
+        assessors_to_create=counts[StepKind.CREATE_ASSESSOR],
         subjects_to_create=counts[StepKind.CREATE_SUBJECT],
         experiments_to_create=counts[StepKind.CREATE_EXPERIMENT],
         scans_to_transfer=counts[StepKind.IMPORT_SCAN],
@@ -328,9 +514,10 @@ def make_plan(
     filtering = config.filtering
     f_src, skipped = _filter(src, filtering)
     f_dst, _ = _filter(dst, filtering)
+    f_src, f_dst, shared = apply_sharing(f_src, f_dst, copy_shared=config.copy_shared)
     changes: list[Change] = [
         Change(str(addr), Level(level), ChangeStatus.SKIPPED, (), str(reason))
-        for addr, level, reason in skipped
+        for addr, level, reason in (*skipped, *shared)
     ]
     if config.sync_new_only and completed_subjects:
         labels, skips = _completed_skips(src, f_src, completed_subjects)
@@ -406,4 +593,9 @@ def summary_line(plan: Plan) -> str:
     ]
     if s.resources_to_upload:
         parts.append(_n(s.resources_to_upload, "resource"))
+    if s.assessors_to_create:
+        parts.append(_n(s.assessors_to_create, "assessor"))
+    updates = s.subjects_to_update + s.experiments_to_update
+    if updates:
+        parts.append(f"{updates} field update{'' if updates == 1 else 's'}")
     return f"Plan: {', '.join(parts)} to transfer; {tail}."

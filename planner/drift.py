@@ -13,7 +13,7 @@ from typing import Any
 from planner import walk as W
 from planner.compare import ChangeCollector
 from planner.config import Filtering
-from planner.filters import apply_filters
+from planner.filters import apply_filters, apply_sharing
 from planner.inventory import Inventory
 from planner.plan import Change, ChangeStatus
 
@@ -105,6 +105,7 @@ def check_drift(
     filtering: Filtering,
     *,
     checksums: bool | None = None,
+    copy_shared: bool = False,
 ) -> DriftReport:
     """Compare two inventories under the transfer filters.
 
@@ -122,12 +123,20 @@ def check_drift(
         note = f"the {' and '.join(missing)} gave no MD5 digests: compared sizes and counts only"
 
     collector = ChangeCollector(digests=use_digests)
-    W.walk(
+    f_src, f_dst, shared = apply_sharing(
         apply_filters(src, filtering).inventory,
         apply_filters(dst, filtering).inventory,
-        collector,
+        copy_shared=copy_shared,
     )
-    entries = tuple(sorted((_entry(c) for c in collector.changes), key=lambda e: e.address))
+    assert f_dst is not None
+    W.walk(f_src, f_dst, collector)
+    not_compared = [
+        DriftEntry(address, str(level), NOT_COMPARED, (), reason)
+        for address, level, reason in shared
+    ]
+    entries = tuple(
+        sorted([*(_entry(c) for c in collector.changes), *not_compared], key=lambda e: e.address)
+    )
     counts = dict.fromkeys(ALL_CLASSES, 0)
     for e in entries:
         counts[e.drift_class] += 1

@@ -18,6 +18,9 @@ What each filter governs (see ``planner.config`` for the full semantics):
   like session xsiTypes). A kept scan whose
   resources are all left out stays in the inventory with no resources.
 
+Shared data (subjects and experiments another project shares into the source project) is
+left out by ``apply_sharing`` unless ``copy_shared`` is set, on both sides, and reported.
+
 Kept objects are reused, not copied: an experiment nothing was removed from is the very
 object of the input inventory, and resources (with their file tuples) are always shared.
 """
@@ -31,7 +34,7 @@ from planner.config import Filtering, ItemFilter, SessionTypeFilter, TypedFilter
 from planner.inventory import Experiment, Inventory, Resource, Scan, Subject
 from planner.plan import Level
 
-__all__ = ["Filtered", "apply_filters", "skip_reason"]
+__all__ = ["Filtered", "apply_filters", "apply_sharing", "shared_reason", "skip_reason"]
 
 Skip = tuple[str, Level, str]
 
@@ -284,6 +287,7 @@ class _Filterer:
             xsi_type=sc.xsi_type,
             quality=sc.quality,
             resources=kept,
+            fields=sc.fields,
         )
 
 
@@ -294,3 +298,69 @@ def apply_filters(inventory: Inventory, filtering: Filtering) -> Filtered:
     f = _Filterer(filtering)
     kept = f.inventory(inventory)
     return Filtered(inventory=kept, skipped=tuple(f.skipped))
+
+
+# -- shared data --------------------------------------------------------------------------------
+
+
+def shared_reason(owner: str) -> str:
+    """Why shared data is left out (stable: tests and views rely on it)."""
+    return f"shared from project {owner} (copy_shared: true copies it)"
+
+
+def _drop(inv: Inventory, subjects: set[str], experiments: set[tuple[str, str]]) -> Inventory:
+    if not subjects and not experiments:
+        return inv
+    kept: dict[str, Subject] = {}
+    for key, s in inv.subjects.items():
+        if s.label in subjects:
+            continue
+        exps = {k: e for k, e in s.experiments.items() if (s.label, e.label) not in experiments}
+        if len(exps) != len(s.experiments):
+            s = Subject(s.label, s.id, s.shared_from, s.fields, s.resources, exps)
+        kept[key] = s
+    return Inventory(
+        server_url=inv.server_url,
+        project=inv.project,
+        server_version=inv.server_version,
+        taken_at=inv.taken_at,
+        digests=inv.digests,
+        resources=inv.resources,
+        subjects=kept,
+        requests=inv.requests,
+    )
+
+
+def apply_sharing(
+    src: Inventory, dst: Inventory | None = None, *, copy_shared: bool
+) -> tuple[Inventory, Inventory | None, tuple[Skip, ...]]:
+    """Leave out what is only shared into the source project, unless ``copy_shared``.
+
+    Shared subjects and experiments belong to another project; by default they are reported
+    and neither copied nor compared (so the same labels on the destination are not
+    compared either). With ``copy_shared`` they are ordinary members, copied as the
+    destination project's own.
+    """
+    if copy_shared:
+        return src, dst, ()
+    skipped: list[Skip] = []
+    subjects: set[str] = set()
+    experiments: set[tuple[str, str]] = set()
+    for s in src.subjects.values():
+        if s.shared_from:
+            subjects.add(s.label)
+            skipped.append((A.subject(s.label), Level.SUBJECT, shared_reason(s.shared_from)))
+            continue
+        for e in s.experiments.values():
+            if e.shared_from:
+                experiments.add((s.label, e.label))
+                skipped.append(
+                    (A.experiment(s.label, e.label), Level.EXPERIMENT, shared_reason(e.shared_from))
+                )
+    if not skipped:
+        return src, dst, ()
+    return (
+        _drop(src, subjects, experiments),
+        _drop(dst, subjects, experiments) if dst is not None else None,
+        tuple(skipped),
+    )

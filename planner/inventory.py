@@ -52,6 +52,7 @@ class Scan:
     xsi_type: str = ""
     quality: str = ""
     resources: dict[str, Resource] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)  # see planner.fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class Assessor:
     xsi_type: str = ""
     date: str = ""
     resources: dict[str, Resource] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)  # see planner.fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +205,7 @@ def _resources_from_dict(d: dict[str, Any]) -> dict[str, Resource]:
 
 
 def scan_to_dict(s: Scan) -> dict[str, Any]:
-    return {
+    data = {
         "id": s.id,
         "type": s.type,
         "series_description": s.series_description,
@@ -212,6 +214,9 @@ def scan_to_dict(s: Scan) -> dict[str, Any]:
         "quality": s.quality,
         "resources": _resources_to_dict(s.resources),
     }
+    if s.fields:  # only when present, so inventories without them keep their fingerprint
+        data["fields"] = dict(sorted(s.fields.items()))
+    return data
 
 
 def scan_from_dict(d: dict[str, Any]) -> Scan:
@@ -223,17 +228,21 @@ def scan_from_dict(d: dict[str, Any]) -> Scan:
         xsi_type=d.get("xsi_type", ""),
         quality=d.get("quality", ""),
         resources=_resources_from_dict(d.get("resources", {})),
+        fields=dict(d.get("fields", {})),
     )
 
 
 def assessor_to_dict(a: Assessor) -> dict[str, Any]:
-    return {
+    data = {
         "label": a.label,
         "id": a.id,
         "xsi_type": a.xsi_type,
         "date": a.date,
         "resources": _resources_to_dict(a.resources),
     }
+    if a.fields:
+        data["fields"] = dict(sorted(a.fields.items()))
+    return data
 
 
 def assessor_from_dict(d: dict[str, Any]) -> Assessor:
@@ -243,6 +252,7 @@ def assessor_from_dict(d: dict[str, Any]) -> Assessor:
         xsi_type=d.get("xsi_type", ""),
         date=d.get("date", ""),
         resources=_resources_from_dict(d.get("resources", {})),
+        fields=dict(d.get("fields", {})),
     )
 
 

@@ -21,6 +21,11 @@ class StepKind(StrEnum):
     CREATE_EXPERIMENT = "create_experiment"
     IMPORT_SCAN = "import_scan"  # download one scan's DICOM zip, validate, import
     UPLOAD_RESOURCE = "upload_resource"  # any non-DICOM resource at any level
+    UPDATE_SUBJECT = "update_subject"  # PUT a subject's fields (idempotent)
+    # PUT an experiment's or assessor's XML document (fields, scan fields), rewritten for
+    # the destination, with allowDataDeletion=false
+    UPDATE_EXPERIMENT = "update_experiment"
+    CREATE_ASSESSOR = "create_assessor"  # a session assessor (its fields follow by XML)
 
 
 class ChangeStatus(StrEnum):
@@ -101,6 +106,9 @@ class Summary:
     dest_only: int = 0
     conflicts: int = 0
     skipped: int = 0
+    subjects_to_update: int = 0
+    experiments_to_update: int = 0  # experiments and assessors whose fields are written
+    assessors_to_create: int = 0
 
     @property
     def has_changes(self) -> bool:
@@ -109,6 +117,9 @@ class Summary:
             or self.experiments_to_create
             or self.scans_to_transfer
             or self.resources_to_upload
+            or self.subjects_to_update
+            or self.experiments_to_update
+            or self.assessors_to_create
         )
 
 

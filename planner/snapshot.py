@@ -2,9 +2,11 @@
 
 Only bulk listings are used, so the request count is a fixed function of the number of
 subjects and experiments and never grows with scans, resources or files: a handful of calls
-per project, at most two per subject, and per experiment one JSON document, one file listing
-for all its scans, one for its session resources (when it has any) and one per session
-assessor with resources. Experiments are read in parallel by a bounded thread pool.
+per project, per subject its JSON document (fields, resource folders) and one file listing
+when it has resources, and per experiment one JSON document (fields, scans, assessors), one
+file listing for all its scans, one for its session resources (when it has any) and one per
+session assessor with resources. XML documents are read only by the apply steps that carry
+fields, never by a snapshot. Experiments are read in parallel by a bounded thread pool.
 
 All knowledge of XNAT's reply shapes for reading lives here; malformed replies raise
 ``MalformedReply`` naming the path that gave them.
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from planner import fields as F
 from planner.backend import Params, Row, XnatBackend, quote_segment
 from planner.errors import BackendError, MalformedReply, NotFound
 from planner.inventory import (
@@ -36,12 +39,11 @@ from planner.inventory import (
 
 ProgressCallback = Callable[[int, int], None]
 
-SUBJECT_FIELDS = ("gender", "dob", "yob", "handedness", "group", "src")
-SUBJECT_COLUMNS = "ID,label,project," + ",".join(SUBJECT_FIELDS)
+SUBJECT_COLUMNS = "ID,label,project"
 EXPERIMENT_COLUMNS = "ID,label,xsiType,date,subject_ID,subject_label,project"
-# Experiment data fields worth carrying to the destination; the rest are either identity
-# (ID, label, project...) or set by the destination itself (insert date, UIDs from DICOM).
-EXPERIMENT_FIELDS = ("visit_id", "session_type", "note", "acquisition_site")
+# Which fields count is ``planner.fields``'s; the documents read here already carry them.
+SUBJECT_FIELDS = F.SUBJECT_FIELDS
+EXPERIMENT_FIELDS = F.SESSION_FIELDS
 
 # ``.../{owner}/resources/{id or label}/files/{relative path}`` in a file listing's URI.
 _FILE_URI = re.compile(r"^(?P<owner>.*?)/resources/(?P<resource>[^/]+)/files/(?P<path>.+)$")
@@ -299,6 +301,7 @@ def snapshot_experiment(
             xsi_type=_xsi(s),
             quality=_text(sdf.get("quality")),
             resources=_build_resources(metas, scan_files.get(sid, [])),
+            fields=F.scan_extra_fields(s),
         )
 
     session_metas = _metas_from_items(_children(item, "resource"))
@@ -330,9 +333,10 @@ def snapshot_experiment(
             xsi_type=_xsi(a),
             date=_text(adf.get("date")),
             resources=a_resources,
+            fields=F.assessor_fields(a),
         )
 
-    fields = {k: _text(df[k]) for k in EXPERIMENT_FIELDS if _text(df.get(k))}
+    fields = F.experiment_fields(item, imaging=imaging)
     return Experiment(
         label=label,
         id=exp_id,
@@ -448,18 +452,18 @@ def take_snapshot(
 
 
 def _read_subject(backend: XnatBackend, project: str, row: Row) -> Subject:
+    """One subject: its document (fields and resource folders), and its files if any."""
     label = str(row["label"])
     owner = _text(row.get("project"))
     base = f"/data/projects/{quote_segment(project)}/subjects/{quote_segment(label)}"
-    metas = _resource_metas_from_rows(
-        _rows_or_empty(backend, f"{base}/resources"), f"{base}/resources"
-    )
+    item = _items(backend.get_json(base), base)[0]
+    metas = _metas_from_items(_children(item, "resource"))
     resources = _build_resources(metas, _file_rows(backend, f"{base}/files")) if metas else {}
     return Subject(
         label=label,
         id=_text(row.get("ID")),
         shared_from=owner if owner and owner != project else "",
-        fields={k: _text(row[k]) for k in SUBJECT_FIELDS if _text(row.get(k))},
+        fields=F.subject_fields(item),
         resources=resources,
     )
 

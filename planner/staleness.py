@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planner.backend import XnatBackend
-from planner.inventory import Experiment, Inventory, Resource, Scan, Subject
+from planner.inventory import Assessor, Experiment, Inventory, Resource, Scan, Subject
 from planner.plan import ChangeStatus, Plan, Step, StepKind
 
 _SHOWN = 10
@@ -147,6 +147,24 @@ def _step_source_changes(
     if step.kind == StepKind.UPLOAD_RESOURCE:
         res = entity if isinstance(entity, Resource) else None
         return _compare_files(f"resource {where}", res, f, files_digest)
+    if step.kind == StepKind.UPDATE_SUBJECT:
+        if not isinstance(entity, Subject):
+            return [f"subject {where} is gone from the source"]
+        if dict(entity.fields) != dict(f.get("fields") or {}):
+            return [f"subject {where}: its fields changed on the source"]
+        return []
+    if step.kind == StepKind.UPDATE_EXPERIMENT:
+        if not isinstance(entity, Experiment | Assessor):
+            return [f"{step.level} {where} is gone from the source"]
+        if dict(entity.fields) != dict(f.get("fields") or {}):
+            return [f"{step.level} {where}: its fields changed on the source"]
+        return []
+    if step.kind == StepKind.CREATE_ASSESSOR:
+        if not isinstance(entity, Assessor):
+            return [f"assessor {where} is gone from the source"]
+        if f.get("source_id") and entity.id and entity.id != f["source_id"]:
+            return [f"assessor {where} was recreated on the source (ID {entity.id})"]
+        return []
     return []
 
 
@@ -175,6 +193,8 @@ def dest_changes(plan: Plan, dest: Inventory, settled: set[str]) -> list[str]:
                 changed.append(f"scan {step.address} now exists on the destination")
         elif step.kind == StepKind.CREATE_EXPERIMENT:
             changed.append(f"experiment {step.address} now exists on the destination")
+        elif step.kind == StepKind.CREATE_ASSESSOR:
+            changed.append(f"assessor {step.address} now exists on the destination")
         elif step.kind == StepKind.CREATE_SUBJECT:
             changed.append(f"subject {step.address} now exists on the destination")
     return changed
@@ -196,10 +216,11 @@ def filter_inventory(inventory: Inventory, config: dict[str, Any]) -> Inventory:
     if not config:
         return inventory
     from planner.config import TransferConfig
-    from planner.filters import apply_filters
+    from planner.filters import apply_filters, apply_sharing
 
-    filtering = TransferConfig.from_dict(config).filtering
-    return apply_filters(inventory, filtering).inventory
+    parsed = TransferConfig.from_dict(config)
+    kept = apply_filters(inventory, parsed.filtering).inventory
+    return apply_sharing(kept, copy_shared=parsed.copy_shared)[0]
 
 
 def find_staleness(

@@ -1,4 +1,4 @@
-"""Executors for the four kinds of plan step, with their retries.
+"""Executors for the kinds of plan step, with their retries.
 
 Each executor does one step from start to end and returns a ``StepOutcome``; it never raises
 for a failure of the step itself, so the coordinator only has to count outcomes. Retries
@@ -31,11 +31,14 @@ from tenacity import (
     wait_exponential,
 )
 
+from planner import fields as F
+from planner import walk as W
 from planner.backend import XnatBackend, quote_segment
-from planner.errors import BackendError, Conflict
-from planner.inventory import Resource
+from planner.errors import BackendError, Conflict, MalformedReply
+from planner.inventory import Resource, Scan
 from planner.plan import Step, StepKind
 from planner.progress import Reporter
+from planner.xmldoc import Destination, DocumentError, rewrite, scan_uids
 from planner.zipcheck import repack_relative, validate_zip
 
 OK = "ok"
@@ -217,16 +220,113 @@ def _create(step: Step, ctx: StepContext, path: str, params: dict[str, str]) -> 
 
 
 def _create_subject(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
+    """Create (or, as XNAT does for an existing label, update) a subject with its fields."""
     t = step.target
-    params = _clean_params(dict(step.facts.get("fields") or {}))
+    params = F.subject_params(dict(step.facts.get("fields") or {}))
     return _create(step, ctx, subject_path(t["project"], t["subject"]), params)
 
 
+_update_subject = _create_subject  # the same idempotent PUT
+
+
 def _create_experiment(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
+    """Only what creation needs; the experiment's XML document carries its fields later."""
     t, f = step.target, step.facts
-    params = _clean_params(dict(f.get("fields") or {}))
-    params.update(_clean_params({"xsiType": f.get("xsi_type"), "date": f.get("date")}))
+    params = _clean_params({"xsiType": f.get("xsi_type"), "date": f.get("date")})
     return _create(step, ctx, experiment_path(t["project"], t["subject"], t["experiment"]), params)
+
+
+def _create_assessor(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
+    """A session assessor: PUT with its xsiType (200 with its ID when it exists already)."""
+    f = step.facts
+    params = _clean_params({"xsiType": f.get("xsi_type"), "date": f.get("date")})
+    return _create(step, ctx, owner_path(step.target), params)
+
+
+def _document_item(doc: Any, path: str) -> dict[str, Any]:
+    try:
+        item = doc["items"][0]
+        if not isinstance(item.get("data_fields"), dict):
+            raise TypeError("no data_fields")
+        return item
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise MalformedReply(f"{path}: not an XNAT object document") from None
+
+
+def _dest_scans(item: dict[str, Any]) -> dict[str, Scan]:
+    out: dict[str, Scan] = {}
+    for child in item.get("children") or ():
+        if str(child.get("field", "")).endswith("scan"):
+            for s in child.get("items") or ():
+                df = s.get("data_fields") or {}
+                sid = str(df.get("ID") or "")
+                if sid:
+                    out[sid] = Scan(id=sid, uid=str(df.get("UID") or ""))
+    return out
+
+
+def scan_mapping(
+    source_uids: dict[str, str], carried: list[str], dest: dict[str, Scan]
+) -> dict[str, str]:
+    """Source scan ID -> destination scan ID, by the walk's pairing (ID, then series UID)."""
+    src = {sid: Scan(id=sid, uid=source_uids.get(sid, "")) for sid in carried}
+    pairs, _conflicts, _src_only, _dst_only = W.pair_scans(src, dest)
+    return {s.id: d.id for s, d in pairs}
+
+
+def _update_experiment(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
+    """Carry an experiment's (or assessor's) fields: the source's XML document, rewritten for
+    the destination, PUT with ``allowDataDeletion=false`` so nothing there is removed."""
+    t, f = step.target, step.facts
+    assessor = f.get("owner_level") == "assessor"
+    dest_path = owner_path(t)
+
+    def attempt(_n: int) -> None:
+        source_xml = ctx.src.get_text(str(f["source_path"]), {"format": "xml"})
+        item = _document_item(ctx.dst.get_json(dest_path), dest_path)
+        df = item["data_fields"]
+        if assessor:
+            dest = Destination(
+                project=t["project"],
+                label=t["assessor"],
+                id=str(df.get("ID") or ""),
+                subject_id=str(df.get("subject_ID") or ""),
+                session_id=str(df.get("imageSession_ID") or df.get("session_ID") or ""),
+            )
+        else:
+            carried = [str(x) for x in f.get("scans") or ()]
+            mapping = scan_mapping(scan_uids(source_xml), carried, _dest_scans(item))
+            dest = Destination(
+                project=t["project"],
+                label=t["experiment"],
+                id=str(df.get("ID") or ""),
+                subject_id=str(df.get("subject_ID") or ""),
+                scan_ids=mapping,
+            )
+        body = rewrite(source_xml, dest)
+        ctx.dst.request_text(
+            "PUT",
+            dest_path,
+            {"allowDataDeletion": "false", "inbody": "true"},
+            data=body,
+            headers={"Content-Type": "text/xml"},
+        )
+
+    try:
+        _, n = with_retries(
+            attempt,
+            retry_count=ctx.retry_count,
+            retry_delay=ctx.retry_delay,
+            cancel=ctx.cancel,
+            on_retry=_retry_note(ctx, step),
+        )
+    except Cancelled:
+        raise
+    except DocumentError as exc:
+        return StepOutcome(FAILED, f"the source's XML document cannot be carried: {exc}")
+    except Exception as exc:
+        return StepOutcome(FAILED, describe(exc))
+    return StepOutcome(OK, attempts=n)
 
 
 class _ZipJob:
@@ -421,4 +521,7 @@ _RUNNERS: dict[str, Callable[[Step, StepContext, bool], StepOutcome]] = {
     StepKind.CREATE_EXPERIMENT.value: _create_experiment,
     StepKind.IMPORT_SCAN.value: _import_scan,
     StepKind.UPLOAD_RESOURCE.value: _upload_resource,
+    StepKind.UPDATE_SUBJECT.value: _update_subject,
+    StepKind.UPDATE_EXPERIMENT.value: _update_experiment,
+    StepKind.CREATE_ASSESSOR.value: _create_assessor,
 }

@@ -45,6 +45,11 @@ verify_after_transfer: true
 # Scans transferred in parallel (at least 1). --workers on the command line overrides it.
 scan_workers: 4
 
+# Subjects and experiments shared into the source project from another project belong to
+# that project: false reports them in the plan and leaves them out; true copies them as
+# ordinary members of the destination project. --copy-shared on the command line sets it.
+copy_shared: false
+
 # What to transfer. Each filter has a sync_type:
 #   all      keep everything (the default)
 #   none     keep nothing

@@ -8,6 +8,9 @@ below only explain the verdict to a person:
 - tier 2: file counts of every scan resource and experiment resource match;
 - tier 3: sizes and MD5 digests match file by file, when both servers report digests.
 
+Fields count as well (``planner.fields``): an experiment, scan or session assessor whose
+counted fields differ after apply fails verification, because apply carries them.
+
 Only the filtered source is compared, so data a filter left out is never reported missing;
 what exists only on the destination is never a failure.
 """
@@ -23,8 +26,9 @@ from planner.plan import Change, ChangeStatus, Level
 # compare_experiment(src, dst, digests=...) -> list[Change], from the diff.
 Compare = Callable[..., list[Change]]
 _FAILING = (ChangeStatus.CREATE, ChangeStatus.DIFFERS, ChangeStatus.CONFLICT)
-# What apply's steps move: only differences there can fail a transfer.
-_TRANSFERRED = (Level.SCAN, Level.RESOURCE)
+# What apply's steps settle: differences there fail a transfer. Experiment and assessor
+# fields are carried by their XML documents, so they count too.
+_TRANSFERRED = (Level.SCAN, Level.RESOURCE, Level.EXPERIMENT, Level.ASSESSOR)
 DICOM = "DICOM"
 
 
@@ -36,8 +40,7 @@ class ExperimentVerification:
     tier2: bool
     tier3: bool | None  # None: digests unavailable on one side
     problems: tuple[str, ...] = ()
-    # Differences no apply step can settle (experiment fields, session assessors): shown,
-    # never a failure of the transfer.
+    # Differences no apply step settles: shown, never a failure of the transfer.
     notes: tuple[str, ...] = ()
 
     @property

@@ -16,8 +16,9 @@ destination scans of the same series UID, because DICOM import numbers a destina
 by its SeriesNumber, which may differ from the source scan ID; a source scan whose ID is
 taken on the destination by another series is a conflict. An experiment label found on the
 destination under another subject is a conflict, as are paired experiments or scans of
-different xsiTypes and paired sessions of different study UIDs. Addresses are always in
-source labels (destination labels for destination-only entities).
+different xsiTypes and paired sessions of different study UIDs. Session assessors pair by
+label, and their resources are walked under them (never as session resources). Addresses
+are always in source labels (destination labels for destination-only entities).
 """
 
 from __future__ import annotations
@@ -242,13 +243,20 @@ def _walk_assessors(
                 visitor.conflict(
                     addr, Level.ASSESSOR, s, d, f"xsiType {s.xsi_type} != {d.xsi_type}"
                 )
-            else:
-                visitor.match(addr, Level.ASSESSOR, s, d)
-                _leave(visitor, addr, Level.ASSESSOR, s, d)
+                continue
+            visitor.match(addr, Level.ASSESSOR, s, d)
         elif s is not None:
-            visitor.src_only(addr, Level.ASSESSOR, s)
-        else:
-            visitor.dst_only(addr, Level.ASSESSOR, d)
+            if not visitor.src_only(addr, Level.ASSESSOR, s):
+                continue
+        elif not visitor.dst_only(addr, Level.ASSESSOR, d):
+            continue
+        walk_resources(
+            s.resources if s is not None else {},
+            d.resources if d is not None else {},
+            lambda r, a=label: A.assessor_resource(subj, exp, a, r),
+            visitor,
+        )
+        _leave(visitor, addr, Level.ASSESSOR, s, d)
 
 
 # -- subjects and the project ----------------------------------------------------------------

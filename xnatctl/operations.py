@@ -7,8 +7,10 @@ pieces (clients, the planner, the state DB, the views) and turns outcomes into e
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +30,18 @@ from xnatctl.client import XnatClient
 from xnatctl.connect import client_for_profile, dest_client
 from xnatctl.context import AppContext
 from xnatctl.errors import CliError, ExitCode, UsageError
+from xnatctl.fileio import ensure_private_dir
 
 # -- config and connections ------------------------------------------------------------------
 
 
 def effective_config(
-    path: Path | None, project: str, dest_project: str, workers: int | None
+    path: Path | None,
+    project: str,
+    dest_project: str,
+    workers: int | None,
+    *,
+    copy_shared: bool | None = None,
 ) -> TransferConfig:
     """The transfer config with the command line's projects and worker count applied.
 
@@ -49,7 +57,10 @@ def effective_config(
                 hint=f"make them agree, or remove {field_name} from the config",
             )
     return cfg.with_overrides(
-        source_project=project, dest_project=dest_project, scan_workers=workers
+        source_project=project,
+        dest_project=dest_project,
+        scan_workers=workers,
+        copy_shared=copy_shared,
     )
 
 
@@ -157,8 +168,10 @@ def snapshot_pair(
     ctx.note(f"Reading {src_project} on {src.url} and {dst_project} on {dst.url}")
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            fs = pool.submit(take_snapshot, src, src_project, on_progress=progress("source"))
-            fd = pool.submit(take_snapshot, dst, dst_project, on_progress=progress("destination"))
+            fs = pool.submit(_snapshot_side, "source", src, src_project, progress("source"))
+            fd = pool.submit(
+                _snapshot_side, "destination", dst, dst_project, progress("destination")
+            )
             source, dest = fs.result(), fd.result()
     finally:
         if status is not None:
@@ -168,6 +181,17 @@ def snapshot_pair(
         f"{len(dest.subjects)} destination subjects ({dest.requests} requests)"
     )
     return source, dest
+
+
+def _snapshot_side(
+    side: str, client: XnatClient, project: str, on_progress: Callable[[int, int], None]
+) -> Inventory:
+    """One side's inventory; a failure names the side, since both may use one project ID."""
+    try:
+        return take_snapshot(client, project, on_progress=on_progress)
+    except BackendError as exc:
+        named = type(exc)(f"{side} {client.url}: {exc}", status=exc.status, reason=exc.reason)
+        raise named from exc
 
 
 def _pair(src_url: str, src_project: str, dst_url: str, dst_project: str) -> PairKey:
@@ -201,8 +225,30 @@ def make_transfer_plan(
     return MadePlan(plan, source, dest)
 
 
+def check_plan_out(path: Path | None) -> None:
+    """Refuse an unwritable --plan-out before spending minutes on a snapshot."""
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.exists() and path.is_dir():
+        raise UsageError(f"--plan-out {path} is a directory", hint="give a file name")
+    if not parent.is_dir():
+        raise UsageError(
+            f"--plan-out {path}: the directory {parent} does not exist",
+            hint="create it first, or save the plan elsewhere",
+        )
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"--plan-out {path}: cannot write in {parent}", hint="choose another path")
+
+
 def save(plan: Plan, path: Path) -> None:
-    save_plan(plan, path)
+    try:
+        save_plan(plan, path)
+    except OSError as exc:
+        raise CliError(
+            f"could not save the plan to {path}: {exc.strerror or exc}",
+            hint="choose another path with --plan-out",
+        ) from None
 
 
 def show_plan(
@@ -267,6 +313,9 @@ def run_apply(
         plan_file=plan_file,
         source_inventory=made.source if made is not None else None,
     )
+    check_writable(dst, plan.dest.project)
+    for directory in (ctx.state_dir, options.work_dir, options.failed_dir):
+        ensure_private_dir(directory)  # kept zips hold patient data: owner only
     cancel = threading.Event()
     reporter = progress_reporter(sys.stderr, force_terminal=None if not ctx.quiet else False)
     with StateDB(ctx.state_db_path) as state, reporter:
@@ -282,8 +331,12 @@ def run_apply(
                 check_stale=check_stale,
             )
         except KeyboardInterrupt:
+            # A second Ctrl-C: apply has recorded the run as interrupted and released its
+            # lock; steps still in flight are abandoned (the next run redoes them safely).
             cancel.set()
-            raise
+            sys.stderr.write("interrupted: run the same command again to resume\n")
+            sys.stderr.flush()
+            os._exit(int(ExitCode.INTERRUPTED))
     summary = result.summary()
     if ctx.json_output:
         ctx.print_json({"run_id": result.run_id, **summary})
@@ -292,6 +345,18 @@ def run_apply(
     if result.status == "interrupted":
         return int(ExitCode.INTERRUPTED)
     return int(ExitCode.OK) if result.ok and not result.failed_steps else int(ExitCode.FAILED)
+
+
+def check_writable(dst: XnatClient, project: str) -> None:
+    """Fail at once, not after every step has met a 403, when the user may not write."""
+    rows = dst.get_rows("/data/projects", {"restrict": "edit", "columns": "ID"})
+    if not any(row.get("ID") == project for row in rows):
+        raise CliError(
+            f"the user may not write to project {project} on {dst.url}",
+            code=ExitCode.PERMISSION,
+            hint="the user must be an owner or member of the destination project "
+            "(see 'xnatctl project transfer-check')",
+        )
 
 
 # -- state DB reports ------------------------------------------------------------------------
@@ -319,10 +384,25 @@ def transfer_status(ctx: AppContext, project: str) -> None:
     with state:
         run = runs[0]
         failed = state.failed_steps(int(run["id"]))
+        steps = state.run_steps(int(run["id"]))
+    run = dict(run)
+    run["steps"] = _step_counts(steps)
     if ctx.json_output:
         ctx.print_json(run_to_json(run, failed))
     else:
         render_status(run, failed, ctx.out)
+
+
+def _step_counts(steps: list[dict]) -> dict[str, int]:
+    """Latest status of each step of a run: a run killed before its end has no counts, but
+    its steps were recorded one by one."""
+    latest: dict[str, str] = {}
+    for step in steps:
+        latest[str(step.get("step_id"))] = str(step.get("status"))
+    counts: dict[str, int] = {}
+    for status in latest.values():
+        counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 def transfer_history(ctx: AppContext, project: str, limit: int) -> None:
@@ -395,7 +475,9 @@ def drift_check(
     from xnatctl.views.report import render_drift
 
     source, dest = snapshot_pair(ctx, src, dst, cfg.source_project, cfg.dest_project)
-    report = check_drift(source, dest, cfg.filtering, checksums=checksums)
+    report = check_drift(
+        source, dest, cfg.filtering, checksums=checksums, copy_shared=cfg.copy_shared
+    )
     if ctx.json_output:
         ctx.print_json(report.to_dict(include_in_sync=show_in_sync))
     else:

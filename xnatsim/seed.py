@@ -45,6 +45,12 @@ SESSION_TYPES = {
 }
 SUBJECT_ASSESSOR_TYPE = "clin:clinicalAssessmentData"
 """A non-imaging subject assessor type as clinical-data plugins define them."""
+SESSION_ASSESSOR_TYPE = "xnat:qcAssessmentData"
+RENAMED_SCAN = 3
+"""Series number of the scan whose type is renamed after import (differs from its
+SeriesDescription), as sites do when they tidy scan types."""
+SHARED_SUFFIX = "_PARTNER"
+"""The second project a shared subject comes from: ``{project}_PARTNER``."""
 
 TIMEOUT = (10, 3600)  # connect, read: a gigabyte import may take a while to archive
 
@@ -64,7 +70,8 @@ class SeedSpec:
     cols: int = 64
     modalities: tuple[str, ...] = ("MR", "CT")
     seed: int = 0
-    extras: bool = True
+    extras: bool = True  # non-DICOM resources, assessors, and the metadata fields below
+    shared: bool = False  # a subject (and its session) shared in from {project}_PARTNER
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,26 @@ class SeedReport:
 class SubjectPlan:
     label: str
     demographics: dict[str, str]
+    custom: dict[str, str] = field(default_factory=dict)  # custom subject fields
+
+
+def subject_params(plan: SubjectPlan) -> dict[str, str]:
+    params = dict(plan.demographics)
+    for name, value in plan.custom.items():
+        params[f"xnat:subjectData/fields/field[name={name}]/field"] = value
+    return params
+
+
+def session_fields(plan: SessionPlan) -> dict[str, str]:
+    """The session fields the seed sets after import (none of them comes from DICOM)."""
+    xsi = SESSION_TYPES.get(plan.modality, SESSION_TYPES["OT"])
+    number = plan.label.rsplit(plan.modality, 1)[-1] or "1"
+    return {
+        "visit_id": f"V{number}",
+        "note": f"{plan.modality} session {number} of {plan.subject}",
+        f"{xsi}/acquisition_site": "Site North",
+        f"{xsi}/fields/field[name=protocol_version]/field": "2.1",
+    }
 
 
 @dataclass(frozen=True)
@@ -147,7 +174,8 @@ def plan_subjects(spec: SeedSpec) -> list[SubjectPlan]:
             "handedness": rng.choices(("right", "left", "ambidextrous"), (8, 2, 1))[0],
             "group": rng.choice(("control", "patient")),
         }
-        out.append(SubjectPlan(subject_label(i), demographics))
+        custom = {"study_arm": rng.choice(("A", "B"))}
+        out.append(SubjectPlan(subject_label(i), demographics, custom))
     return out
 
 
@@ -241,6 +269,16 @@ def zip_bytes(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+def scan_fields(scan: SeriesSpec) -> dict[str, str]:
+    """Fields the seed sets on a scan after import: a quality and note on the first scan,
+    and a renamed type (no longer its SeriesDescription) on scan ``RENAMED_SCAN``."""
+    if scan.series_number == 1:
+        return {"quality": "questionable", "note": "motion in the last volumes"}
+    if scan.series_number == RENAMED_SCAN:
+        return {"type": f"{scan.description} (renamed)"}
+    return {}
+
+
 # -- HTTP ---------------------------------------------------------------------------------------
 def _reason(resp: requests.Response) -> str:
     match = re.search(r"<h3>(.*?)</h3>", resp.text or "", re.S)
@@ -329,6 +367,53 @@ class _Seeder:
         )
         self.tally.add(files=len(files), nbytes=sum(map(len, files.values())))
 
+    def shared_subject(self) -> None:
+        """A subject with a session in ``{project}_PARTNER``, shared into the project."""
+        partner = self.spec.project + SHARED_SUFFIX
+        partner_path = f"/data/projects/{_q(partner)}"
+        resp = self.client.call("GET", partner_path, ok=(200, 404), params={"format": "json"})
+        if resp.status_code == 404:
+            self.client.call("PUT", partner_path, params={"name": partner})
+        label = "PARTNER001"
+        subject_path = f"{partner_path}/subjects/{label}"
+        self.client.call(
+            "PUT", subject_path, params={"gender": "female", "yob": "1975", "group": "partner"}
+        )
+        session = f"{label}_MR1"
+        study = StudySpec(
+            patient_name=label,
+            patient_id=session,
+            study_date="20210315",
+            series=series_for("MR", 1, self.spec),
+            seed=self.spec.seed,
+            project_hint=partner,
+            subject_hint=label,
+            session_hint=session,
+        )
+        with tempfile.TemporaryDirectory(prefix="xnatsim-seed-") as tmp:
+            zip_path = Path(tmp) / f"{session}.zip"
+            write_study_zip(study, zip_path)
+            with zip_path.open("rb") as body:
+                self.client.call(
+                    "POST",
+                    "/data/services/import",
+                    params={
+                        "import-handler": "DICOM-zip",
+                        "PROJECT_ID": partner,
+                        "SUBJECT_ID": label,
+                        "EXPT_LABEL": session,
+                        "dest": "/archive",
+                        "overwrite": "append",
+                        "overwrite_files": "true",
+                    },
+                    data=body,
+                    headers={"Content-Type": "application/zip"},
+                )
+        into = f"projects/{_q(self.spec.project)}"
+        self.client.call("PUT", f"{subject_path}/{into}", ok=(200, 201, 409))
+        self.client.call("PUT", f"{subject_path}/experiments/{session}/{into}", ok=(200, 201, 409))
+        self.progress(f"shared {label} and {session} from {partner}")
+
     def project_extras(self) -> None:
         text = (
             f"Acquisition protocol for {self.spec.project}.\n"
@@ -345,18 +430,27 @@ class _Seeder:
 
     def subject(self, plan: SubjectPlan) -> None:
         path = f"{self.project_path}/subjects/{_q(plan.label)}"
-        self.client.call("PUT", path, params=plan.demographics)
         if not self.spec.extras:
+            self.client.call("PUT", path, params=plan.demographics)
             return
+        self.client.call("PUT", path, params=subject_params(plan))
         consent = f"Subject {plan.label} consented to data sharing.\n".encode()
         self.upload(path, "CONSENT", {"consent_form.txt": consent}, format="TXT")
         rng = random.Random(f"{self.spec.seed}/assessor/{plan.label}")
         date = dt.date(2020, 1, 1) + dt.timedelta(days=rng.randint(0, 1500))
+        clin = f"{path}/experiments/{_q(plan.label)}_CLIN1"
         self.client.call(
             "PUT",
-            f"{path}/experiments/{_q(plan.label)}_CLIN1",
-            params={"xsiType": SUBJECT_ASSESSOR_TYPE, "date": date.isoformat()},
+            clin,
+            params={
+                "xsiType": SUBJECT_ASSESSOR_TYPE,
+                "date": date.isoformat(),
+                "note": "baseline clinical assessment",
+                f"{SUBJECT_ASSESSOR_TYPE}/fields/field[name=moca]/field": str(rng.randint(20, 30)),
+            },
         )
+        form = f"Clinical form of {plan.label}, {date.isoformat()}.\n".encode()
+        self.upload(clin, "FORMS", {"clinical_form.txt": form}, format="TXT")
 
     def session(self, plan: SessionPlan, workdir: Path) -> None:
         spec = self.spec
@@ -394,11 +488,33 @@ class _Seeder:
 
     def session_extras(self, plan: SessionPlan) -> None:
         path = f"{self.project_path}/subjects/{_q(plan.subject)}/experiments/{_q(plan.label)}"
+        self.client.call("PUT", path, params=session_fields(plan))
         for scan in plan.study.series:
             extras = scan_extras(self.spec, plan.label, scan)
             scan_path = f"{path}/scans/{scan.series_number}"
             self.upload(scan_path, "NIFTI", extras["NIFTI"], format="NIFTI", content="RAW")
             self.upload_extracted(scan_path, "SNAPSHOTS", extras["SNAPSHOTS"])
+            fields = scan_fields(scan)
+            if fields:
+                self.client.call("PUT", scan_path, params=fields)
+        qc_label = f"{plan.label}_QC"
+        qc_path = f"{path}/assessors/{_q(qc_label)}"
+        self.client.call(
+            "PUT",
+            qc_path,
+            params={
+                "xsiType": SESSION_ASSESSOR_TYPE,
+                "date": f"{plan.study.study_date[:4]}-{plan.study.study_date[4:6]}-"
+                f"{plan.study.study_date[6:]}",
+                "note": "automatic QC: passed",
+            },
+        )
+        self.upload(
+            qc_path,
+            "QC_REPORT",
+            {"qc_summary.txt": f"QC of {plan.label}: passed\n".encode()},
+            format="TXT",
+        )
         report = {
             "session": plan.label,
             "modality": plan.modality,
@@ -430,6 +546,8 @@ def seed_project(
         seeder.project_extras()
     for subject in subjects:  # demographics exist before any import refers to the subject
         seeder.subject(subject)
+    if spec.shared:
+        seeder.shared_subject()
     with tempfile.TemporaryDirectory(prefix="xnatsim-seed-") as tmp:
         workdir = Path(tmp)
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

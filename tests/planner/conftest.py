@@ -208,6 +208,8 @@ class FakeXnat:
             s = inv.subjects.get(unquote(parts[5]))
             if s is None:
                 raise NotFound(path, status=404)
+            if len(parts) == 6:
+                return self._subject_document(s)
             if parts[6] == "resources":
                 return self._resource_rows(s.resources)
             return self._file_rows(f"/data/subjects/{s.id}", s.resources)
@@ -264,6 +266,51 @@ class FakeXnat:
                 )
         return rows
 
+    def _subject_document(self, s: Subject) -> dict[str, Any]:
+        own = {k: v for k, v in s.fields.items() if "/" not in k}
+        demo = {k: v for k, v in own.items() if k not in ("group", "src")}
+        children: list[dict[str, Any]] = []
+        if demo:
+            children.append(
+                {
+                    "field": "demographics",
+                    "items": [{"meta": {"xsi:type": "xnat:demographicData"}, "data_fields": demo}],
+                }
+            )
+        children += _custom_children(s.fields)
+        if s.resources:
+            children.append(
+                {
+                    "field": "resources/resource",
+                    "items": [
+                        {
+                            "meta": {"xsi:type": "xnat:resourceCatalog"},
+                            "data_fields": {
+                                "label": r.label,
+                                "format": r.format,
+                                "content": r.content,
+                            },
+                        }
+                        for r in s.resources.values()
+                    ],
+                }
+            )
+        data = {
+            "ID": s.id,
+            "label": s.label,
+            "project": s.shared_from or self.inventory.project,
+            **{k: v for k, v in own.items() if k in ("group", "src")},
+        }
+        return {
+            "items": [
+                {
+                    "meta": {"xsi:type": "xnat:subjectData", "isHistory": False},
+                    "data_fields": data,
+                    "children": children,
+                }
+            ]
+        }
+
     def _document(self, s: Subject, e: Experiment) -> dict[str, Any]:
         def res_items(resources: dict[str, Resource]) -> list[dict[str, Any]]:
             return [
@@ -283,6 +330,7 @@ class FakeXnat:
                     "series_description": sc.series_description,
                     "UID": sc.uid,
                     "quality": sc.quality,
+                    **sc.fields,
                 },
                 "children": [{"field": "file", "items": res_items(sc.resources)}],
             }
@@ -291,12 +339,20 @@ class FakeXnat:
         assessors = [
             {
                 "meta": {"xsi:type": a.xsi_type},
-                "data_fields": {"ID": a.id, "label": a.label, "date": a.date},
-                "children": [{"field": "out/file", "items": res_items(a.resources)}],
+                "data_fields": {
+                    "ID": a.id,
+                    "label": a.label,
+                    "date": a.date,
+                    **{k: v for k, v in a.fields.items() if "/" not in k},
+                },
+                "children": [
+                    {"field": "out/file", "items": res_items(a.resources)},
+                    *_custom_children(a.fields),
+                ],
             }
             for a in e.assessors.values()
         ]
-        children = []
+        children = _custom_children(e.fields)
         if scans:
             children.append({"field": "scans/scan", "items": scans})
         if e.resources:
@@ -315,12 +371,22 @@ class FakeXnat:
                         "date": e.date,
                         "UID": e.uid,
                         "modality": e.modality,
-                        **e.fields,
+                        **{k: v for k, v in e.fields.items() if "/" not in k},
                     },
                     "children": children,
                 }
             ]
         }
+
+
+def _custom_children(fields: dict[str, str]) -> list[dict[str, Any]]:
+    """Custom fields (``fields/NAME``) as XNAT's ``fields/field`` children."""
+    items = [
+        {"meta": {"xsi:type": "xnat:field"}, "data_fields": {"name": k[7:], "field": v}}
+        for k, v in sorted(fields.items())
+        if k.startswith("fields/")
+    ]
+    return [{"field": "fields/field", "items": items}] if items else []
 
 
 @pytest.fixture

@@ -44,7 +44,12 @@ def status(p) -> dict[str, ChangeStatus]:
 
 
 def steps(p) -> dict[str, StepKind]:
-    return {s.address: s.kind for s in p.steps}
+    """Address -> kind of the steps that move data (field updates are asserted apart)."""
+    return {s.address: s.kind for s in p.steps if s.kind != StepKind.UPDATE_EXPERIMENT}
+
+
+def updates(p) -> set[str]:
+    return {s.address for s in p.steps if s.kind == StepKind.UPDATE_EXPERIMENT}
 
 
 def dst_of(b, *subjects, resources=()):
@@ -88,6 +93,7 @@ def test_compare_scan(b):
     dst = b.scan("3", "U", n=9, type_="T1w")
     assert compare_scan(src, dst, digests=True) == (
         "type T1 != T1w",
+        "series_description 'T1' != 'T1w'",
         "DICOM: file count 10 != 9",
         "DICOM: 9.dcm missing on the destination",
     )
@@ -188,7 +194,7 @@ def test_classifies_and_plans_steps(b):
 
 def test_step_facts_targets_and_dependencies(b):
     src, dst = _world(b)
-    by = {s.address: s for s in plan(src, dst).steps}
+    by = {s.address: s for s in plan(src, dst).steps if s.kind != StepKind.UPDATE_EXPERIMENT}
     subj, exp = by["S1"], by["S1/E1"]
     assert subj.id == "create_subject:S1"
     assert subj.facts == {"source_id": "S_S1", "fields": {"gender": "female"}}
@@ -245,9 +251,12 @@ def test_step_facts_targets_and_dependencies(b):
 def test_repair_targets_the_destination_scan_paired_by_uid(b):
     src = b.inv(b.subj("S1", b.exp("E1", "S1", (b.scan("1", "UID-A", n=3),))))
     dst = dst_of(b, b.subj("S1", b.exp("E1", "S1", (b.scan("7", "UID-A", n=2),))))
-    (step,) = plan(src, dst).steps
+    p = plan(src, dst)
+    (step,) = (s for s in p.steps if s.kind == StepKind.IMPORT_SCAN)
     assert step.address == "S1/E1/scans/1"
     assert step.target["scan"] == "7" and step.facts["scan_id"] == "1"
+    # the import resets the scan's fields: the document follows it, for the paired scan
+    assert updates(p) == {"S1/E1"}
 
 
 def test_differing_scan_resource_is_uploaded_again(b):
@@ -264,7 +273,8 @@ def test_scan_type_difference_alone_plans_no_import(b):
     src = b.inv(b.subj("S1", b.exp("E1", "S1", (b.scan("1", type_="T1"),))))
     dst = dst_of(b, b.subj("S1", b.exp("E1", "S1", (b.scan("1", type_="T1w"),))))
     p = plan(src, dst)
-    assert p.steps == ()
+    (step,) = p.steps  # only the experiment's document, which carries the scan type
+    assert step.kind == StepKind.UPDATE_EXPERIMENT and step.reason == "fields of 1 scan differ"
     assert status(p)["S1/E1/scans/1"] == ChangeStatus.DIFFERS
 
 
@@ -313,7 +323,14 @@ def test_subject_assessor_and_session_assessor(b):
     assert steps(p)["S1/F1"] == StepKind.CREATE_EXPERIMENT
     assert steps(p)["S1/F1/resources/FORM"] == StepKind.UPLOAD_RESOURCE
     assert status(p)["S1/E1/assessors/QC"] == ChangeStatus.CREATE
-    assert "S1/E1/assessors/QC" not in steps(p)
+    assert steps(p)["S1/E1/assessors/QC"] == StepKind.CREATE_ASSESSOR
+    by = {(s.kind, s.address): s for s in p.steps}
+    upload = by[(StepKind.UPLOAD_RESOURCE, "S1/E1/assessors/QC/PDF")]
+    assert upload.depends_on == ("create_assessor:S1/E1/assessors/QC",)
+    assert upload.facts["owner_level"] == "assessor"
+    assert upload.facts["source_path"] == "/data/experiments/X_E1/assessors/A1/resources/PDF"
+    assert upload.target["assessor"] == "QC"
+    assert updates(p) == {"S1/F1", "S1/E1", "S1/E1/assessors/QC"}
 
 
 def test_filters_apply_to_both_sides(b):
@@ -407,7 +424,8 @@ def test_summary_line(b):
     src, dst = _world(b)
     line = summary_line(plan(src, dst))
     assert line == (
-        "Plan: 1 subject, 1 experiment, 3 scans (1.5 kB), 4 resources to transfer; "
+        "Plan: 1 subject, 1 experiment, 3 scans (1.5 kB), 4 resources, 2 field updates to "
+        "transfer; "
         "1 experiment in sync; 1 differs; 1 only on the destination; 0 conflicts."
     )
 
@@ -432,7 +450,7 @@ def test_digest_differences_ignored_when_a_side_lacks_digests(b):
     assert status(plan(src, no_digests))["S1/E1/scans/1"] == ChangeStatus.IN_SYNC
 
 
-def test_field_and_date_differences_are_reported_without_steps(b):
+def test_field_and_date_differences_are_reported_and_planned_as_updates(b):
     src = b.inv(b.subj("S1", b.exp("E1", "S1", date="2024-01-02"), fields={"gender": "female"}))
     dst = dst_of(b, b.subj("S1", b.exp("E1", "S1", date="2024-02-02"), fields={"gender": "male"}))
     p = plan(src, dst)
@@ -441,8 +459,13 @@ def test_field_and_date_differences_are_reported_without_steps(b):
     assert by["S1"].differences == ("gender 'female' != 'male'",)
     assert by["S1/E1"].status == ChangeStatus.DIFFERS
     assert by["S1/E1"].differences == ("date 2024-01-02 != 2024-02-02",)
-    assert p.steps == ()
+    assert [(s.kind, s.address) for s in p.steps] == [
+        (StepKind.UPDATE_SUBJECT, "S1"),
+        (StepKind.UPDATE_EXPERIMENT, "S1/E1"),
+    ]
+    assert p.steps[0].facts["fields"] == {"gender": "female"}
     assert p.summary.differs == 2
+    assert (p.summary.subjects_to_update, p.summary.experiments_to_update) == (1, 1)
 
 
 def test_empty_resource_is_created(b):
@@ -471,6 +494,8 @@ def test_session_assessor_differences(b):
     src = b.inv(b.subj("S1", b.exp("E1", "S1", assessors=(qc,))))
     dst = dst_of(b, b.subj("S1", b.exp("E1", "S1", assessors=(qc_dst,))))
     by = {c.address: c for c in plan(src, dst).changes}
-    assert by["S1/E1/assessors/QC"].status == ChangeStatus.DIFFERS
-    assert by["S1/E1/assessors/QC"].differences[0] == "PDF: file count 2 != 1"
+    # the assessor's resources are its own entities, never the session's
+    assert by["S1/E1/assessors/QC"].status == ChangeStatus.IN_SYNC
+    assert by["S1/E1/assessors/QC/PDF"].status == ChangeStatus.DIFFERS
+    assert by["S1/E1/assessors/QC/PDF"].differences[0] == "file count 2 != 1"
     assert by["S1/E1"].status == ChangeStatus.DIFFERS

@@ -102,8 +102,14 @@ def test_plan_between_two_real_servers(b, sim_pair, http_backend, rest_seed):
     status = {c.address: c.status for c in plan.changes}
     assert status["S2/E2"] == ChangeStatus.IN_SYNC
     assert status["S1"] == ChangeStatus.CREATE
-    kinds = sorted({s.kind for s in plan.steps})
-    assert kinds == sorted(StepKind)
+    kinds = {s.kind for s in plan.steps}
+    assert kinds >= {
+        StepKind.CREATE_SUBJECT,
+        StepKind.CREATE_EXPERIMENT,
+        StepKind.IMPORT_SCAN,
+        StepKind.UPLOAD_RESOURCE,
+        StepKind.UPDATE_EXPERIMENT,
+    }
     assert plan.summary.scans_to_transfer == 2
 
 

@@ -82,10 +82,12 @@ def test_filtered_out_data_is_never_reported_missing(b: SimpleNamespace) -> None
     assert result.ok, result.problems
 
 
-def test_differences_no_step_can_settle_are_notes_not_failures(b: SimpleNamespace) -> None:
+def test_field_differences_fail_verification(b: SimpleNamespace) -> None:
+    # apply carries experiment fields (by XML document), so a difference left is a failure
     src = replace(session(b, b.scan("1")), fields={"visit_id": "V1"}, date="2024-01-01")
     dst = replace(session(b, b.scan("1")), fields={}, date="2024-02-02")
     result = check(src, dst)
-    assert result.ok, result.problems
+    assert not result.ok
+    assert "visit_id 'V1' != ''" in result.problems[0]
     nodicom = session(b, b.scan("1"), b.scan("2", n=0, extra=(b.res("NIFTI", 1),)))
     assert check(nodicom, session(b, b.scan("1"))).ok, "a scan without DICOM is not imported"

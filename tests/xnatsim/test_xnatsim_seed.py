@@ -57,11 +57,15 @@ def server_files(srv, project: str) -> dict[str, tuple[str, int, str]]:
         for res in rows(s, f"{sbase}/resources"):
             add(subj["label"], "subject", rows(s, f"{sbase}/resources/{res['label']}/files"))
     for exp in rows(s, f"{base}/experiments"):
+        ebase = f"{srv.url}/data/experiments/{exp['ID']}"
         if exp["xsiType"] == SUBJECT_ASSESSOR_TYPE:
+            add(exp["label"], "subject_assessor", rows(s, f"{ebase}/files"))
             continue
-        ebase = f"/data/experiments/{exp['ID']}"
-        add(exp["label"], "session", rows(s, f"{srv.url}{ebase}/files"))
-        add(exp["label"], "scan", rows(s, f"{srv.url}{ebase}/scans/ALL/files"))
+        session_files = [f for f in rows(s, f"{ebase}/files") if "/assessors/" not in f["URI"]]
+        add(exp["label"], "session", session_files)
+        add(exp["label"], "scan", rows(s, f"{ebase}/scans/ALL/files"))
+        for a in rows(s, f"{ebase}/assessors"):
+            add(a["label"], "assessor", rows(s, f"{ebase}/assessors/{a['ID']}/files"))
     return out
 
 
@@ -98,14 +102,17 @@ def test_seed_tiny_project_listing_counts(xnatsim_factory):
 
     files = server_files(srv, "SEEDP")
     kinds = [kind for _, _, kind in files.values()]
-    # 8 scans x (2 DICOM + 1 NIFTI + 2 SNAPSHOTS), 4 QC reports, 2 consent forms, 2 protocol files
+    # 8 scans x (2 DICOM + 1 NIFTI + 2 SNAPSHOTS), 4 QC reports, 2 consent forms, 2 protocol
+    # files, 4 session assessor reports, 2 clinical forms
     assert (
         kinds.count("scan"),
         kinds.count("session"),
         kinds.count("subject"),
         kinds.count("project"),
-    ) == (40, 4, 2, 2)
-    assert report.files == len(files) == 48
+        kinds.count("assessor"),
+        kinds.count("subject_assessor"),
+    ) == (40, 4, 2, 2, 4, 2)
+    assert report.files == len(files) == 54
     assert report.bytes == sum(size for _, size, _ in files.values())
 
 
@@ -256,3 +263,36 @@ def test_extra_files_are_well_formed():
     assert struct.unpack("<i", nii[:4])[0] == 348 and nii[344:348] == b"n+1\0"
     assert struct.unpack("<4h", nii[40:48]) == (3, 2, 3, 4)
     assert len(nii) == 352 + 2 * 3 * 4 * 2
+
+
+def test_metadata_and_a_shared_subject(xnatsim_factory):
+    from xnatsim.seed import RENAMED_SCAN, SESSION_ASSESSOR_TYPE
+
+    srv = xnatsim_factory()
+    spec = SeedSpec(
+        "META", subjects=1, scans_per_session=3, instances_per_scan=1, rows=4, cols=4, shared=True
+    )
+    seed_project(srv.url, spec)
+    s = requests.Session()
+    s.auth = ("admin", "admin")
+    base = f"{srv.url}/data/projects/META"
+    subjects = {r["label"]: r["project"] for r in rows(s, f"{base}/subjects")}
+    assert subjects == {"SUBJ001": "META", "PARTNER001": "META_PARTNER"}
+    exps = {r["label"]: r["project"] for r in rows(s, f"{base}/experiments")}
+    assert exps["PARTNER001_MR1"] == "META_PARTNER"
+    session = f"{base}/subjects/SUBJ001/experiments/SUBJ001_MR1"
+    doc = s.get(session, params={"format": "json"}).json()["items"][0]
+    assert doc["data_fields"]["visit_id"] == "V1"
+    assert doc["data_fields"]["acquisition_site"] == "Site North"
+    scans = {r["ID"]: r for r in rows(s, f"{session}/scans")}
+    assert scans[str(RENAMED_SCAN)]["type"] != scans[str(RENAMED_SCAN)]["series_description"]
+    assert (scans["1"]["quality"], scans["1"]["note"]) == (
+        "questionable",
+        "motion in the last volumes",
+    )
+    (qc,) = rows(s, f"{session}/assessors")
+    assert qc["xsiType"] == SESSION_ASSESSOR_TYPE
+    files = rows(s, f"{srv.url}/data/experiments/{qc['session_ID']}/assessors/{qc['ID']}/files")
+    assert [f["Name"] for f in files] == ["qc_summary.txt"]
+    xml = s.get(f"{base}/subjects/SUBJ001", params={"format": "xml"}).text
+    assert 'name="study_arm"' in xml

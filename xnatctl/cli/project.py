@@ -47,6 +47,14 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.
 ShowInSyncOpt = Annotated[
     bool, typer.Option("--show-in-sync", help="Also list entities that are already in sync.")
 ]
+CopySharedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--copy-shared",
+        help="Copy subjects and experiments shared in from other projects as the "
+        "destination's own (sets copy_shared; default: report and skip them).",
+    ),
+]
 
 
 @app.command("transfer-init")
@@ -85,6 +93,7 @@ def transfer(
     yes: YesOpt = False,
     workers: WorkersOpt = None,
     show_in_sync: ShowInSyncOpt = False,
+    copy_shared: CopySharedOpt = False,
     dest_url: DestUrlOpt = None,
     dest_user: DestUserOpt = None,
     dest_pass: DestPassOpt = None,
@@ -98,7 +107,10 @@ def transfer(
     from xnatctl import operations as ops
 
     app_ctx = app_context(ctx, profile=profile, output=output)
-    cfg = ops.effective_config(config, project, dest_project, workers)
+    cfg = ops.effective_config(
+        config, project, dest_project, workers, copy_shared=copy_shared or None
+    )
+    ops.check_plan_out(plan_out)
     src, dst = ops.connect_pair(
         app_ctx,
         dest_profile=dest_profile,
@@ -117,7 +129,7 @@ def transfer(
             ops.show_plan(app_ctx, made.plan, show_in_sync=show_in_sync)
             return
         ops.show_plan(app_ctx, made.plan, show_in_sync=show_in_sync, summary_only=True)
-        if not made.plan.summary.has_changes:
+        if not made.plan.steps:
             return
         ops.confirm(app_ctx, made.plan, yes=yes)
         code = ops.run_apply(app_ctx, made.plan, src, dst, cfg, check_stale=False, made=made)
@@ -162,7 +174,7 @@ def apply(
     )
     with src, dst:
         ops.show_plan(app_ctx, plan, summary_only=True)
-        if not plan.summary.has_changes:
+        if not plan.steps:
             return
         ops.confirm(app_ctx, plan, yes=yes)
         code = ops.run_apply(
@@ -268,6 +280,7 @@ def drift(
         ),
     ] = None,
     show_in_sync: ShowInSyncOpt = False,
+    copy_shared: CopySharedOpt = False,
     dest_url: DestUrlOpt = None,
     dest_user: DestUserOpt = None,
     dest_pass: DestPassOpt = None,
@@ -279,7 +292,7 @@ def drift(
     from xnatctl import operations as ops
 
     app_ctx = app_context(ctx, profile=profile, output=output)
-    cfg = ops.effective_config(config, project, dest_project, None)
+    cfg = ops.effective_config(config, project, dest_project, None, copy_shared=copy_shared or None)
     try:
         src, dst = ops.connect_pair(
             app_ctx,

@@ -1,0 +1,158 @@
+"""project transfer / apply / show-plan / transfer-status / transfer-history, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import requests
+
+from .conftest import ADMIN, PROJECT
+
+
+def _file_digests(srv, project: str) -> dict[str, str]:
+    """Every scan file of a project as {session/scan/resource/name: md5}, read over REST."""
+    experiments = requests.get(
+        f"{srv.url}/data/projects/{project}/experiments",
+        params={"format": "json", "columns": "ID,label,xsiType"},
+        auth=ADMIN,
+        timeout=30,
+    ).json()["ResultSet"]["Result"]
+    digests: dict[str, str] = {}
+    for exp in experiments:
+        if not exp["xsiType"].endswith("SessionData"):
+            continue
+        rows = requests.get(
+            f"{srv.url}/data/experiments/{exp['ID']}/scans/ALL/files",
+            params={"format": "json"},
+            auth=ADMIN,
+            timeout=30,
+        ).json()["ResultSet"]["Result"]
+        for row in rows:
+            scan = row["URI"].split("/scans/")[1].split("/")[0]
+            key = f"{exp['label']}/{scan}/{row['collection']}/{row['Name']}"
+            assert key not in digests, f"duplicate file {key}"
+            digests[key] = row["digest"]
+    return digests
+
+
+def test_dry_run_saves_a_plan_that_apply_carries_out(seeded, cli, tmp_path):
+    plan_file = tmp_path / "study.plan.json"
+    dry = cli("project", "transfer", *seeded.pair_args(), "--dry-run", "--plan-out", str(plan_file))
+    assert dry.code == 0, dry.err
+    assert "Plan: 2 subjects" in dry.out
+    assert _file_digests(seeded.dst, PROJECT) == {}  # a dry run writes nothing
+    saved = json.loads(plan_file.read_text())
+    assert saved["format_version"] == 1
+    assert "admin" not in json.dumps(saved["source"]) + json.dumps(saved["dest"])
+
+    shown = cli("project", "show-plan", str(plan_file))
+    assert shown.code == 0
+    assert shown.out.strip().splitlines()[-1] == dry.out.strip().splitlines()[-1]
+
+    applied = cli("project", "apply", str(plan_file), "--yes", "-o", "json")
+    assert applied.code == 0, applied.err
+    summary = json.loads(applied.out)
+    assert summary["status"] == "completed"
+    assert summary["subjects"]["synced"] == 2
+    assert summary["verification"]["failed"] == 0
+
+    source, dest = _file_digests(seeded.src, PROJECT), _file_digests(seeded.dst, PROJECT)
+    assert source and source == dest
+
+    again = cli("project", "transfer", *seeded.pair_args(), "--yes")
+    assert again.code == 0
+    assert "No changes" in again.out
+
+    reapplied = cli("project", "apply", str(plan_file), "--yes")
+    assert reapplied.code == 0, reapplied.err
+    assert _file_digests(seeded.dst, PROJECT) == source  # nothing duplicated
+
+
+def test_status_and_history_read_the_state_db_only(transferred, cli):
+    transferred.src.stop()
+    transferred.dst.stop()  # no network needed
+    status = cli("project", "transfer-status", "-P", PROJECT, "-o", "json")
+    assert status.code == 0, status.err
+    run = json.loads(status.out)
+    assert run["status"] == "completed"
+    assert run["failed_steps"] == []
+    assert run["steps"].get("done", 0) > 0
+    history = cli("project", "transfer-history", "-P", PROJECT, "-o", "json")
+    runs = json.loads(history.out)["runs"]
+    assert [r["status"] for r in runs] == ["completed"]
+    assert runs[0]["counts"]["subjects"]["synced"] == 2
+    unknown = cli("project", "transfer-status", "-P", "NEVER")
+    assert unknown.code == 5
+
+
+def test_apply_without_yes_and_without_a_terminal_refuses(seeded, cli, tmp_path):
+    plan_file = tmp_path / "p.json"
+    assert (
+        cli(
+            "project", "transfer", *seeded.pair_args(), "--dry-run", "--plan-out", str(plan_file)
+        ).code
+        == 0
+    )
+    result = cli("project", "apply", str(plan_file))
+    assert result.code == 64
+    assert "--yes" in result.err
+    assert _file_digests(seeded.dst, PROJECT) == {}
+
+
+def test_unwritable_plan_out_is_refused_before_any_request(seeded, cli, tmp_path):
+    seeded.src.request_log.clear()
+    result = cli(
+        "project",
+        "transfer",
+        *seeded.pair_args(),
+        "--dry-run",
+        "--plan-out",
+        str(tmp_path / "missing-dir" / "p.json"),
+    )
+    assert result.code == 64
+    assert "does not exist" in result.err
+    assert seeded.src.request_log.entries() == []
+
+
+def test_read_only_destination_fails_fast_with_exit_6(seeded, cli, monkeypatch):
+    for srv, role in ((seeded.src, "Members"), (seeded.dst, "Collaborators")):
+        requests.post(
+            f"{srv.url}/xapi/users",
+            json={"username": "ro", "password": "pw-ro", "email": "ro@example.org"},
+            auth=ADMIN,
+            timeout=30,
+        ).raise_for_status()
+        requests.put(
+            f"{srv.url}/data/projects/{PROJECT}/users/{role}/ro", auth=ADMIN, timeout=30
+        ).raise_for_status()
+    monkeypatch.setenv("XNATCTL_USER", "ro")
+    monkeypatch.setenv("XNATCTL_PASSWORD", "pw-ro")
+    seeded.dst.request_log.clear()
+    result = cli("project", "transfer", *seeded.pair_args(), "--yes")
+    assert result.code == 6, result.err
+    assert "may not write" in result.err
+    writes = [e for e in seeded.dst.request_log.entries() if e["method"] in ("PUT", "POST")]
+    assert writes == []
+
+
+def test_failed_zips_and_work_dirs_are_private(seeded, cli):
+    seeded.dst.faults.set_rules(
+        [{"method": "POST", "path": "/data/services/import*", "status": 400, "first": 1}]
+    )
+    result = cli("project", "transfer", *seeded.pair_args(), "--yes")
+    assert result.code == 1
+    state = os.environ["XDG_STATE_HOME"]
+    kept = list((os.path.join(root, f) for root, _, files in os.walk(state) for f in files))
+    zips = [p for p in kept if p.endswith(".zip")]
+    assert zips, "the failed import's zip was not kept"
+    for path in zips:
+        # Other users can reach nothing below a directory of mode 0700 on the way down.
+        directory, guarded = os.path.dirname(path), False
+        while directory.startswith(state) and directory != state:
+            guarded |= os.stat(directory).st_mode & 0o077 == 0
+            directory = os.path.dirname(directory)
+        assert guarded, f"{path} is reachable by other users"
+    work = os.path.join(state, "xnatctl", "work")
+    assert os.stat(work).st_mode & 0o077 == 0
+    assert any(z in result.out + result.err for z in zips)
