@@ -582,14 +582,20 @@ def summary_line(plan: Plan) -> str:
     )
     if s.skipped:
         tail += f"; {s.skipped} skipped"
+    stale_skips = _skipped_with_new_data(plan)
+    if stale_skips:
+        tail += (
+            f" ({_n(stale_skips, 'subject')} completed earlier with new data on the source: "
+            "set sync_new_only: false to compare them)"
+        )
     if not s.has_changes:
-        if not (s.differs or s.dest_only or s.conflicts):
+        if not (s.differs or s.dest_only or s.conflicts or stale_skips):
             return "No changes: destination matches the source."
         return f"No changes to make: {tail}."
     parts = [
         _n(s.subjects_to_create, "subject"),
         _n(s.experiments_to_create, "experiment"),
-        f"{_n(s.scans_to_transfer, 'scan')} ({human_bytes(s.bytes_to_transfer)})",
+        _n(s.scans_to_transfer, "scan"),
     ]
     if s.resources_to_upload:
         parts.append(_n(s.resources_to_upload, "resource"))
@@ -598,4 +604,14 @@ def summary_line(plan: Plan) -> str:
     updates = s.subjects_to_update + s.experiments_to_update
     if updates:
         parts.append(f"{updates} field update{'' if updates == 1 else 's'}")
-    return f"Plan: {', '.join(parts)} to transfer; {tail}."
+    size = human_bytes(s.bytes_to_transfer)
+    return f"Plan: {', '.join(parts)} to transfer ({size}); {tail}."
+
+
+def _skipped_with_new_data(plan: Plan) -> int:
+    """Subjects skipped by ``sync_new_only`` although the source changed since."""
+    return sum(
+        1
+        for c in plan.changes
+        if c.status == ChangeStatus.SKIPPED and c.level == Level.SUBJECT and NEW_DATA in c.reason
+    )

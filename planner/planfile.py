@@ -149,13 +149,27 @@ def _summary_from_dict(d: dict[str, Any]) -> Summary:
     return Summary(**{k: int(v) for k, v in d.items() if k in known})
 
 
+def _check_consistent(plan: Plan) -> None:
+    """A plan's summary is derived from its steps and changes; one that disagrees was edited
+    by hand or damaged, and showing "No changes" above 29 steps would mislead."""
+    from planner.diff import summarize  # the one definition of the counts
+
+    if summarize(plan.steps, plan.changes) != plan.summary:
+        raise ValueError("its summary does not match its steps (edited or damaged?)")
+    ids = [s.id for s in plan.steps]
+    if len(set(ids)) != len(ids):
+        raise ValueError("it lists a step twice")
+
+
 def check_version(data: Any) -> None:
     """Raise ``ValueError`` unless ``data`` is a plan dict of a format this code reads."""
     if not isinstance(data, dict):
         raise ValueError("it is not a JSON object")
-    version = data.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
+    if "format_version" not in data:
         raise ValueError("it has no format_version; it is not a plan file")
+    version = data["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"its format_version {version!r} is not a whole number")
     if version > PLAN_FORMAT_VERSION:
         raise ValueError(
             f"it has format version {version}, newer than this xnatctl reads "
@@ -236,8 +250,11 @@ def load_plan(path: Path | str) -> Plan:
             source, f"it is not valid JSON (line {exc.lineno}: {exc.msg}); truncated?"
         ) from None
     try:
-        return plan_from_dict(data)
-    except ValueError as exc:
-        raise UnusablePlan(source, str(exc)) from None
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise UnusablePlan(source, f"a field is missing or malformed ({exc!r})") from None
+        plan = plan_from_dict(data)
+        _check_consistent(plan)
+        return plan
+    except KeyError as exc:
+        raise UnusablePlan(source, f"the field {exc.args[0]!r} is missing") from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        why = str(exc) if isinstance(exc, ValueError) else "a field has the wrong type"
+        raise UnusablePlan(source, why) from None

@@ -364,8 +364,10 @@ class _ZipJob:
         if not self.downloaded or not self.path.exists():
             return None
         target = self.ctx.failed_dir / self.ctx.run_id / zip_name(self.step.address)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        # Kept zips hold patient data: readable by their owner only.
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         shutil.move(str(self.path), target)
+        target.chmod(0o600)
         return target
 
     def discard(self) -> None:

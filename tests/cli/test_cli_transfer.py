@@ -153,6 +153,7 @@ def test_failed_zips_and_work_dirs_are_private(seeded, cli):
             guarded |= os.stat(directory).st_mode & 0o077 == 0
             directory = os.path.dirname(directory)
         assert guarded, f"{path} is reachable by other users"
+        assert os.stat(path).st_mode & 0o077 == 0, oct(os.stat(path).st_mode)
     work = os.path.join(state, "xnatctl", "work")
     assert os.stat(work).st_mode & 0o077 == 0
     assert any(z in result.out + result.err for z in zips)

@@ -385,6 +385,9 @@ def test_sync_new_only_notes_new_data(b):
     p = plan(src, dst, completed={"S1": "an older fingerprint"})
     skip = next(c for c in p.changes if c.address == "S1")
     assert skip.reason == "completed by an earlier run; has new data on the source"
+    line = summary_line(p)
+    assert "matches the source" not in line
+    assert "1 subject completed earlier with new data on the source" in line
 
 
 def test_without_sync_new_only_completed_subjects_are_checked(b):
@@ -424,8 +427,8 @@ def test_summary_line(b):
     src, dst = _world(b)
     line = summary_line(plan(src, dst))
     assert line == (
-        "Plan: 1 subject, 1 experiment, 3 scans (1.5 kB), 4 resources, 2 field updates to "
-        "transfer; "
+        "Plan: 1 subject, 1 experiment, 3 scans, 4 resources, 2 field updates to "
+        "transfer (1.5 kB); "
         "1 experiment in sync; 1 differs; 1 only on the destination; 0 conflicts."
     )
 

@@ -140,7 +140,7 @@ def test_truncated_file(a_plan, tmp_path):
 
 @pytest.mark.parametrize(
     ("version", "needle"),
-    [(2, "newer than this xnatctl"), (0, "not supported"), ("1", "no format_version")],
+    [(2, "newer than this xnatctl"), (0, "not supported"), ("1", "not a whole number")],
 )
 def test_wrong_format_version(a_plan, tmp_path, version, needle):
     data = plan_to_dict(a_plan)
@@ -166,7 +166,7 @@ def test_malformed_step(a_plan, tmp_path):
     del data["steps"][0]["kind"]
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(data))
-    with pytest.raises(UnusablePlan, match="missing or malformed"):
+    with pytest.raises(UnusablePlan, match="the field 'kind' is missing"):
         load_plan(path)
 
 
@@ -174,4 +174,14 @@ def test_not_an_object(tmp_path):
     path = tmp_path / "plan.json"
     path.write_text("[1, 2]")
     with pytest.raises(UnusablePlan, match="not a JSON object"):
+        load_plan(path)
+
+
+def test_a_summary_that_disagrees_with_the_steps_is_refused(a_plan, tmp_path):
+    data = plan_to_dict(a_plan)
+    assert data["steps"], "the fixture plan needs steps"
+    data["summary"] = {}
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UnusablePlan, match="summary does not match its steps"):
         load_plan(path)
