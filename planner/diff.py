@@ -8,6 +8,7 @@ pure function of its inputs: the same inventories, config and state give the sam
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from planner import address as A
@@ -423,16 +424,7 @@ def _without_subjects(inv: Inventory, labels: set[str]) -> Inventory:
     if not labels:
         return inv
     keep = {k: v for k, v in inv.subjects.items() if W.label_key(k) not in labels}
-    return Inventory(
-        server_url=inv.server_url,
-        project=inv.project,
-        server_version=inv.server_version,
-        taken_at=inv.taken_at,
-        digests=inv.digests,
-        resources=inv.resources,
-        subjects=keep,
-        requests=inv.requests,
-    )
+    return replace(inv, subjects=keep)
 
 
 def _completed_skips(

@@ -27,7 +27,7 @@ object of the input inventory, and resources (with their file tuples) are always
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from planner import address as A
 from planner.config import Filtering, ItemFilter, SessionTypeFilter, TypedFilter
@@ -139,16 +139,7 @@ class _Filterer:
             inv.resources, self.project_resources, "project_resources", A.project_resource
         )
         subjects = {k: self.subject(s) for k, s in inv.subjects.items()}
-        return Inventory(
-            server_url=inv.server_url,
-            project=inv.project,
-            server_version=inv.server_version,
-            taken_at=inv.taken_at,
-            digests=inv.digests,
-            resources=resources,
-            subjects=subjects,
-            requests=inv.requests,
-        )
+        return replace(inv, resources=resources, subjects=subjects)
 
     def subject(self, s: Subject) -> Subject:
         label = s.label
@@ -168,14 +159,7 @@ class _Filterer:
                 experiments[key] = kept
         if not changed:
             return s
-        return Subject(
-            label=s.label,
-            id=s.id,
-            shared_from=s.shared_from,
-            fields=s.fields,
-            resources=resources,
-            experiments=experiments,
-        )
+        return replace(s, resources=resources, experiments=experiments)
 
     def experiment(self, subject: str, e: Experiment) -> Experiment | None:
         addr = A.experiment(subject, e.label)
@@ -239,17 +223,8 @@ class _Filterer:
                 assessors = e.assessors
         if not scans_changed and resources is e.resources and assessors is e.assessors:
             return e
-        return Experiment(
-            label=e.label,
-            id=e.id,
-            xsi_type=e.xsi_type,
-            date=e.date,
-            subject_label=e.subject_label,
-            uid=e.uid,
-            modality=e.modality,
-            is_imaging=e.is_imaging,
-            shared_from=e.shared_from,
-            fields=e.fields,
+        return replace(
+            e,
             scans=scans if scans_changed else e.scans,
             resources=resources,
             assessors=assessors,
@@ -279,16 +254,7 @@ class _Filterer:
             )
         if len(kept) == len(sc.resources):
             return sc
-        return Scan(
-            id=sc.id,
-            type=sc.type,
-            series_description=sc.series_description,
-            uid=sc.uid,
-            xsi_type=sc.xsi_type,
-            quality=sc.quality,
-            resources=kept,
-            fields=sc.fields,
-        )
+        return replace(sc, resources=kept)
 
 
 def apply_filters(inventory: Inventory, filtering: Filtering) -> Filtered:
@@ -317,18 +283,9 @@ def _drop(inv: Inventory, subjects: set[str], experiments: set[tuple[str, str]])
             continue
         exps = {k: e for k, e in s.experiments.items() if (s.label, e.label) not in experiments}
         if len(exps) != len(s.experiments):
-            s = Subject(s.label, s.id, s.shared_from, s.fields, s.resources, exps)
+            s = replace(s, experiments=exps)
         kept[key] = s
-    return Inventory(
-        server_url=inv.server_url,
-        project=inv.project,
-        server_version=inv.server_version,
-        taken_at=inv.taken_at,
-        digests=inv.digests,
-        resources=inv.resources,
-        subjects=kept,
-        requests=inv.requests,
-    )
+    return replace(inv, subjects=kept)
 
 
 def apply_sharing(

@@ -18,7 +18,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -436,7 +436,7 @@ def take_snapshot(
     for label in sorted(subjects):
         s = subjects[label]
         exps = dict(sorted(experiments.get(label, {}).items()))
-        final[label] = Subject(s.label, s.id, s.shared_from, s.fields, s.resources, exps)
+        final[label] = replace(s, experiments=exps)
 
     digests = _all_digests(project_resources, final.values())
     return Inventory(
