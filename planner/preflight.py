@@ -23,6 +23,10 @@ from planner.errors import (
     PermissionDenied,
 )
 
+# Projects the user may add data to. `restrict=edit` would ask who may edit the project
+# itself, which XNAT's default groups give to owners only, leaving members out.
+WRITABLE_PROJECTS = {"permissions": "edit", "dataType": "xnat:subjectData"}
+
 PASS = "pass"
 FAIL = "fail"
 NOT_RUN = "not_run"
@@ -72,8 +76,8 @@ def _project_readable(backend: XnatBackend, project: str) -> str:
 
 def _project_writable(backend: XnatBackend, project: str) -> str:
     backend.get_json(f"/data/projects/{quote_segment(project)}")
-    rows = backend.get_rows("/data/projects", {"restrict": "edit", "columns": "ID"})
-    if not any(row.get("ID") == project for row in rows):
+    rows = backend.get_rows("/data/projects", WRITABLE_PROJECTS)
+    if not any(row.get("ID", "").lower() == project.lower() for row in rows):
         raise PermissionDenied(
             f"the user may read project {project} but not write to it",
             status=403,

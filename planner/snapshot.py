@@ -269,7 +269,9 @@ def snapshot_experiment(
     item = _items(backend.get_json(base), base)[0]
     df = item["data_fields"]
     xsi_type = _text(row.get("xsiType")) or _xsi(item)
-    owner_project = _text(row.get("project")) or _text(df.get("project"))
+    # The owner comes from the experiment's own document: XNAT's experiment listing names the
+    # listing project in the `project` column even for experiments shared into it.
+    owner_project = _text(df.get("project")) or _text(row.get("project"))
     label = _text(row.get("label")) or _shared_label(item, project) or _text(df.get("label"))
     if not label:
         raise MalformedReply(f"{base}: the experiment has no label")

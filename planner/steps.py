@@ -34,7 +34,7 @@ from tenacity import (
 from planner import fields as F
 from planner import walk as W
 from planner.backend import XnatBackend, quote_segment
-from planner.errors import BackendError, Conflict, MalformedReply
+from planner.errors import BackendError, BadRequest, Conflict, MalformedReply
 from planner.inventory import Resource, Scan
 from planner.plan import Step, StepKind
 from planner.progress import Reporter
@@ -406,6 +406,14 @@ def dest_matches_facts(
     return True, ""
 
 
+_CONFLICT_WORDS = ("unable to archive", "already exists", "conflict", "overwrite")
+
+
+def _looks_like_archive_conflict(exc: BackendError) -> bool:
+    text = f"{exc.reason} {exc}".lower()
+    return any(word in text for word in _CONFLICT_WORDS)
+
+
 def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
     t, f = step.target, step.facts
     project, subject, experiment = t["project"], t["subject"], t["experiment"]
@@ -438,8 +446,12 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
             ctx.dst.upload(
                 "POST", "/data/services/import", job.path, params, content_type="application/zip"
             )
-        except Conflict as exc:
+        except (Conflict, BadRequest) as exc:
+            # XNAT's DICOM-zip handler reports an archive conflict as 400 ("unable to archive"),
+            # the session importer as 409: either way, check what the destination holds.
             if overwrite_files or ctx.dest_scan is None:
+                raise
+            if isinstance(exc, BadRequest) and not _looks_like_archive_conflict(exc):
                 raise
             matches, why = dest_matches_facts(ctx.dest_scan(step), f, ctx.files_digest)
             if not matches:

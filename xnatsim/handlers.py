@@ -97,11 +97,17 @@ def subject_row(s: Row, shared_label: str | None = None) -> dict[str, str]:
     return row
 
 
-def experiment_row(e: Row, shared_label: str | None = None) -> dict[str, str]:
+def experiment_row(
+    e: Row, shared_label: str | None = None, listing_project: str | None = None
+) -> dict[str, str]:
+    """One experiment listing row. XNAT rewrites a shared experiment's `project` (and label)
+    to the listing project's, unlike a shared subject's row, which keeps its owner."""
     props = _props(e)
     row = {
         "ID": e["id"],
-        "project": e["project"],
+        "project": listing_project
+        if shared_label is not None and listing_project
+        else e["project"],
         "date": e["date"],
         "xsiType": e["xsi_type"],
         "label": shared_label or e["label"],
@@ -156,12 +162,18 @@ class DataHandlers:
     def list_projects(self, req: Request, user: str) -> Response:
         rows = []
         restrict = req.params.get("restrict", "")
+        # `permissions=edit&dataType=xnat:subjectData` asks who may write data (owners and
+        # members); `restrict=edit` asks who may edit the project itself, which XNAT's default
+        # groups give to owners only.
+        data_edit = req.params.get("permissions", "") in ("edit", "create") and req.params.get(
+            "dataType", ""
+        )
         for p in self.store.query("SELECT * FROM projects ORDER BY id"):
             acc = self.auth.access(user, p)
             if (
                 not acc.visible
-                or (restrict == "edit" and not acc.write)
-                or (restrict in ("owner", "delete") and not acc.owner)
+                or (restrict in ("edit", "owner", "delete") and not acc.owner)
+                or (data_edit and not acc.write)
             ):
                 continue
             rows.append(
@@ -213,6 +225,7 @@ class DataHandlers:
         params: list = []
         cols = list(EXPERIMENT_COLS)
         shared: dict[str, str] = {}
+        pid = None
         if t is not None and t.project is not None:
             pid = t.project["id"]
             shared = self.store.shared_into("experiment", pid)
@@ -227,7 +240,7 @@ class DataHandlers:
             params += readable
             cols[-1:-1] = ["subject_ID", "subject_label"]
         rows = [
-            experiment_row(e, shared.get(e["id"]))
+            experiment_row(e, shared.get(e["id"]), pid)
             for e in self.store.query(sql + " ORDER BY e.id", params)
         ]
         return listing.render(req, rows, cols)

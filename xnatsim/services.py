@@ -115,9 +115,20 @@ class Services:
             uris = []
             for sess in sessions:
                 if where == "archive" or direct:
-                    uris.append(
-                        self.archiver.archive(sess, user, overwrite, req.flag("overwrite_files"))
-                    )
+                    try:
+                        uris.append(
+                            self.archiver.archive(
+                                sess, user, overwrite, req.flag("overwrite_files")
+                            )
+                        )
+                    except HTTPError as exc:
+                        if exc.status != 409 or handler == "SI":
+                            raise
+                        # XNAT's DICOM-zip handler (1.8.10+) wraps archive conflicts in a
+                        # client error: the caller sees 400, not the conflict's 409.
+                        raise HTTPError(
+                            400, f"unable to archive for the Prearchive session: {exc.reason}"
+                        ) from exc
                 else:
                     uris.append(self.archiver.prearchive(sess))
             return uri_list(uris)

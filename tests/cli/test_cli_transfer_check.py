@@ -71,3 +71,24 @@ def test_collaborator_only_destination_is_not_writable(seeded, cli, monkeypatch)
     dest = checks["destination project STUDY"]
     assert dest["status"] == "fail"
     assert "owner or member" in dest["hint"]
+
+
+def test_a_member_of_the_destination_may_write(seeded, cli, monkeypatch):
+    # XNAT's restrict=edit would leave members out: members add data but do not own the project
+    for srv in (seeded.src, seeded.dst):
+        reply = requests.post(
+            f"{srv.url}/xapi/users",
+            json={"username": "mia", "password": "pw-mia", "email": "m@example.org"},
+            auth=ADMIN,
+            timeout=30,
+        )
+        assert reply.status_code in (200, 201), reply.text
+        reply = requests.put(
+            f"{srv.url}/data/projects/{PROJECT}/users/Members/mia", auth=ADMIN, timeout=30
+        )
+        assert reply.status_code == 200, reply.text
+    monkeypatch.setenv("XNATCTL_USER", "mia")
+    monkeypatch.setenv("XNATCTL_PASSWORD", "pw-mia")
+    code, checks = _checks(cli, *seeded.pair_args())
+    assert code == 0, checks
+    assert checks["destination project STUDY"]["status"] == "pass"

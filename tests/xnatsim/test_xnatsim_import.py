@@ -65,10 +65,17 @@ def test_import_archives_byte_identical_files(srv, admin, make_zip, series_cls):
 def test_overwrite_modes(srv, admin, make_zip, series_cls):
     first, _ = make_zip([series_cls(1, "T1")])
     assert _post_zip(admin, srv, first, **_archive_params()).status_code == 200
+    # DICOM-zip reports archive conflicts as 400 (XNAT wraps the conflict in a client error)
     again = _post_zip(admin, srv, first, **_archive_params())
-    assert again.status_code == 409 and "overwrite" in again.text
+    assert again.status_code == 400 and "overwrite" in again.text
+    assert "unable to archive" in again.text
     same_scan = _post_zip(admin, srv, first, **_archive_params(overwrite="append"))
-    assert same_scan.status_code == 409
+    assert same_scan.status_code == 400 and "overwrite_files" in same_scan.text
+    # the session importer (SI) answers the same conflict with 409
+    si = _post_zip(
+        admin, srv, first, **{**_archive_params(overwrite="append"), "import-handler": "SI"}
+    )
+    assert si.status_code == 409
     second, _ = make_zip([series_cls(5, "DWI", instances=1)])
     assert _post_zip(admin, srv, second, **_archive_params(overwrite="append")).ok
     digests = _digests(admin, srv)
@@ -85,7 +92,7 @@ def test_conflicting_study_is_refused(srv, admin, make_zip, series_cls):
     b, _ = make_zip([series_cls(2, "T2")], study="studyB")
     assert _post_zip(admin, srv, a, **_archive_params()).ok
     r = _post_zip(admin, srv, b, **_archive_params(overwrite="append"))
-    assert r.status_code == 409
+    assert r.status_code == 400 and "different study instance UID" in r.text
 
 
 def test_header_routing_and_label_sanitising(srv, admin, make_zip, series_cls):

@@ -279,7 +279,7 @@ def test_metadata_and_a_shared_subject(xnatsim_factory):
     subjects = {r["label"]: r["project"] for r in rows(s, f"{base}/subjects")}
     assert subjects == {"SUBJ001": "META", "PARTNER001": "META_PARTNER"}
     exps = {r["label"]: r["project"] for r in rows(s, f"{base}/experiments")}
-    assert exps["PARTNER001_MR1"] == "META_PARTNER"
+    assert exps["PARTNER001_MR1"] == "META"  # XNAT lists a shared experiment under P
     session = f"{base}/subjects/SUBJ001/experiments/SUBJ001_MR1"
     doc = s.get(session, params={"format": "json"}).json()["items"][0]
     assert doc["data_fields"]["visit_id"] == "V1"

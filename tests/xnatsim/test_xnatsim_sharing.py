@@ -58,7 +58,8 @@ def test_share_subject_and_experiment_into_another_project(shared):
     subjects = _rows(olly.get(f"{p2}/subjects"))
     assert [(r["ID"], r["project"], r["label"]) for r in subjects] == [(sid, "P1", "S1_P2")]
     exps = _rows(olly.get(f"{p2}/experiments"))
-    assert [(r["ID"], r["project"], r["label"]) for r in exps] == [(eid, "P1", "E1_P2")]
+    # a shared experiment's row names the listing project (a shared subject's keeps its owner)
+    assert [(r["ID"], r["project"], r["label"]) for r in exps] == [(eid, "P2", "E1_P2")]
     under = _rows(olly.get(f"{p2}/subjects/S1_P2/experiments"))
     assert [r["label"] for r in under] == ["E1_P2"]
 
