@@ -41,7 +41,15 @@ from planner.progress import (
 from planner.snapshot import snapshot_experiment
 from planner.staleness import StalePlan, filter_inventory, find_staleness
 from planner.state import PairKey, StateDB
-from planner.steps import FAILED, OK, StepContext, StepOutcome, describe, run_step
+from planner.steps import (
+    FAILED,
+    OK,
+    StepContext,
+    StepOutcome,
+    describe,
+    import_handler_for,
+    run_step,
+)
 from planner.verify import ExperimentVerification, VerificationSummary, verify_experiment
 
 __all__ = [
@@ -242,6 +250,7 @@ class _Run:
             cancel=cancel,
             dest_scan=self._dest_scan,
             files_digest=files_digest,
+            import_handler=import_handler_for(plan.dest.server_version),
         )
 
     # -- worker side ---------------------------------------------------------------------

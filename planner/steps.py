@@ -69,6 +69,7 @@ class StepContext:
     reporter: Reporter
     cancel: threading.Event
     dest_scan: DestScanLookup | None = None
+    import_handler: str = "DICOM-zip"
     files_digest: FilesDigest | None = None
 
 
@@ -406,6 +407,24 @@ def dest_matches_facts(
     return True, ""
 
 
+# XNAT 1.8.10 taught the DICOM-zip handler to archive straight to `dest`; before that it
+# ignores `dest` and `overwrite_files` (files wait in the prearchive), and the session
+# importer (SI) is the handler that archives directly with the same parameters.
+DIRECT_ARCHIVE_SINCE = (1, 8, 10)
+
+
+def import_handler_for(server_version: str) -> str:
+    """The import handler that archives straight into the planned session on this server."""
+    numbers: list[int] = []
+    for part in server_version.strip().split("-")[0].split("."):
+        if not part.isdigit():
+            break
+        numbers.append(int(part))
+    if len(numbers) >= 2 and tuple(numbers[:3]) < DIRECT_ARCHIVE_SINCE:
+        return "SI"
+    return "DICOM-zip"
+
+
 _CONFLICT_WORDS = ("unable to archive", "already exists", "conflict", "overwrite")
 
 
@@ -424,7 +443,7 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
     )
     job = _ZipJob(ctx, step)
     base_params = {
-        "import-handler": "DICOM-zip",
+        "import-handler": ctx.import_handler,
         "PROJECT_ID": project,
         "SUBJECT_ID": subject,
         "EXPT_LABEL": experiment,

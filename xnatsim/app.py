@@ -34,6 +34,15 @@ OPEN_PATHS = ("/xapi/siteConfig/buildInfo",)
 REALM = [("WWW-Authenticate", 'Basic realm="XNAT"')]
 
 
+def version_at_least(version: str, *wanted: int) -> bool:
+    numbers = []
+    for part in version.split("-")[0].split("."):
+        if not part.isdigit():
+            break
+        numbers.append(int(part))
+    return tuple(numbers) >= wanted
+
+
 def normalise(path: str) -> str:
     """Fold the `/REST` and `/data/archive` spellings onto `/data`."""
     path = "/" + path.strip("/") if path != "/" else "/"
@@ -54,7 +63,11 @@ class XnatApp:
         self.archiver = Archiver(store)
         self.resolver = Resolver(store, auth)
         self.data = DataHandlers(store, auth, bool(settings.get("checksums", True)))
-        self.services = Services(store, auth, self.archiver)
+        self.version = str(settings.get("version") or VERSION)
+        self.build = {**BUILD_INFO, "version": self.version}
+        self.services = Services(
+            store, auth, self.archiver, dicom_zip_archives=version_at_least(self.version, 1, 8, 10)
+        )
         self.admin_hooks = admin_hooks
 
     # -- WSGI ----------------------------------------------------------------------------
@@ -150,9 +163,9 @@ class XnatApp:
     def build_info(self, path: str) -> Response:
         tail = path[len("/xapi/siteConfig/buildInfo") :].strip("/")
         if not tail:
-            return Response.json(BUILD_INFO)
-        if tail in BUILD_INFO:
-            return Response.text(BUILD_INFO[tail])
+            return Response.json(self.build)
+        if tail in self.build:
+            return Response.text(self.build[tail])
         raise HTTPError(404, f"No build property {tail}")
 
     def form_login(self, req: Request) -> Response:

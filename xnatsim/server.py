@@ -26,6 +26,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "prearchive_idle_seconds": 300,
     "prearchive_interval_seconds": 60,
     "checksums": True,
+    # The XNAT version reported by buildInfo. Before 1.8.10 the DICOM-zip handler ignores
+    # `dest` and `overwrite_files`, and sessions wait in the prearchive, as on a real server.
+    "version": "1.8.11",
 }
 
 

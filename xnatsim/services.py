@@ -62,10 +62,15 @@ def parse_dest(dest: str) -> tuple[str, Routing]:
 
 
 class Services:
-    def __init__(self, store: Store, auth: Auth, archiver: Archiver) -> None:
+    def __init__(
+        self, store: Store, auth: Auth, archiver: Archiver, *, dicom_zip_archives: bool = True
+    ) -> None:
         self.store = store
         self.auth = auth
         self.archiver = archiver
+        # XNAT before 1.8.10: the DICOM-zip handler ignores `dest` (and `overwrite_files`);
+        # only the session importer (SI) archives directly.
+        self.dicom_zip_archives = dicom_zip_archives
 
     def _can_write(self, user: str, project: str) -> None:
         proj = self.store.project(project)
@@ -89,6 +94,8 @@ class Services:
                 "or as the body with Content-Type application/zip",
             )
         where, routing = parse_dest(p.get("dest", ""))
+        if handler != "SI" and not self.dicom_zip_archives:
+            where = "prearchive"
         routing.project = p.get("PROJECT_ID") or p.get("project") or routing.project
         routing.subject = p.get("SUBJECT_ID") or p.get("subject") or routing.subject
         routing.session = p.get("EXPT_LABEL") or p.get("session") or routing.session

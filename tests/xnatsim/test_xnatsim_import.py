@@ -277,3 +277,17 @@ def test_parallel_scan_imports_into_one_session(srv, make_zip, series_cls):
     assert _digests(admin, srv) == expected
     exps = admin.get(f"{srv.url}/data/projects/P1/experiments").json()["ResultSet"]
     assert exps["totalRecords"] == "1"
+
+
+def test_before_1_8_10_dicom_zip_ignores_dest(xnatsim_factory, make_zip, series_cls):
+    old = xnatsim_factory(settings={"version": "1.8.9"})
+    session = requests.Session()
+    session.auth = ("admin", "admin")
+    assert session.put(f"{old.url}/data/projects/P1").status_code in (200, 201)
+    assert session.get(f"{old.url}/xapi/siteConfig/buildInfo/version").text == "1.8.9"
+    path, _ = make_zip([series_cls(1, "T1")])
+    reply = _post_zip(session, old, path, **_archive_params())
+    assert reply.status_code == 200
+    assert "/prearchive/" in reply.text  # the session waits in the prearchive
+    si = _post_zip(session, old, path, **{**_archive_params(), "import-handler": "SI"})
+    assert si.status_code == 200 and "/prearchive/" not in si.text
