@@ -25,7 +25,9 @@ ADMIN = ("admin", "admin")
 
 
 def banner(text: str) -> None:
-    print(f"\n\033[1m== {text}\033[0m", flush=True)
+    bold = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    line = f"== {text}"
+    print("\n" + (f"\033[1m{line}\033[0m" if bold else line), flush=True)
 
 
 def xnatctl(*args: str, stdin: str | None = None, check: bool = True) -> int:

@@ -120,6 +120,9 @@ class ApplyResult:
     failed_steps: list[tuple[str, str]] = field(default_factory=list)
     kept_zips: list[Path] = field(default_factory=list)
     circuit_breaker_tripped: bool = False
+    # Entities the plan found in conflict: never overwritten, so never transferred. Their
+    # subjects are not recorded as completed, so later runs look at them again.
+    conflicts: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -147,6 +150,7 @@ class ApplyResult:
             "failed_steps": [list(x) for x in self.failed_steps],
             "kept_zips": [str(p) for p in self.kept_zips],
             "circuit_breaker_tripped": self.circuit_breaker_tripped,
+            "conflicts": [list(x) for x in self.conflicts],
         }
 
 
@@ -228,6 +232,14 @@ class _Run:
         self.source = filter_inventory(raw_source, plan.config) if raw_source else None
         self.digests = raw_source.digests if raw_source is not None else True
         self.result = ApplyResult(run_id=str(run_id), status=COMPLETED)
+        self.result.conflicts = [
+            (c.address, "; ".join(c.differences) or c.reason)
+            for c in plan.changes
+            if c.status == ChangeStatus.CONFLICT
+        ]
+        self.conflicted_subjects = {
+            address.split("/", 1)[0] for address, _ in self.result.conflicts
+        }
         self.finished: dict[str, str] = {}  # step id -> OK / FAILED / STEP_SKIPPED
         self.inflight: dict[Future[Any], tuple[str, Any]] = {}
         self.inflight_steps: set[str] = set()
@@ -598,6 +610,8 @@ class _Run:
             return
         if group.ran:
             self.consecutive_failed = 0
+        if group.key in self.conflicted_subjects:
+            return  # not complete: something of it could not be transferred
         try:
             self.state.mark_subject_done(
                 self.pair, group.key, self.run_id, self._subject_fingerprint(group.key)

@@ -395,8 +395,10 @@ def take_snapshot(
     work: list[tuple[str, Any]] = [("subject", r) for r in subject_rows]
     for r in experiment_rows:
         _need(r, "ID", exp_path)
-        subject_label = _text(r.get("subject_label")) or label_by_id.get(
-            _text(r.get("subject_ID")), ""
+        # The subject's label in this project, through the project's own subject listing: a
+        # subject shared in may carry another label in its owning project.
+        subject_label = label_by_id.get(_text(r.get("subject_ID")), "") or _text(
+            r.get("subject_label")
         )
         if not subject_label:
             raise MalformedReply(f"{exp_path}: experiment {r['ID']} names no known subject")

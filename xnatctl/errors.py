@@ -171,4 +171,4 @@ def describe(exc: BaseException) -> str:
     hint = _one_line(hint)
     if not hint:
         return f"error: {cause}"
-    return f"error: {cause.rstrip('.')}. {hint}"
+    return f"error: {cause.rstrip('.')}. {hint[:1].upper()}{hint[1:]}"

@@ -317,6 +317,7 @@ def run_apply(
     check_writable(dst, plan.dest.project)
     for directory in (ctx.state_dir, options.work_dir, options.failed_dir):
         ensure_private_dir(directory)  # kept zips hold patient data: owner only
+    _remove_orphaned_downloads(ctx, options.work_dir)
     cancel = threading.Event()
     reporter = progress_reporter(sys.stderr, force_terminal=None if not ctx.quiet else False)
     with StateDB(ctx.state_db_path) as state, reporter:
@@ -345,7 +346,26 @@ def run_apply(
         render_apply_summary(summary, ctx.out)
     if result.status == "interrupted":
         return int(ExitCode.INTERRUPTED)
-    return int(ExitCode.OK) if result.ok and not result.failed_steps else int(ExitCode.FAILED)
+    complete = result.ok and not result.failed_steps and not result.conflicts
+    return int(ExitCode.OK) if complete else int(ExitCode.FAILED)
+
+
+def _remove_orphaned_downloads(ctx: AppContext, work_dir: Path) -> None:
+    """Delete temporary zips left by runs that were killed: they can be gigabytes each.
+
+    Work files are named after their run (``{run_id}-...``); a file of a run that is not
+    running any more (the state DB marks runs of dead processes interrupted) is an orphan.
+    """
+    with StateDB(ctx.state_db_path) as state:
+        state.reap_dead_runs()
+        for path in work_dir.glob("*"):
+            run_id = path.name.split("-", 1)[0]
+            run = state.run(int(run_id)) if run_id.isdigit() else None
+            if run is not None and run.get("status") == "running":
+                continue
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                ctx.note(f"Removed a temporary download left by an interrupted run: {path.name}")
 
 
 def check_writable(dst: XnatClient, project: str) -> None:
@@ -387,19 +407,23 @@ def transfer_status(ctx: AppContext, project: str) -> None:
         failed = state.failed_steps(int(run["id"]))
         steps = state.run_steps(int(run["id"]))
     run = dict(run)
-    run["steps"] = _step_counts(steps)
+    run["steps"] = _step_counts(steps, finished=run.get("status") != "running")
     if ctx.json_output:
         ctx.print_json(run_to_json(run, failed))
     else:
         render_status(run, failed, ctx.out)
 
 
-def _step_counts(steps: list[dict]) -> dict[str, int]:
+def _step_counts(steps: list[dict], *, finished: bool) -> dict[str, int]:
     """Latest status of each step of a run: a run killed before its end has no counts, but
-    its steps were recorded one by one."""
+    its steps were recorded one by one. A step still "running" in a run that ended was cut
+    off; the next run redoes it."""
     latest: dict[str, str] = {}
     for step in steps:
-        latest[str(step.get("step_id"))] = str(step.get("status"))
+        status = str(step.get("status"))
+        if finished and status == "running":
+            status = "interrupted"
+        latest[str(step.get("step_id"))] = status
     counts: dict[str, int] = {}
     for status in latest.values():
         counts[status] = counts.get(status, 0) + 1

@@ -239,10 +239,13 @@ class DataHandlers:
             sql += f" AND e.project IN ({','.join('?' * len(readable))})"
             params += readable
             cols[-1:-1] = ["subject_ID", "subject_label"]
-        rows = [
-            experiment_row(e, shared.get(e["id"]), pid)
-            for e in self.store.query(sql + " ORDER BY e.id", params)
-        ]
+        # In a project's listing a subject shared in is named by its label there.
+        subject_labels = self.store.shared_into("subject", pid) if pid else {}
+        rows = []
+        for e in self.store.query(sql + " ORDER BY e.id", params):
+            row = experiment_row(e, shared.get(e["id"]), pid)
+            row["subject_label"] = subject_labels.get(e["subject_id"], row["subject_label"])
+            rows.append(row)
         return listing.render(req, rows, cols)
 
     def list_scans(self, req: Request, t: Target) -> Response:

@@ -157,3 +157,31 @@ def test_failed_zips_and_work_dirs_are_private(seeded, cli):
     work = os.path.join(state, "xnatctl", "work")
     assert os.stat(work).st_mode & 0o077 == 0
     assert any(z in result.out + result.err for z in zips)
+
+
+def test_a_conflict_fails_the_run_and_keeps_its_subject_open(seeded, cli):
+    source_sessions = requests.get(
+        f"{seeded.src.url}/data/projects/{PROJECT}/experiments",
+        params={"format": "json", "columns": "ID,label,xsiType,subject_label"},
+        auth=ADMIN,
+        timeout=30,
+    ).json()["ResultSet"]["Result"]
+    victim = next(s for s in source_sessions if s["xsiType"] == "xnat:mrSessionData")
+    # The destination already uses that session label, under another subject.
+    reply = requests.put(
+        f"{seeded.dst.url}/data/projects/{PROJECT}/subjects/OTHER/experiments/{victim['label']}",
+        params={"xsiType": "xnat:mrSessionData"},
+        auth=ADMIN,
+        timeout=30,
+    )
+    assert reply.status_code in (200, 201), reply.text
+    result = cli("project", "transfer", *seeded.pair_args(), "--yes")
+    assert result.code == 1
+    assert "conflict" in result.out
+    assert f"{victim['subject_label']}/{victim['label']}" in result.out
+
+    again = cli("project", "transfer", *seeded.pair_args(), "--dry-run", "-o", "json")
+    plan = json.loads(again.out)
+    subject = next(c for c in plan["changes"] if c["address"] == victim["subject_label"])
+    assert "completed by an earlier run" not in subject["reason"]
+    assert plan["summary"]["conflicts"] >= 1

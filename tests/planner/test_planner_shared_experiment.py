@@ -63,3 +63,36 @@ def test_experiment_owned_elsewhere_is_skipped_unless_copied(sim_pair):
     copied = plan(copy_shared=True)
     created = {s.address for s in copied.steps if s.kind == StepKind.CREATE_EXPERIMENT}
     assert created == {"S1/OWN_MR", "S1/Q_MR"}
+
+
+def test_a_subject_shared_in_under_another_label_keeps_that_label(sim_pair):
+    src, dst = sim_pair
+    base = f"{src.url}/data/projects"
+    for project in ("STUDY", "PARTNER"):
+        _put(f"{base}/{project}")
+    _put(f"{dst.url}/data/projects/STUDY")
+    _put(f"{base}/PARTNER/subjects/P2", gender="male")
+    _put(f"{base}/PARTNER/subjects/P2/experiments/P2_CLIN", xsiType="clin:clinicalAssessmentData")
+    _put(f"{base}/PARTNER/subjects/P2/projects/STUDY", label="ALIAS2")
+    _put(f"{base}/PARTNER/subjects/P2/experiments/P2_CLIN/projects/STUDY", label="ALIAS2_CLIN")
+
+    with (
+        XnatClient(src.url, user="admin", password="admin") as s,
+        XnatClient(dst.url, user="admin", password="admin") as d,
+    ):
+        source, dest = take_snapshot(s, "STUDY"), take_snapshot(d, "STUDY")
+    assert set(source.subjects) == {"ALIAS2"}, "no subject under its owner's label"
+    alias = source.subjects["ALIAS2"]
+    assert alias.shared_from == "PARTNER"
+    assert set(alias.experiments) == {"ALIAS2_CLIN"}
+
+    plan = make_plan(
+        source,
+        dest,
+        TransferConfig(),
+        completed_subjects={},
+        state_serial=0,
+        created_at="2026-01-01T00:00:00Z",
+        tool_version="test",
+    )
+    assert plan.steps == ()

@@ -96,7 +96,7 @@ def test_wrong_password_exits_3_with_one_line(cli, srv):
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert lines[0] == (
         f"error: login to {srv.url} as 'admin' was refused (wrong user name or password). "
-        "check the user name and password (an alias token counts as both)"
+        "Check the user name and password (an alias token counts as both)"
     )
     assert "Traceback" not in result.stderr and "wrong-pw" not in result.stderr
 

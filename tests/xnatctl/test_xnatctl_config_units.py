@@ -140,7 +140,7 @@ def test_exit_codes(exc, code):
 
 def test_describe_joins_cause_and_hint():
     assert (
-        describe(CliError("it broke.\nbadly", hint="do this")) == "error: it broke. badly. do this"
+        describe(CliError("it broke.\nbadly", hint="do this")) == "error: it broke. badly. Do this"
     )
 
 

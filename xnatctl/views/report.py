@@ -32,26 +32,34 @@ def _counts_line(name: str, counts: dict[str, int]) -> str:
     return text
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def render_apply_summary(summary: dict[str, Any], console: Console) -> None:
     """The end-of-run summary: what moved, how fast, what failed, what was verified."""
     status = summary.get("status", "")
-    style = "green" if status == "completed" else "red"
-    console.print(f"[bold {style}]Transfer {status}[/]")
+    conflicts = summary.get("conflicts") or []
+    ok = status == "completed" and not summary.get("failed_steps") and not conflicts
+    headline = f"Transfer {status}"
+    if status == "completed" and conflicts:
+        headline += f", but {_n(len(conflicts), 'conflict')} could not be transferred"
+    console.print(f"[bold {'green' if ok else 'red'}]{headline}[/]", highlight=False)
     console.print(_counts_line("Subjects", summary.get("subjects", {})), highlight=False)
     console.print(_counts_line("Experiments", summary.get("experiments", {})), highlight=False)
     duration = float(summary.get("duration", 0.0))
     rate = float(summary.get("throughput", 0.0))
     console.print(
-        f"Moved {summary.get('scans_moved', 0)} scans and "
-        f"{summary.get('resources_moved', 0)} resources, "
-        f"{human_bytes(int(summary.get('bytes_moved', 0)))} in {duration:.1f} s "
+        f"Moved {_n(summary.get('scans_moved', 0), 'scan')} and "
+        f"{_n(summary.get('resources_moved', 0), 'resource')}: "
+        f"{human_bytes(int(summary.get('bytes_moved', 0)))} downloaded in {duration:.1f} s "
         f"({human_bytes(int(rate))}/s)",
         highlight=False,
     )
     verification = summary.get("verification") or {}
     if verification.get("checked"):
         line = (
-            f"Verified {verification.get('checked', 0)} experiments: "
+            f"Verified {_n(verification.get('checked', 0), 'experiment')}: "
             f"{verification.get('passed', 0)} passed, {verification.get('failed', 0)} failed"
         )
         if verification.get("digests_unavailable"):
@@ -59,18 +67,28 @@ def render_apply_summary(summary: dict[str, Any], console: Console) -> None:
         console.print(line, highlight=False)
     if summary.get("circuit_breaker_tripped"):
         console.print(
-            "[red]Stopped by the circuit breaker: too many consecutive subjects failed "
-            "(max_failures).[/]"
+            "[red]Stopped by the circuit breaker: too many subjects in a row failed "
+            "(max_failures). Fix the cause and run again: it resumes.[/]"
         )
     failed = summary.get("failed_steps") or []
+    roots = [(step, error) for step, error in failed if not str(error).startswith("not run:")]
     if failed:
-        console.print(f"[red]{len(failed)} failed step(s):[/]")
-        for step_id, error in failed[:50]:
+        blocked = len(failed) - len(roots)
+        line = f"[red]{_n(len(roots), 'step')} failed[/]"
+        if blocked:
+            line += f" ({blocked} more not run because a step they depend on failed)"
+        console.print(line + ":")
+        for step_id, error in roots[:50]:
             console.print(f"  {step_id}: {error}", highlight=False, markup=False)
-        if len(failed) > 50:
-            console.print(f"  ... and {len(failed) - 50} more (see transfer-status)")
-    for path in summary.get("kept_zips") or []:
-        console.print(f"Kept the failed download for inspection: {path}", highlight=False)
+        if len(roots) > 50:
+            console.print(f"  ... and {len(roots) - 50} more (see transfer-status)")
+    if conflicts:
+        console.print(
+            f"[red]{_n(len(conflicts), 'conflict')} not transferred[/] (never overwritten; "
+            "resolve them on the destination, then run again):"
+        )
+        for address, why in conflicts[:50]:
+            console.print(f"  {address}: {why}", highlight=False, markup=False)
 
 
 # -- state DB --------------------------------------------------------------------------------
