@@ -79,7 +79,7 @@ def render_apply_summary(summary: dict[str, Any], console: Console) -> None:
             line += f" ({blocked} more not run because a step they depend on failed)"
         console.print(line + ":")
         for step_id, error in roots[:50]:
-            console.print(f"  {step_id}: {error}", highlight=False, markup=False)
+            console.print(f"  {step_id}: {error}", highlight=False, markup=False, soft_wrap=True)
         if len(roots) > 50:
             console.print(f"  ... and {len(roots) - 50} more (see transfer-status)")
     if conflicts:
@@ -88,7 +88,7 @@ def render_apply_summary(summary: dict[str, Any], console: Console) -> None:
             "resolve them on the destination, then run again):"
         )
         for address, why in conflicts[:50]:
-            console.print(f"  {address}: {why}", highlight=False, markup=False)
+            console.print(f"  {address}: {why}", highlight=False, markup=False, soft_wrap=True)
 
 
 # -- state DB --------------------------------------------------------------------------------
@@ -182,6 +182,7 @@ def render_status(run: dict[str, Any], failed: list[dict[str, Any]], console: Co
                 f"{step.get('error')}",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,  # one line per step, so grep finds a step with its zip path
             )
 
 
