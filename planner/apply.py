@@ -39,7 +39,7 @@ from planner.progress import (
     step_bytes,
 )
 from planner.snapshot import snapshot_experiment
-from planner.staleness import StalePlan, filter_inventory, find_staleness
+from planner.staleness import StalePlan, filter_experiment, filter_inventory, find_staleness
 from planner.state import PairKey, StateDB
 from planner.steps import (
     FAILED,
@@ -335,6 +335,8 @@ class _Run:
                 target.get("subject", subject),
                 target.get("experiment", label),
             )
+            if dst_exp is not None:
+                dst_exp = filter_experiment(dst_exp, self.plan.config)
             return verify_experiment(
                 exp_key, src_exp, dst_exp, compare=compare_experiment, digests=self.digests
             )
@@ -532,7 +534,7 @@ class _Run:
             self.result.steps_run += 1
             if outcome.ok:
                 self.result.bytes_moved += outcome.bytes_moved
-                if step.kind == StepKind.IMPORT_SCAN:
+                if step.kind in (StepKind.IMPORT_SCAN, StepKind.CREATE_SCAN):
                     self.result.scans_moved += 1
                 elif step.kind == StepKind.UPLOAD_RESOURCE:
                     self.result.resources_moved += 1

@@ -32,6 +32,7 @@ from planner.inventory import (
 from planner.plan import Change, ChangeStatus, Level
 
 DICOM = "DICOM"
+NO_DICOM_REASON = "no DICOM to import: the scan is created, its other resources uploaded"
 MAX_FILE_DIFFERENCES = 5  # per resource: more are summarised as "and N more"
 
 
@@ -87,7 +88,8 @@ def compare_resource(src: Resource, dst: Resource, *, digests: bool) -> tuple[st
 
 
 def compare_dicom(src: Scan, dst: Scan, *, digests: bool) -> tuple[str, ...]:
-    """Differences of the scans' DICOM resources, prefixed ``DICOM:``."""
+    """Differences of the scans' DICOM resources, prefixed ``DICOM:``. Two scans without
+    DICOM (derived scans, or DICOM left out by a filter on both sides) have none."""
     s, d = src.resources.get(DICOM), dst.resources.get(DICOM)
     if s is None and d is None:
         return ()
@@ -245,12 +247,12 @@ class ChangeCollector:
     def src_only(self, address: str, level: Level, src: Any) -> bool:
         if _is_scan_dicom(address, level):
             return False
+        reason = ""
         if level == Level.SCAN and DICOM not in src.resources:
-            self._change(
-                address, level, ChangeStatus.SKIPPED, src, (), "no DICOM resource to import"
-            )
-            return False
-        self._change(address, level, ChangeStatus.CREATE, src)
+            # Nothing to import (a derived scan, or its DICOM filtered out): the scan is
+            # created as it is, and its other resources are transferred into it.
+            reason = NO_DICOM_REASON
+        self._change(address, level, ChangeStatus.CREATE, src, (), reason)
         return True
 
     def dst_only(self, address: str, level: Level, dst: Any) -> bool:

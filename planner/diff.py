@@ -127,7 +127,7 @@ class PlanBuilder(ChangeCollector):
                 "dest_state": dest_state(experiment_to_dict(exp_dst) if exp_dst else None),
             },
             target,
-            (self._exp[2], *work.imports),
+            (self._exp[2], *work.imports, *work.creates),
             why,
         )
 
@@ -233,6 +233,34 @@ class PlanBuilder(ChangeCollector):
             why,
         )
 
+    def _create_scan(self, address: str, s: Scan) -> str:
+        """A scan no DICOM import will create: PUT it, so its other resources have a home.
+
+        It keeps the source scan ID on the destination (there is no SeriesNumber to number
+        it by); its other fields follow with the experiment's XML document.
+        """
+        exp_src, exp_dst, exp_step = self._exp
+        assert exp_src is not None
+        target = self._subject_target(address) | {
+            "experiment": exp_dst.label if exp_dst is not None else exp_src.label,
+            "scan": s.id,
+        }
+        return self._add(
+            StepKind.CREATE_SCAN,
+            address,
+            Level.SCAN,
+            {
+                "source_experiment_id": exp_src.id,
+                "scan_id": s.id,
+                "xsi_type": s.xsi_type,
+                "type": s.type,
+                "series_description": s.series_description,
+            },
+            target,
+            (exp_step,),
+            "scan missing on the destination, without DICOM to import",
+        )
+
     def _upload_resource(self, address: str, r: Resource, repair: bool, why: str) -> str:
         parts = address.split("/")
         sp = f"/data/projects/{quote_segment(self.src_project)}"
@@ -300,9 +328,13 @@ class PlanBuilder(ChangeCollector):
             self._exp = (src, None, self._create_experiment(address, src))
             self._exp_work = _ExperimentWork(new=True)
         elif level == Level.SCAN:
-            step = self._import_scan(address, src, None, "scan missing on the destination")
+            if DICOM in src.resources:
+                step = self._import_scan(address, src, None, "scan missing on the destination")
+                self._exp_work.add_scan(src, step)
+            else:
+                step = self._create_scan(address, src)
+                self._exp_work.add_scan(src, created=step)
             self._scan = (src, None, step)
-            self._exp_work.add_scan(src, step)
         elif level == Level.ASSESSOR:
             step = self._create_assessor(address, src)
             self._assessor = (src, None, step)
@@ -378,9 +410,17 @@ class _ExperimentWork:
         self.scans: list[str] = []  # source scan IDs the destination has or will have
         self.scan_fields: dict[str, dict[str, str]] = {}
         self.imports: list[str] = []  # import steps: the document goes after them
+        self.creates: list[str] = []  # create_scan steps: the document goes after them too
         self.scans_differ = 0
 
-    def add_scan(self, scan: Scan, import_step: str, *, fields_differ: bool = False) -> None:
+    def add_scan(
+        self,
+        scan: Scan,
+        import_step: str = "",
+        *,
+        created: str = "",
+        fields_differ: bool = False,
+    ) -> None:
         self.scans.append(scan.id)
         values = {
             "type": scan.type,
@@ -391,6 +431,8 @@ class _ExperimentWork:
         self.scan_fields[scan.id] = {k: v for k, v in sorted(values.items()) if v}
         if import_step:
             self.imports.append(import_step)
+        if created:
+            self.creates.append(created)
         self.scans_differ += fields_differ
 
     def why(self) -> str:
@@ -407,6 +449,9 @@ class _ExperimentWork:
             reasons.append(f"fields of {n} scan{'s' if n != 1 else ''} differ")
         if self.imports:
             reasons.append("scan fields after the imports")
+        if self.creates:
+            n = len(self.creates)
+            reasons.append(f"fields of {n} created scan{'s' if n != 1 else ''}")
         return "; ".join(reasons)
 
 
@@ -472,6 +517,7 @@ def summarize(steps: tuple[Step, ...], changes: tuple[Change, ...]) -> Summary:
         subjects_to_create=counts[StepKind.CREATE_SUBJECT],
         experiments_to_create=counts[StepKind.CREATE_EXPERIMENT],
         scans_to_transfer=counts[StepKind.IMPORT_SCAN],
+        scans_to_create=counts[StepKind.CREATE_SCAN],
         resources_to_upload=counts[StepKind.UPLOAD_RESOURCE],
         bytes_to_transfer=nbytes,
         experiments_in_sync=exp_in_sync,
@@ -584,10 +630,13 @@ def summary_line(plan: Plan) -> str:
         if not (s.differs or s.dest_only or s.conflicts or stale_skips):
             return "No changes: destination matches the source."
         return f"No changes to make: {tail}."
+    scans = _n(s.scans_to_transfer + s.scans_to_create, "scan")
+    if s.scans_to_create:
+        scans += f" ({s.scans_to_create} without DICOM)"
     parts = [
         _n(s.subjects_to_create, "subject"),
         _n(s.experiments_to_create, "experiment"),
-        _n(s.scans_to_transfer, "scan"),
+        scans,
     ]
     if s.resources_to_upload:
         parts.append(_n(s.resources_to_upload, "resource"))

@@ -26,8 +26,8 @@ CONFLICT = "conflict"
 IN_SYNC = "in_sync"
 NOT_COMPARED = "not_compared"
 
-# How the plan's classes read in a drift report; "skipped" in a plan means "no DICOM to
-# import", which in a drift report is an entity that was not compared.
+# How the plan's classes read in a drift report; "skipped" here is data shared in from
+# another project (without copy_shared), which a drift report lists as not compared.
 _CLASS_OF = {
     ChangeStatus.CREATE: MISSING,
     ChangeStatus.DEST_ONLY: DEST_ONLY,

@@ -20,6 +20,9 @@ class StepKind(StrEnum):
     CREATE_SUBJECT = "create_subject"
     CREATE_EXPERIMENT = "create_experiment"
     IMPORT_SCAN = "import_scan"  # download one scan's DICOM zip, validate, import
+    # PUT a scan that no DICOM import will create (no DICOM after filtering): its other
+    # resources are uploaded into it, its fields follow by the experiment's XML document
+    CREATE_SCAN = "create_scan"
     UPLOAD_RESOURCE = "upload_resource"  # any non-DICOM resource at any level
     UPDATE_SUBJECT = "update_subject"  # PUT a subject's fields (idempotent)
     # PUT an experiment's or assessor's XML document (fields, scan fields), rewritten for
@@ -98,7 +101,7 @@ class Summary:
 
     subjects_to_create: int = 0
     experiments_to_create: int = 0
-    scans_to_transfer: int = 0
+    scans_to_transfer: int = 0  # DICOM imports
     resources_to_upload: int = 0
     bytes_to_transfer: int = 0
     experiments_in_sync: int = 0
@@ -109,6 +112,7 @@ class Summary:
     subjects_to_update: int = 0
     experiments_to_update: int = 0  # experiments and assessors whose fields are written
     assessors_to_create: int = 0
+    scans_to_create: int = 0  # scans without DICOM to import, created by a PUT
 
     @property
     def has_changes(self) -> bool:
@@ -120,6 +124,7 @@ class Summary:
             or self.subjects_to_update
             or self.experiments_to_update
             or self.assessors_to_create
+            or self.scans_to_create
         )
 
 

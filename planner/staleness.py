@@ -144,6 +144,14 @@ def _step_source_changes(
             out.append(f"scan {where} has a new series UID")
         res = entity.resources.get(f.get("resource") or "DICOM")
         return out + _compare_files(f"scan {where}", res, f, files_digest)
+    if step.kind == StepKind.CREATE_SCAN:
+        if not isinstance(entity, Scan):
+            return [f"scan {where} is gone from the source"]
+        if f.get("xsi_type") and entity.xsi_type and entity.xsi_type != f["xsi_type"]:
+            return [f"scan {where} is now a {entity.xsi_type}"]
+        if "DICOM" in entity.resources:
+            return [f"scan {where} now has DICOM on the source"]
+        return []
     if step.kind == StepKind.UPLOAD_RESOURCE:
         res = entity if isinstance(entity, Resource) else None
         return _compare_files(f"resource {where}", res, f, files_digest)
@@ -191,6 +199,8 @@ def dest_changes(plan: Plan, dest: Inventory, settled: set[str]) -> list[str]:
             res = found.resources.get(step.facts.get("resource") or "DICOM")
             if res is not None and res.files:
                 changed.append(f"scan {step.address} now exists on the destination")
+        elif step.kind == StepKind.CREATE_SCAN:
+            changed.append(f"scan {step.address} now exists on the destination")
         elif step.kind == StepKind.CREATE_EXPERIMENT:
             changed.append(f"experiment {step.address} now exists on the destination")
         elif step.kind == StepKind.CREATE_ASSESSOR:
@@ -221,6 +231,27 @@ def filter_inventory(inventory: Inventory, config: dict[str, Any]) -> Inventory:
     parsed = TransferConfig.from_dict(config)
     kept = apply_filters(inventory, parsed.filtering).inventory
     return apply_sharing(kept, copy_shared=parsed.copy_shared)[0]
+
+
+def filter_experiment(experiment: Experiment, config: dict[str, Any]) -> Experiment | None:
+    """One experiment as the plan's filters see it (None when they leave it out).
+
+    Verification filters the destination experiment it reads back as well, so data a filter
+    leaves out (say, a scan's DICOM) is compared on neither side, as in the plan. Sharing is
+    not applied: the experiment was chosen by the plan already.
+    """
+    if not config:
+        return experiment
+    from planner.config import TransferConfig
+    from planner.filters import apply_filters
+
+    one = Inventory(
+        server_url="",
+        project="",
+        subjects={"": Subject(label="", experiments={experiment.label: experiment})},
+    )
+    kept = apply_filters(one, TransferConfig.from_dict(config).filtering).inventory
+    return kept.subjects[""].experiments.get(experiment.label)
 
 
 def find_staleness(

@@ -244,6 +244,48 @@ def _create_assessor(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome
     return _create(step, ctx, owner_path(step.target), params)
 
 
+def _create_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
+    """PUT a scan no DICOM import creates, under the source scan's ID.
+
+    XNAT answers 200 whether the scan is new or already there with the same xsiType, so a
+    retried or resumed step is harmless; an existing scan of another xsiType is 409, which
+    fails the step (and so its resources) rather than mixing two scans.
+    """
+    f = step.facts
+    params = _clean_params(
+        {
+            "xsiType": f.get("xsi_type"),
+            "type": f.get("type"),
+            "series_description": f.get("series_description"),
+        }
+    )
+    path = owner_path(step.target)
+
+    def attempt(_n: int) -> None:
+        ctx.dst.request_text("PUT", path, params)
+
+    try:
+        _, n = with_retries(
+            attempt,
+            retry_count=ctx.retry_count,
+            retry_delay=ctx.retry_delay,
+            cancel=ctx.cancel,
+            on_retry=_retry_note(ctx, step),
+        )
+    except Cancelled:
+        raise
+    except Conflict as exc:
+        return StepOutcome(
+            FAILED,
+            f"the destination already has scan {step.target.get('scan')} of experiment "
+            f"{step.target.get('experiment')} with another xsiType than {f.get('xsi_type')} "
+            f"({describe(exc)}); resolve it there, then make a new plan",
+        )
+    except Exception as exc:
+        return StepOutcome(FAILED, describe(exc))
+    return StepOutcome(OK, attempts=n)
+
+
 def _document_item(doc: Any, path: str) -> dict[str, Any]:
     try:
         item = doc["items"][0]
@@ -553,6 +595,7 @@ _RUNNERS: dict[str, Callable[[Step, StepContext, bool], StepOutcome]] = {
     StepKind.CREATE_SUBJECT.value: _create_subject,
     StepKind.CREATE_EXPERIMENT.value: _create_experiment,
     StepKind.IMPORT_SCAN.value: _import_scan,
+    StepKind.CREATE_SCAN.value: _create_scan,
     StepKind.UPLOAD_RESOURCE.value: _upload_resource,
     StepKind.UPDATE_SUBJECT.value: _update_subject,
     StepKind.UPDATE_EXPERIMENT.value: _update_experiment,

@@ -4,7 +4,7 @@ The verdict comes from the diff's own comparison (``planner.compare.compare_expe
 that verification and planning can never disagree about what "the same" means; the tiers
 below only explain the verdict to a person:
 
-- tier 1: every (filtered) source scan exists on the destination;
+- tier 1: every (filtered) source scan exists on the destination, with or without DICOM;
 - tier 2: file counts of every scan resource and experiment resource match;
 - tier 3: sizes and MD5 digests match file by file, when both servers report digests.
 
@@ -29,7 +29,6 @@ _FAILING = (ChangeStatus.CREATE, ChangeStatus.DIFFERS, ChangeStatus.CONFLICT)
 # What apply's steps settle: differences there fail a transfer. Experiment and assessor
 # fields are carried by their XML documents, so they count too.
 _TRANSFERRED = (Level.SCAN, Level.RESOURCE, Level.EXPERIMENT, Level.ASSESSOR)
-DICOM = "DICOM"
 
 
 @dataclass(frozen=True)
@@ -73,8 +72,6 @@ def _resource_pairs(
     pairs: list[tuple[str, Resource, Resource | None]] = []
     for scan_id, scan in sorted(src.scans.items()):
         dscan = dst.scans.get(scan_id)
-        if dscan is None and DICOM not in scan.resources:
-            continue  # a scan without DICOM cannot be imported: the diff skips it whole
         for label, res in sorted(scan.resources.items()):
             other = dscan.resources.get(label) if dscan else None
             pairs.append((f"scans/{scan_id}/{label}", res, other))
@@ -101,8 +98,9 @@ def verify_experiment(
             address, False, False, False, None, ("the experiment is missing on the destination",)
         )
     problems: list[str] = []
-    importable = {sid for sid, scan in src.scans.items() if DICOM in scan.resources}
-    missing = sorted(importable - set(dst.scans))
+    # Every kept source scan is transferred: imported from its DICOM, or created (a scan
+    # without DICOM) with its other resources.
+    missing = sorted(set(src.scans) - set(dst.scans))
     tier1 = not missing
     if missing:
         problems.append(f"scans missing on the destination: {', '.join(missing)}")

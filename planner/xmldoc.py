@@ -8,8 +8,9 @@ is removed. Rewriting is pure (bytes in, bytes out) and follows these rules:
 
 - identity is the destination's: the root's ``ID``, ``label`` and ``project`` attributes,
   ``subject_ID`` and (for a session assessor) ``imageSession_ID``;
-- scans keep only those the plan carries, each under the destination's scan ID (the walk
-  pairs scans by ID and series UID; import numbers them by SeriesNumber);
+- scans keep only those the plan carries (imported from DICOM, created without DICOM, or
+  already there), each under the destination's scan ID (the walk pairs scans by ID and
+  series UID; import numbers them by SeriesNumber, a created scan keeps the source's ID);
 - server-owned parts go: other ``ID`` attributes and ``xnat_*_id`` attributes, insert
   dates and users, ``prearchivePath``, resource and file catalogs (``file``,
   ``resources``, ``out``, ``in``), ``sharing``, and nested ``assessors``/``experiments``

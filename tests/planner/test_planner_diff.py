@@ -479,14 +479,16 @@ def test_empty_resource_is_created(b):
     assert step.facts["file_count"] == 0 and step.facts["bytes"] == 0
 
 
-def test_source_scan_without_dicom_is_skipped_with_its_resources(b):
+def test_source_scan_without_dicom_is_created_with_its_resources(b):
     src = b.inv(b.subj("S1", b.exp("E1", "S1", (b.scan("1", n=0, extra=(b.res("NIFTI", 1),)),))))
     p = plan(src, dst_of(b, b.subj("S1", b.exp("E1", "S1"))))
     by = {c.address: c for c in p.changes}
-    assert by["S1/E1/scans/1"].status == ChangeStatus.SKIPPED
-    assert by["S1/E1/scans/1"].reason == "no DICOM resource to import"
-    assert "S1/E1/scans/1/NIFTI" not in by
-    assert p.steps == ()
+    assert by["S1/E1/scans/1"].status == ChangeStatus.CREATE
+    assert by["S1/E1/scans/1/NIFTI"].status == ChangeStatus.CREATE
+    assert steps(p) == {
+        "S1/E1/scans/1": StepKind.CREATE_SCAN,
+        "S1/E1/scans/1/NIFTI": StepKind.UPLOAD_RESOURCE,
+    }
 
 
 def test_session_assessor_differences(b):

@@ -134,8 +134,9 @@ def test_update_experiment_waits_for_creation_and_every_import(b):
         "create_experiment:S1/E1",
         "import_scan:S1/E1/scans/1",
         "import_scan:S1/E1/scans/2",
+        "create_scan:S1/E1/scans/3",  # no DICOM to import: created by a PUT
     }
-    assert update.facts["scans"] == ["1", "2"]  # scan 3 has no DICOM: never created
+    assert update.facts["scans"] == ["1", "2", "3"]
     assert update.facts["source_path"] == "/data/experiments/X_E1"
     assert update.target == {"project": "Q", "subject": "S1", "experiment": "E1"}
 

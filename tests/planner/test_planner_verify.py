@@ -90,4 +90,6 @@ def test_field_differences_fail_verification(b: SimpleNamespace) -> None:
     assert not result.ok
     assert "visit_id 'V1' != ''" in result.problems[0]
     nodicom = session(b, b.scan("1"), b.scan("2", n=0, extra=(b.res("NIFTI", 1),)))
-    assert check(nodicom, session(b, b.scan("1"))).ok, "a scan without DICOM is not imported"
+    missing = check(nodicom, session(b, b.scan("1")))
+    assert not missing.ok and not missing.tier1, "a scan without DICOM is created: verified too"
+    assert check(nodicom, nodicom).ok
