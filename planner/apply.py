@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.backend import XnatBackend, quote_segment
-from planner.compare import compare_experiment, files_digest, subject_fingerprint
+from planner.compare import compare_experiment, completion_fingerprint, files_digest
 from planner.errors import NotFound
 from planner.inventory import Experiment, Inventory, Resource, Subject, content_fingerprint
 from planner.plan import ChangeStatus, Level, Plan, Step, StepKind
@@ -628,7 +628,7 @@ class _Run:
         if self.raw_source is None:
             return ""
         s = self.raw_source.subjects.get(subject)
-        return subject_fingerprint(s) if s is not None else ""
+        return completion_fingerprint(s, self.plan.config) if s is not None else ""
 
     def _close_counts(self) -> None:
         r = self.result

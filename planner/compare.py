@@ -15,6 +15,7 @@ case); explanations are built only for what differs.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,28 @@ def subject_fingerprint(subject: Subject) -> str:
     """Content fingerprint of one source subject, as recorded when it completes and compared
     by ``sync_new_only`` to notice new data on the source."""
     return content_fingerprint(subject_to_dict(subject))
+
+
+def completion_fingerprint(subject: Subject, config: Mapping[str, Any]) -> str:
+    """What a completed subject is recorded with: its content and the filters it was copied
+    under (``content:filters``), so a later plan can tell new source data from a config that
+    now asks for more (or other) data than was copied."""
+    scope = {k: config.get(k) for k in ("filtering", "copy_shared")}
+    return f"{subject_fingerprint(subject)}:{content_fingerprint(scope)}"
+
+
+def completion_news(recorded: str, subject: Subject, config: Mapping[str, Any]) -> list[str]:
+    """Why a completed subject may deserve another look: empty when nothing changed."""
+    if not recorded:
+        return []
+    content, _, scope = recorded.partition(":")
+    now_content, _, now_scope = completion_fingerprint(subject, config).partition(":")
+    news = []
+    if content != now_content:
+        news.append("has new data on the source")
+    if scope and scope != now_scope:
+        news.append("was completed under other filters")
+    return news
 
 
 # -- comparisons -----------------------------------------------------------------------------

@@ -20,11 +20,11 @@ from planner.compare import (
     compare_assessor,
     compare_dicom,
     compare_experiment_own,
+    completion_news,
     dicom_size,
     entity_size,
     files_digest,
     scan_fields_differ,
-    subject_fingerprint,
 )
 from planner.config import TransferConfig
 from planner.filters import apply_filters, apply_sharing
@@ -53,6 +53,7 @@ from planner.plan import (
 
 COMPLETED = "completed by an earlier run"
 NEW_DATA = "has new data on the source"
+OTHER_FILTERS = "was completed under other filters"
 
 
 class PlanBuilder(ChangeCollector):
@@ -473,9 +474,9 @@ def _without_subjects(inv: Inventory, labels: set[str]) -> Inventory:
 
 
 def _completed_skips(
-    raw_src: Inventory, src: Inventory, completed: Mapping[str, str]
+    raw_src: Inventory, src: Inventory, completed: Mapping[str, str], config: Mapping[str, Any]
 ) -> tuple[set[str], list[Change]]:
-    """Subjects an earlier run completed: skipped, noting new source data."""
+    """Subjects an earlier run completed: skipped, noting new source data or new filters."""
     labels: set[str] = set()
     changes: list[Change] = []
     for label in sorted(src.subjects):
@@ -483,8 +484,9 @@ def _completed_skips(
             continue
         raw = raw_src.subjects.get(label, src.subjects[label])
         reason = COMPLETED
-        if completed[label] and completed[label] != subject_fingerprint(raw):
-            reason += f"; {NEW_DATA}"
+        news = completion_news(completed[label], raw, config)
+        if news:
+            reason += "; " + " and ".join(news)
         files, nbytes = entity_size(src.subjects[label])
         labels.add(W.label_key(label))
         changes.append(
@@ -558,7 +560,8 @@ def make_plan(
         for addr, level, reason in (*skipped, *shared)
     ]
     if config.sync_new_only and completed_subjects:
-        labels, skips = _completed_skips(src, f_src, completed_subjects)
+        config_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config or {})
+        labels, skips = _completed_skips(src, f_src, completed_subjects, config_dict)
         f_src = _without_subjects(f_src, labels)
         f_dst = _without_subjects(f_dst, labels)
         changes.extend(skips)
@@ -623,7 +626,8 @@ def summary_line(plan: Plan) -> str:
     stale_skips = _skipped_with_new_data(plan)
     if stale_skips:
         tail += (
-            f" ({_n(stale_skips, 'subject')} completed earlier with new data on the source: "
+            f" ({_n(stale_skips, 'subject')} completed earlier with new data on the source "
+            "or under other filters: "
             "set sync_new_only: false to compare them)"
         )
     if not s.has_changes:
@@ -654,5 +658,7 @@ def _skipped_with_new_data(plan: Plan) -> int:
     return sum(
         1
         for c in plan.changes
-        if c.status == ChangeStatus.SKIPPED and c.level == Level.SUBJECT and NEW_DATA in c.reason
+        if c.status == ChangeStatus.SKIPPED
+        and c.level == Level.SUBJECT
+        and (NEW_DATA in c.reason or OTHER_FILTERS in c.reason)
     )

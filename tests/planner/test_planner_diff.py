@@ -9,6 +9,7 @@ from planner.compare import (
     compare_experiment,
     compare_resource,
     compare_scan,
+    completion_fingerprint,
     files_digest,
     subject_fingerprint,
 )
@@ -19,6 +20,7 @@ from planner.config import (
     SyncType,
     TransferConfig,
     TypedFilter,
+    parse_config,
 )
 from planner.diff import human_bytes, make_plan, summary_line
 from planner.inventory import FileEntry, Resource
@@ -388,6 +390,23 @@ def test_sync_new_only_notes_new_data(b):
     line = summary_line(p)
     assert "matches the source" not in line
     assert "1 subject completed earlier with new data on the source" in line
+
+
+def test_sync_new_only_notes_a_subject_completed_under_other_filters(b):
+    src, dst = _world(b)
+    narrow = TransferConfig(
+        filtering=parse_config(
+            {"filtering": {"project_resources": {"sync_type": "none"}}}
+        ).filtering
+    )
+    recorded = completion_fingerprint(src.subjects["S1"], narrow.to_dict())
+    same = plan(src, dst, narrow, completed={"S1": recorded})
+    skip = next(c for c in same.changes if c.address == "S1")
+    assert skip.reason == "completed by an earlier run"
+    wider = plan(src, dst, completed={"S1": recorded})
+    skip = next(c for c in wider.changes if c.address == "S1")
+    assert skip.reason == "completed by an earlier run; was completed under other filters"
+    assert "under other filters" in summary_line(wider)
 
 
 def test_without_sync_new_only_completed_subjects_are_checked(b):
