@@ -524,6 +524,19 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
                 ) from exc
             notes.append("already on the destination with the same files")
 
+    return _run_zip_step(job, attempt, lambda: tries, note=notes)
+
+
+def _run_zip_step(
+    job: _ZipJob,
+    attempt: Callable[[int], None],
+    tries: Callable[[], int],
+    *,
+    note: list[str] | None = None,
+) -> StepOutcome:
+    """Run a step that moves a zip under the retry rule: the zip is deleted when the step
+    succeeds or is cancelled, and kept (with its path in the error) when it fails."""
+    ctx, step = job.ctx, job.step
     try:
         with_retries(
             attempt,
@@ -536,9 +549,9 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
         job.discard()
         raise
     except Exception as exc:
-        return _failed_with_zip(job, exc, tries)
+        return _failed_with_zip(job, exc, tries())
     job.discard()
-    return StepOutcome(OK, bytes_moved=job.bytes, attempts=tries, note="; ".join(notes))
+    return StepOutcome(OK, bytes_moved=job.bytes, attempts=tries(), note="; ".join(note or []))
 
 
 def _upload_resource(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
@@ -573,22 +586,9 @@ def _upload_resource(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome
             )
 
     try:
-        with_retries(
-            attempt,
-            retry_count=ctx.retry_count,
-            retry_delay=ctx.retry_delay,
-            cancel=ctx.cancel,
-            on_retry=_retry_note(ctx, step),
-        )
-    except Cancelled:
-        job.discard()
-        raise
-    except Exception as exc:
-        return _failed_with_zip(job, exc, tries)
+        return _run_zip_step(job, attempt, lambda: tries)
     finally:
         flat.unlink(missing_ok=True)
-    job.discard()
-    return StepOutcome(OK, bytes_moved=job.bytes, attempts=tries)
 
 
 _RUNNERS: dict[str, Callable[[Step, StepContext, bool], StepOutcome]] = {
