@@ -132,13 +132,18 @@ class PlanBuilder(ChangeCollector):
             why,
         )
 
-    def _create_assessor(self, address: str, a: Assessor) -> str:
-        exp_src, exp_dst, exp_step = self._exp
+    def _assessor_target(self, address: str, a: Assessor) -> dict[str, Any]:
+        """Where an assessor goes: under the destination's label of its session."""
+        exp_src, exp_dst, _ = self._exp
         assert exp_src is not None
-        target = self._subject_target(address) | {
+        return self._subject_target(address) | {
             "experiment": exp_dst.label if exp_dst is not None else exp_src.label,
             "assessor": a.label,
         }
+
+    def _create_assessor(self, address: str, a: Assessor) -> str:
+        exp_step = self._exp[2]
+        target = self._assessor_target(address, a)
         return self._add(
             StepKind.CREATE_ASSESSOR,
             address,
@@ -152,12 +157,9 @@ class PlanBuilder(ChangeCollector):
     def _update_assessor(
         self, address: str, a: Assessor, d: Assessor | None, depends: str, why: str
     ) -> str:
-        exp_src, exp_dst, _ = self._exp
+        exp_src = self._exp[0]
         assert exp_src is not None
-        target = self._subject_target(address) | {
-            "experiment": exp_dst.label if exp_dst is not None else exp_src.label,
-            "assessor": a.label,
-        }
+        target = self._assessor_target(address, a)
         return self._add(
             StepKind.UPDATE_EXPERIMENT,
             address,
