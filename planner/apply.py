@@ -123,6 +123,9 @@ class ApplyResult:
     # Entities the plan found in conflict: never overwritten, so never transferred. Their
     # subjects are not recorded as completed, so later runs look at them again.
     conflicts: list[tuple[str, str]] = field(default_factory=list)
+    # A second Ctrl-C left steps running in worker threads: the caller should exit at once
+    # rather than wait for them (they are redone, safely, by the next run).
+    abandoned_steps: bool = False
 
     @property
     def ok(self) -> bool:
@@ -431,6 +434,7 @@ class _Run:
 
         self._close_counts()
         result = self.result
+        result.abandoned_steps = abandon
         result.duration = time.monotonic() - started
         result.throughput = result.bytes_moved / result.duration if result.duration else 0.0
         if self.cancel.is_set():
@@ -439,7 +443,32 @@ class _Run:
             result.status = ABORTED
         elif result.failed_steps or result.verification.failed:
             result.status = FAILED_RUN
+        if result.status == COMPLETED:
+            self._record_subjects_already_complete()
         return result
+
+    def _record_subjects_already_complete(self) -> None:
+        """Subjects the plan compared and found with nothing to do are complete too: record
+        them with this config, so ``sync_new_only`` notes stop once their data is in place
+        (a subject completed under narrower filters, then found whole under wider ones)."""
+        with_steps = set(self.subjects)
+        pending = {
+            c.address.split("/", 1)[0]
+            for c in self.plan.changes
+            if c.status in (ChangeStatus.CREATE, ChangeStatus.DIFFERS, ChangeStatus.CONFLICT)
+        }
+        for c in self.plan.changes:
+            if c.level != Level.SUBJECT or c.status != ChangeStatus.IN_SYNC:
+                continue
+            if c.address in with_steps or c.address in pending:
+                continue
+            fingerprint = self._subject_fingerprint(c.address)
+            if not fingerprint:
+                continue
+            try:
+                self.state.mark_subject_done(self.pair, c.address, self.run_id, fingerprint)
+            except Exception as exc:
+                self.reporter.warning(f"could not mark subject {c.address} done: {describe(exc)}")
 
     def _stopping(self) -> bool:
         return self.stop or self.cancel.is_set()

@@ -21,7 +21,7 @@ from planner.config import TransferConfig, load_config
 from planner.diff import make_plan, summary_line
 from planner.errors import BackendError
 from planner.inventory import Inventory
-from planner.plan import Plan
+from planner.plan import ChangeStatus, Plan
 from planner.planfile import save_plan
 from planner.preflight import WRITABLE_PROJECTS
 from planner.snapshot import take_snapshot
@@ -267,6 +267,23 @@ def show_plan(
         render_plan(plan, ctx.out, show_in_sync=show_in_sync)
 
 
+def nothing_to_apply(ctx: AppContext, plan: Plan) -> int:
+    """The exit code of a plan with no steps: 0, unless conflicts keep data from moving,
+    which a script rerunning the transfer must not read as success."""
+    from xnatctl.views.report import render_conflicts
+
+    conflicts = [
+        (c.address, "; ".join(c.differences) or c.reason)
+        for c in plan.changes
+        if c.status == ChangeStatus.CONFLICT
+    ]
+    if not conflicts:
+        return int(ExitCode.OK)
+    if not ctx.json_output:
+        render_conflicts(conflicts, ctx.out)
+    return int(ExitCode.FAILED)
+
+
 def confirm(ctx: AppContext, plan: Plan, *, yes: bool) -> None:
     """Ask before writing to the destination; without a terminal, insist on --yes."""
     if yes:
@@ -320,30 +337,38 @@ def run_apply(
     _remove_orphaned_downloads(ctx, options.work_dir)
     cancel = threading.Event()
     reporter = progress_reporter(sys.stderr, force_terminal=None if not ctx.quiet else False)
-    with StateDB(ctx.state_db_path) as state, reporter:
-        try:
-            result = apply_plan(
-                plan,
-                src,
-                dst,
-                state,
-                options,
-                reporter=reporter,
-                cancel=cancel,
-                check_stale=check_stale,
-            )
-        except KeyboardInterrupt:
-            # A second Ctrl-C: apply has recorded the run as interrupted and released its
-            # lock; steps still in flight are abandoned (the next run redoes them safely).
-            cancel.set()
-            sys.stderr.write("interrupted: run the same command again to resume\n")
-            sys.stderr.flush()
-            os._exit(int(ExitCode.INTERRUPTED))
+    state = StateDB(ctx.state_db_path)
+    try:
+        with reporter:
+            try:
+                result = apply_plan(
+                    plan,
+                    src,
+                    dst,
+                    state,
+                    options,
+                    reporter=reporter,
+                    cancel=cancel,
+                    check_stale=check_stale,
+                )
+            except KeyboardInterrupt:
+                # Ctrl-C once more: apply has recorded the run as interrupted and released
+                # its lock; steps in flight are abandoned (the next run redoes them safely).
+                cancel.set()
+                _exit_now("interrupted: run the same command again to resume\n")
+    except BaseException:
+        state.close()
+        raise
     summary = result.summary()
     if ctx.json_output:
         ctx.print_json({"run_id": result.run_id, **summary})
     else:
         render_apply_summary(summary, ctx.out)
+    if result.abandoned_steps:
+        # Worker threads still run abandoned steps: end the process before they record
+        # anything (the state DB stays open for them until then; the next run redoes them).
+        _exit_now("")
+    state.close()
     if result.status == "interrupted":
         return int(ExitCode.INTERRUPTED)
     complete = result.ok and not result.failed_steps and not result.conflicts
@@ -366,6 +391,14 @@ def _remove_orphaned_downloads(ctx: AppContext, work_dir: Path) -> None:
             if path.is_file():
                 path.unlink(missing_ok=True)
                 ctx.note(f"Removed a temporary download left by an interrupted run: {path.name}")
+
+
+def _exit_now(message: str) -> None:
+    sys.stdout.flush()
+    if message:
+        sys.stderr.write(message)
+    sys.stderr.flush()
+    os._exit(int(ExitCode.INTERRUPTED))
 
 
 def check_writable(dst: XnatClient, project: str) -> None:

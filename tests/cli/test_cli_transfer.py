@@ -180,8 +180,35 @@ def test_a_conflict_fails_the_run_and_keeps_its_subject_open(seeded, cli):
     assert "conflict" in result.out
     assert f"{victim['subject_label']}/{victim['label']}" in result.out
 
+    rerun = cli("project", "transfer", *seeded.pair_args(), "--yes")
+    assert rerun.code == 1, "an open conflict is never reported as success"
+    assert "1 conflict not transferred" in rerun.out
+
     again = cli("project", "transfer", *seeded.pair_args(), "--dry-run", "-o", "json")
     plan = json.loads(again.out)
     subject = next(c for c in plan["changes"] if c["address"] == victim["subject_label"])
     assert "completed by an earlier run" not in subject["reason"]
     assert plan["summary"]["conflicts"] >= 1
+
+
+def test_widening_filters_is_noted_until_the_wider_data_is_in_place(seeded, cli, tmp_path):
+    # Narrower only at project level: under the wider filters the subjects themselves are
+    # already whole, so only the run's other steps (the project resource) have work to do.
+    narrow = tmp_path / "no-project-resources.yaml"
+    narrow.write_text("filtering:\n  project_resources:\n    sync_type: none\n")
+    assert (
+        cli("project", "transfer", *seeded.pair_args(), "--config", str(narrow), "--yes").code == 0
+    )
+
+    def reasons() -> dict[str, str]:
+        dry = cli("project", "transfer", *seeded.pair_args(), "--dry-run", "-o", "json")
+        plan = json.loads(dry.out)
+        return {c["address"]: c["reason"] for c in plan["changes"] if c["level"] == "subject"}
+
+    assert all("under other filters" in r for r in reasons().values()), reasons()
+    everything = tmp_path / "everything.yaml"
+    everything.write_text("sync_new_only: false\n")
+    wide = cli("project", "transfer", *seeded.pair_args(), "--config", str(everything), "--yes")
+    assert wide.code == 0, wide.err
+    assert "1 resource" in wide.out  # the project resource; no subject had anything to do
+    assert not any("under other filters" in r for r in reasons().values()), reasons()

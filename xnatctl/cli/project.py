@@ -130,7 +130,7 @@ def transfer(
             return
         ops.show_plan(app_ctx, made.plan, show_in_sync=show_in_sync, summary_only=True)
         if not made.plan.steps:
-            return
+            raise typer.Exit(ops.nothing_to_apply(app_ctx, made.plan))
         ops.confirm(app_ctx, made.plan, yes=yes)
         code = ops.run_apply(app_ctx, made.plan, src, dst, cfg, check_stale=False, made=made)
     raise typer.Exit(code)
@@ -175,7 +175,7 @@ def apply(
     with src, dst:
         ops.show_plan(app_ctx, plan, summary_only=True)
         if not plan.steps:
-            return
+            raise typer.Exit(ops.nothing_to_apply(app_ctx, plan))
         ops.confirm(app_ctx, plan, yes=yes)
         code = ops.run_apply(
             app_ctx, plan, src, dst, cfg, check_stale=True, plan_file=str(plan_file)

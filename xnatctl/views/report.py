@@ -83,12 +83,16 @@ def render_apply_summary(summary: dict[str, Any], console: Console) -> None:
         if len(roots) > 50:
             console.print(f"  ... and {len(roots) - 50} more (see transfer-status)")
     if conflicts:
-        console.print(
-            f"[red]{_n(len(conflicts), 'conflict')} not transferred[/] (never overwritten; "
-            "resolve them on the destination, then run again):"
-        )
-        for address, why in conflicts[:50]:
-            console.print(f"  {address}: {why}", highlight=False, markup=False, soft_wrap=True)
+        render_conflicts(conflicts, console)
+
+
+def render_conflicts(conflicts: list[tuple[str, str]], console: Console) -> None:
+    console.print(
+        f"[red]{_n(len(conflicts), 'conflict')} not transferred[/] (never overwritten; "
+        "resolve them on the destination, then run again):"
+    )
+    for address, why in conflicts[:50]:
+        console.print(f"  {address}: {why}", highlight=False, markup=False, soft_wrap=True)
 
 
 # -- state DB --------------------------------------------------------------------------------
