@@ -44,6 +44,12 @@ def serve(
     prearchive_interval: float = typer.Option(
         60, "--prearchive-interval", help="Seconds between prearchive checks."
     ),
+    xnat_version: str = typer.Option(
+        "1.8.11",
+        "--xnat-version",
+        help="XNAT version to report and behave as (before 1.8.10 the DICOM-zip import "
+        "ignores dest and leaves sessions in the prearchive).",
+    ),
 ) -> None:
     """Run the server until SIGINT or SIGTERM."""
     from xnatsim.server import start_server
@@ -53,6 +59,7 @@ def serve(
         "session_timeout_seconds": session_timeout,
         "prearchive_idle_seconds": prearchive_idle,
         "prearchive_interval_seconds": prearchive_interval,
+        "version": xnat_version,
     }
     try:
         srv = start_server(
