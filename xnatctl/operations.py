@@ -277,11 +277,13 @@ def nothing_to_apply(ctx: AppContext, plan: Plan) -> int:
         for c in plan.changes
         if c.status == ChangeStatus.CONFLICT
     ]
-    if not conflicts:
-        return int(ExitCode.OK)
-    if not ctx.json_output:
+    if ctx.json_output:
+        ctx.print_json(
+            {"status": "no_changes", "conflicts": [list(c) for c in conflicts], "steps_run": 0}
+        )
+    elif conflicts:
         render_conflicts(conflicts, ctx.out)
-    return int(ExitCode.FAILED)
+    return int(ExitCode.FAILED) if conflicts else int(ExitCode.OK)
 
 
 def confirm(ctx: AppContext, plan: Plan, *, yes: bool) -> None:

@@ -63,6 +63,9 @@ def test_dry_run_saves_a_plan_that_apply_carries_out(seeded, cli, tmp_path):
     again = cli("project", "transfer", *seeded.pair_args(), "--yes")
     assert again.code == 0
     assert "No changes" in again.out
+    scripted = cli("project", "transfer", *seeded.pair_args(), "--yes", "-o", "json")
+    assert scripted.code == 0
+    assert json.loads(scripted.out) == {"status": "no_changes", "conflicts": [], "steps_run": 0}
 
     reapplied = cli("project", "apply", str(plan_file), "--yes")
     assert reapplied.code == 0, reapplied.err
