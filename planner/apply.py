@@ -665,7 +665,8 @@ class _Run:
             for key, group in groups.items():
                 if key == _PROJECT_KEY:
                     continue
-                if group.failed:
+                conflicted = groups is self.subjects and key in self.conflicted_subjects
+                if group.failed or conflicted:  # a subject with a conflict is not synced
                     counts.failed += 1
                 elif not group.closed:
                     counts.pending += 1

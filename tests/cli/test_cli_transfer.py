@@ -182,6 +182,7 @@ def test_a_conflict_fails_the_run_and_keeps_its_subject_open(seeded, cli):
     assert result.code == 1
     assert "conflict" in result.out
     assert f"{victim['subject_label']}/{victim['label']}" in result.out
+    assert "Subjects: 1 synced, 1 failed" in result.out  # its subject is not counted as synced
 
     rerun = cli("project", "transfer", *seeded.pair_args(), "--yes")
     assert rerun.code == 1, "an open conflict is never reported as success"
