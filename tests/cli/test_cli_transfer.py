@@ -216,3 +216,19 @@ def test_widening_filters_is_noted_until_the_wider_data_is_in_place(seeded, cli,
     assert wide.code == 0, wide.err
     assert "1 resource" in wide.out  # the project resource; no subject had anything to do
     assert not any("under other filters" in r for r in reasons().values()), reasons()
+
+
+def test_status_after_the_circuit_breaker_says_so(seeded, cli, tmp_path):
+    seeded.dst.faults.set_rules(
+        [{"method": "POST", "path": "/data/services/import*", "status": 400}]
+    )
+    config = tmp_path / "strict.yaml"
+    config.write_text("max_failures: 1\nscan_workers: 1\n")
+    result = cli("project", "transfer", *seeded.pair_args(), "--config", str(config), "--yes")
+    assert result.code == 1
+    assert "circuit breaker" in result.out
+    status = cli("project", "transfer-status", "-P", PROJECT)
+    assert status.code == 0
+    assert "aborted" in status.out
+    assert "circuit breaker" in status.out
+    assert "left for the next run" in status.out

@@ -159,7 +159,9 @@ def _synced_failed_skipped(run: dict[str, Any], group: str, *, compact: bool = F
     synced, failed, skipped = (_count(run, group, k) for k in ("synced", "failed", "skipped"))
     if compact:
         return f"{synced}/{failed}/{skipped}"
-    return f"{synced} synced, {failed} failed, {skipped} skipped"
+    text = f"{synced} synced, {failed} failed, {skipped} skipped"
+    pending = _count(run, group, "pending")
+    return text + (f", {pending} left for the next run" if pending else "")
 
 
 def render_status(run: dict[str, Any], failed: list[dict[str, Any]], console: Console) -> None:
@@ -174,6 +176,12 @@ def render_status(run: dict[str, Any], failed: list[dict[str, Any]], console: Co
     )
     console.print(f"Subjects: {_synced_failed_skipped(run, 'subjects')}", highlight=False)
     console.print(f"Experiments: {_synced_failed_skipped(run, 'experiments')}", highlight=False)
+    counts = run.get("counts") or {}
+    if counts.get("circuit_breaker_tripped"):
+        console.print("[red]Stopped by the circuit breaker: too many subjects in a row failed.[/]")
+    conflicts = counts.get("conflicts") or []
+    if conflicts:
+        console.print(f"[red]{_n(len(conflicts), 'conflict')} not transferred.[/]")
     steps = run.get("steps") or {}
     if steps:
         listed = ", ".join(f"{n} {status}" for status, n in sorted(steps.items()))
