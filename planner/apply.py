@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from planner import address as A
 from planner.backend import XnatBackend, quote_segment
 from planner.compare import compare_experiment, completion_fingerprint, files_digest
 from planner.errors import NotFound
@@ -66,7 +67,7 @@ INTERRUPTED = "interrupted"
 ABORTED = "aborted"
 
 _INLINE = (StepKind.CREATE_SUBJECT, StepKind.CREATE_EXPERIMENT)
-_PROJECT_KEY = "@project"
+_PROJECT_KEY = A.PROJECT
 
 
 @dataclass

@@ -26,11 +26,6 @@ def quote_segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def quote_path(relative_path: str) -> str:
-    """Percent-encode a relative file path, keeping its slashes."""
-    return quote(relative_path, safe="/")
-
-
 @runtime_checkable
 class XnatBackend(Protocol):
     """One XNAT server, as seen by the planner."""

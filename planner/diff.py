@@ -27,7 +27,7 @@ from planner.compare import (
     scan_fields_differ,
 )
 from planner.config import TransferConfig
-from planner.filters import apply_filters, apply_sharing
+from planner.filters import in_scope
 from planner.inventory import (
     Assessor,
     Experiment,
@@ -461,13 +461,6 @@ class _ExperimentWork:
 # -- filters and state -----------------------------------------------------------------------
 
 
-def _filter(inventory: Inventory, filtering: Any) -> tuple[Inventory, tuple[Any, ...]]:
-    if filtering is None:
-        return inventory, ()
-    result = apply_filters(inventory, filtering)
-    return result.inventory, tuple(result.skipped)
-
-
 def _without_subjects(inv: Inventory, labels: set[str]) -> Inventory:
     if not labels:
         return inv
@@ -553,13 +546,12 @@ def make_plan(
     tool_version: str,
 ) -> Plan:
     """Diff two inventories into a plan (see the module doc)."""
-    filtering = config.filtering
-    f_src, skipped = _filter(src, filtering)
-    f_dst, _ = _filter(dst, filtering)
-    f_src, f_dst, shared = apply_sharing(f_src, f_dst, copy_shared=config.copy_shared)
+    scope = in_scope(src, dst, config.filtering, copy_shared=config.copy_shared)
+    f_src, f_dst = scope.source, scope.dest
+    assert f_dst is not None
     changes: list[Change] = [
         Change(str(addr), Level(level), ChangeStatus.SKIPPED, (), str(reason))
-        for addr, level, reason in (*skipped, *shared)
+        for addr, level, reason in (*scope.filtered, *scope.shared)
     ]
     if config.sync_new_only and completed_subjects:
         config_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config or {})

@@ -13,7 +13,7 @@ from typing import Any
 from planner import walk as W
 from planner.compare import ChangeCollector
 from planner.config import Filtering
-from planner.filters import apply_filters, apply_sharing
+from planner.filters import in_scope
 from planner.inventory import Inventory
 from planner.plan import Change, ChangeStatus
 
@@ -123,16 +123,12 @@ def check_drift(
         note = f"the {' and '.join(missing)} gave no MD5 digests: compared sizes and counts only"
 
     collector = ChangeCollector(digests=use_digests)
-    f_src, f_dst, shared = apply_sharing(
-        apply_filters(src, filtering).inventory,
-        apply_filters(dst, filtering).inventory,
-        copy_shared=copy_shared,
-    )
-    assert f_dst is not None
-    W.walk(f_src, f_dst, collector)
+    scope = in_scope(src, dst, filtering, copy_shared=copy_shared)
+    assert scope.dest is not None
+    W.walk(scope.source, scope.dest, collector)
     not_compared = [
         DriftEntry(address, str(level), NOT_COMPARED, (), reason)
-        for address, level, reason in shared
+        for address, level, reason in scope.shared
     ]
     entries = tuple(
         sorted([*(_entry(c) for c in collector.changes), *not_compared], key=lambda e: e.address)

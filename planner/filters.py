@@ -34,7 +34,15 @@ from planner.config import Filtering, ItemFilter, SessionTypeFilter, TypedFilter
 from planner.inventory import Experiment, Inventory, Resource, Scan, Subject
 from planner.plan import Level
 
-__all__ = ["Filtered", "apply_filters", "apply_sharing", "shared_reason", "skip_reason"]
+__all__ = [
+    "Filtered",
+    "Scope",
+    "apply_filters",
+    "apply_sharing",
+    "in_scope",
+    "shared_reason",
+    "skip_reason",
+]
 
 Skip = tuple[str, Level, str]
 
@@ -321,3 +329,23 @@ def apply_sharing(
         _drop(dst, subjects, experiments) if dst is not None else None,
         tuple(skipped),
     )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Both inventories as a transfer sees them, and what was left out on the way."""
+
+    source: Inventory
+    dest: Inventory | None
+    filtered: tuple[Skip, ...]  # left out by the filters (source side)
+    shared: tuple[Skip, ...]  # only shared into the source project (without copy_shared)
+
+
+def in_scope(
+    src: Inventory, dst: Inventory | None, filtering: Filtering, *, copy_shared: bool
+) -> Scope:
+    """The one way plan, drift and apply narrow inventories: filters, then shared data."""
+    kept = apply_filters(src, filtering)
+    kept_dst = apply_filters(dst, filtering).inventory if dst is not None else None
+    source, dest, shared = apply_sharing(kept.inventory, kept_dst, copy_shared=copy_shared)
+    return Scope(source, dest, tuple(kept.skipped), shared)

@@ -74,10 +74,15 @@ def _project_readable(backend: XnatBackend, project: str) -> str:
     return f"project {project} is readable"
 
 
+def may_write(backend: XnatBackend, project: str) -> bool:
+    """Whether the logged-in user may add data to ``project`` (owner or member)."""
+    rows = backend.get_rows("/data/projects", WRITABLE_PROJECTS)
+    return any(row.get("ID", "").lower() == project.lower() for row in rows)
+
+
 def _project_writable(backend: XnatBackend, project: str) -> str:
     backend.get_json(f"/data/projects/{quote_segment(project)}")
-    rows = backend.get_rows("/data/projects", WRITABLE_PROJECTS)
-    if not any(row.get("ID", "").lower() == project.lower() for row in rows):
+    if not may_write(backend, project):
         raise PermissionDenied(
             f"the user may read project {project} but not write to it",
             status=403,

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from planner import address as A
 from planner.backend import XnatBackend
 from planner.inventory import Assessor, Experiment, Inventory, Resource, Scan, Subject
 from planner.plan import ChangeStatus, Plan, Step, StepKind
@@ -51,7 +52,7 @@ class StalenessReport:
 def _find(inv: Inventory, address: str) -> Any:
     """The entity at an address (see ``planner.address``), or None."""
     parts = address.split("/")
-    if parts[0] == "@project":
+    if parts[0] == A.PROJECT:
         return inv.resources.get(parts[2]) if len(parts) == 3 else None
     subject = inv.subjects.get(parts[0])
     if subject is None or len(parts) == 1:
@@ -214,7 +215,7 @@ def _dest_address(step: Step) -> str:
     """The step's address in destination labels (targets may rename subject/experiment)."""
     t = step.target
     parts = step.address.split("/")
-    if parts[0] != "@project" and t.get("subject"):
+    if parts[0] != A.PROJECT and t.get("subject"):
         parts[0] = str(t["subject"])
         if len(parts) >= 2 and parts[1] != "resources" and t.get("experiment"):
             parts[1] = str(t["experiment"])
@@ -226,11 +227,10 @@ def filter_inventory(inventory: Inventory, config: dict[str, Any]) -> Inventory:
     if not config:
         return inventory
     from planner.config import TransferConfig
-    from planner.filters import apply_filters, apply_sharing
+    from planner.filters import in_scope
 
     parsed = TransferConfig.from_dict(config)
-    kept = apply_filters(inventory, parsed.filtering).inventory
-    return apply_sharing(kept, copy_shared=parsed.copy_shared)[0]
+    return in_scope(inventory, None, parsed.filtering, copy_shared=parsed.copy_shared).source
 
 
 def filter_experiment(experiment: Experiment, config: dict[str, Any]) -> Experiment | None:

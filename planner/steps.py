@@ -201,7 +201,16 @@ def _retry_note(ctx: StepContext, step: Step) -> Callable[[int, BaseException, f
     return note
 
 
-def _create(step: Step, ctx: StepContext, path: str, params: dict[str, str]) -> StepOutcome:
+def _create(
+    step: Step,
+    ctx: StepContext,
+    path: str,
+    params: dict[str, str],
+    *,
+    on_conflict: Callable[[Conflict], str] | None = None,
+) -> StepOutcome:
+    """One idempotent PUT under the retry rule; ``on_conflict`` words a 409 for people."""
+
     def attempt(_n: int) -> str:
         return ctx.dst.request_text("PUT", path, params).strip()
 
@@ -215,6 +224,8 @@ def _create(step: Step, ctx: StepContext, path: str, params: dict[str, str]) -> 
         )
     except Cancelled:
         raise
+    except Conflict as exc:
+        return StepOutcome(FAILED, on_conflict(exc) if on_conflict else describe(exc))
     except Exception as exc:
         return StepOutcome(FAILED, describe(exc))
     return StepOutcome(OK, dest_id=dest_id.splitlines()[0] if dest_id else "", attempts=n)
@@ -259,31 +270,15 @@ def _create_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
             "series_description": f.get("series_description"),
         }
     )
-    path = owner_path(step.target)
 
-    def attempt(_n: int) -> None:
-        ctx.dst.request_text("PUT", path, params)
-
-    try:
-        _, n = with_retries(
-            attempt,
-            retry_count=ctx.retry_count,
-            retry_delay=ctx.retry_delay,
-            cancel=ctx.cancel,
-            on_retry=_retry_note(ctx, step),
-        )
-    except Cancelled:
-        raise
-    except Conflict as exc:
-        return StepOutcome(
-            FAILED,
+    def conflict(exc: Conflict) -> str:
+        return (
             f"the destination already has scan {step.target.get('scan')} of experiment "
             f"{step.target.get('experiment')} with another xsiType than {f.get('xsi_type')} "
-            f"({describe(exc)}); resolve it there, then make a new plan",
+            f"({describe(exc)}); resolve it there, then make a new plan"
         )
-    except Exception as exc:
-        return StepOutcome(FAILED, describe(exc))
-    return StepOutcome(OK, attempts=n)
+
+    return _create(step, ctx, owner_path(step.target), params, on_conflict=conflict)
 
 
 def _document_item(doc: Any, path: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from planner.errors import BackendError
 from planner.inventory import Inventory
 from planner.plan import ChangeStatus, Plan
 from planner.planfile import save_plan
-from planner.preflight import WRITABLE_PROJECTS
+from planner.preflight import may_write
 from planner.snapshot import take_snapshot
 from planner.state import PairKey, StateDB
 from xnatctl import __version__
@@ -405,8 +405,7 @@ def _exit_now(message: str) -> None:
 
 def check_writable(dst: XnatClient, project: str) -> None:
     """Fail at once, not after every step has met a 403, when the user may not write."""
-    rows = dst.get_rows("/data/projects", WRITABLE_PROJECTS)
-    if not any(row.get("ID", "").lower() == project.lower() for row in rows):
+    if not may_write(dst, project):
         raise CliError(
             f"the user may not write to project {project} on {dst.url}",
             code=ExitCode.PERMISSION,

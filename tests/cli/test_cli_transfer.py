@@ -232,3 +232,30 @@ def test_status_after_the_circuit_breaker_says_so(seeded, cli, tmp_path):
     assert "aborted" in status.out
     assert "circuit breaker" in status.out
     assert "left for the next run" in status.out
+
+
+def test_transfer_init_writes_a_config_that_loads_back_and_is_not_overwritten(cli, tmp_path):
+    from planner.config import TransferConfig, load_config
+
+    target = tmp_path / "transfer.yaml"
+    args = ["project", "transfer-init", "-P", "SRC1", "--dest-project", "DST1", "-f", str(target)]
+    assert cli(*args).code == 0
+    assert load_config(target) == TransferConfig(source_project="SRC1", dest_project="DST1")
+    target.write_text(target.read_text() + "# my own note\n")
+    refused = cli(*args)
+    assert refused.code == 64
+    assert "--force" in refused.err
+    assert target.read_text().endswith("# my own note\n")
+    assert cli(*args, "--force").code == 0
+    assert "# my own note" not in target.read_text()
+
+
+def test_workers_flag_overrides_the_config(seeded, cli, tmp_path):
+    config = tmp_path / "t.yaml"
+    config.write_text("scan_workers: 6\n")
+    base = ["project", "transfer", *seeded.pair_args(), "--config", str(config), "--dry-run"]
+    from_file = json.loads(cli(*base, "-o", "json").out)
+    assert from_file["config"]["scan_workers"] == 6
+    overridden = json.loads(cli(*base, "--workers", "1", "-o", "json").out)
+    assert overridden["config"]["scan_workers"] == 1
+    assert cli(*base, "--workers", "0").code == 64

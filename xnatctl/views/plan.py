@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
+from planner import address as A
 from planner.diff import human_bytes, summary_line
 from planner.plan import Change, ChangeStatus, Level, Plan
 from planner.planfile import plan_to_dict
@@ -20,7 +21,7 @@ MARKS: dict[ChangeStatus, tuple[str, str]] = {
     ChangeStatus.DEST_ONLY: ("-", "cyan"),
     ChangeStatus.SKIPPED: ("·", "dim"),
 }
-PROJECT_NODE = "@project"
+PROJECT_NODE = A.PROJECT
 MAX_REASONS = 8  # per entity; the plan file has them all
 
 
