@@ -13,6 +13,7 @@ from xnatsim import listing, schemas
 from xnatsim.auth import GROUP_OF_ROLE, Auth
 from xnatsim.handlers import DataHandlers
 from xnatsim.importer import Archiver
+from xnatsim.paths import check_path
 from xnatsim.resolve import Resolver
 from xnatsim.services import Services
 from xnatsim.store import Store
@@ -44,7 +45,9 @@ def version_at_least(version: str, *wanted: int) -> bool:
 
 
 def normalise(path: str) -> str:
-    """Fold the `/REST` and `/data/archive` spellings onto `/data`."""
+    """Refuse dot segments (see `paths.check_path`), then fold the `/REST` and
+    `/data/archive` spellings onto `/data`."""
+    check_path(path)
     path = "/" + path.strip("/") if path != "/" else "/"
     if path == "/REST" or path.startswith("/REST/"):
         path = "/data" + path[5:]

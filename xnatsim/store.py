@@ -507,7 +507,10 @@ class Store:
         tags: str = "",
         description: str = "",
     ) -> int:
-        root = self.owner_dir(kind, key) / label
+        owner = self.owner_dir(kind, key)
+        root = self.inside_archive(owner / label)
+        if root.resolve().parent != owner.resolve():
+            raise ValueError(f"Resource label {label!r} is not a plain folder name")
         with self.write() as c:
             row = c.execute(
                 "SELECT id FROM resources WHERE owner_kind = ? AND owner_key = ? AND label = ?",
@@ -532,7 +535,14 @@ class Store:
             return int(cur.lastrowid)
 
     def resource_root(self, res: sqlite3.Row) -> Path:
-        return self.data_dir / res["root"]
+        return self.inside_archive(self.data_dir / res["root"])
+
+    def inside_archive(self, path: Path) -> Path:
+        """`path`, checked to lie inside the archive: a last guard behind the request-path
+        check, so no label can ever point a resource at another object's files."""
+        if not path.resolve().is_relative_to(self.archive_dir.resolve()):
+            raise ValueError(f"{path} is outside the archive")
+        return path
 
     def files(self, resource_id: int) -> list[sqlite3.Row]:
         return self.query("SELECT * FROM files WHERE resource_id = ? ORDER BY path", (resource_id,))
