@@ -11,13 +11,13 @@ import re
 import shutil
 from pathlib import Path
 
+from xnatsim import catalog, listing, metadata, objects
 from xnatsim import fields as F
-from xnatsim import listing, metadata, objects
 from xnatsim.auth import GROUP_OF_ROLE, ROLE_GROUPS, Auth
 from xnatsim.downloads import stream_file, stream_targz, stream_zip, type_part
 from xnatsim.resolve import Row, Target
 from xnatsim.store import OWNER_CATEGORY, Exists, Store
-from xnatsim.uploads import extract_archive, receive, safe_relpath
+from xnatsim.uploads import archive_kind, extract_archive, receive, safe_relpath
 from xnatsim.web import HTTPError, Request, Response
 
 PROJECT_COLS = ["ID", "secondary_ID", "name", "description", "pi_firstname", "pi_lastname", "URI"]
@@ -319,6 +319,8 @@ class DataHandlers:
         store = self.store
         if t.resource is not None:
             return [t.resource]
+        if t.resources is not None:
+            return t.resources
         if t.kind == "files" and t.name:
             return []  # a resource that does not exist
         if t.scans is not None:
@@ -366,18 +368,24 @@ class DataHandlers:
         cache[key] = out
         return out
 
-    def file_rows(self, t: Target) -> list[tuple[Row, Row, str, list[str]]]:
+    def file_rows(self, t: Target, select=None) -> list[tuple[Row, Row, str, list[str]]]:
+        """(resource, file, URI base, zip path parts) per catalogued file of the target;
+        `select(paths) -> paths` narrows each resource's files."""
         out = []
         cache: dict = {}
         for res in self.file_resources(t):
             base, parts = self._describe(res, cache)
-            for f in self.store.files(res["id"]):
+            files = self.store.files(res["id"])
+            if select is not None:
+                keep = set(select([f["path"] for f in files]))
+                files = [f for f in files if f["path"] in keep]
+            for f in files:
                 out.append((res, f, base, parts))
         return out
 
-    def list_files(self, req: Request, t: Target) -> Response:
+    def list_files(self, req: Request, t: Target, select=None) -> Response:
         rows = []
-        for res, f, base, _parts in self.file_rows(t):
+        for res, f, base, _parts in self.file_rows(t, select):
             rows.append(
                 {
                     "Name": f["path"].rsplit("/", 1)[-1],
@@ -393,6 +401,33 @@ class DataHandlers:
                 }
             )
         return listing.render(req, rows, FILE_COLS, files=True, fixed_columns=True)
+
+    def _archive_name(self, t: Target) -> str:
+        """`ArchivableItem.getArchiveDirectoryName` of the secured object: the label of the
+        session (or subject), the project's ID."""
+        if t.experiment is not None:
+            return t.experiment["label"]
+        if t.subject is not None:
+            return t.subject["label"]
+        return t.project["id"] if t.project is not None else "files"
+
+    def _archive_reply(self, req: Request, entries: list, fmt: str, name: str) -> Response:
+        if fmt == "zip":
+            body = stream_zip(
+                entries, compress=req.flag("compressed") if "compressed" in req.params else False
+            )
+            return Response(
+                200,
+                body,
+                "application/zip",
+                [("Content-Disposition", f'attachment; filename="{name}.zip"')],
+            )
+        return Response(
+            200,
+            stream_targz(entries),
+            "application/x-gzip",
+            [("Content-Disposition", f'attachment; filename="{name}.tar.gz"')],
+        )
 
     def download(self, req: Request, t: Target, fmt: str) -> Response:
         structure = req.params.get("structure", "default")
@@ -422,23 +457,39 @@ class DataHandlers:
             if req.flag("accept-not-found"):
                 return Response(204, b"")
             raise HTTPError(404, "No matching files found.")
-        if fmt == "zip":
-            body = stream_zip(
-                entries, compress=req.flag("compressed") if "compressed" in req.params else False
-            )
-            return Response(
-                200,
-                body,
-                "application/zip",
-                [("Content-Disposition", f'attachment; filename="{name}.zip"')],
-            )
-        body = stream_targz(entries)
-        return Response(
-            200,
-            body,
-            "application/x-gzip",
-            [("Content-Disposition", f'attachment; filename="{name}.tar.gz"')],
-        )
+        return self._archive_reply(req, entries, fmt, name)
+
+    def get_files_at(self, req: Request, t: Target, fmt: str) -> Response:
+        """GET `files/{path}` (`FileList.handleSingleCatalog`/`handleMultipleCatalogs`): one
+        entry comes back raw; a folder (`path/`) or `*` pattern is listed, or zipped with
+        entry names relative to the resource; nothing found is 404 (204 with
+        `accept-not-found`)."""
+        rel = safe_relpath(t.file_path)
+        folder = req.path.endswith("/")
+        recursive = (req.params.get("recursive") or "").lower() != "false"
+
+        def select(paths: list[str]) -> list[str]:
+            return catalog.select_for_get(paths, rel, folder, recursive)
+
+        rows = self.file_rows(t, select)
+        exact = [row for row in rows if row[1]["path"] == rel]
+        if exact:
+            res = exact[0][0]
+            if fmt in ("zip", "tar.gz") and not rel.lower().endswith(f".{fmt}"):
+                path = self.store.resource_root(res) / rel
+                name = rel.rsplit("/", 1)[-1]
+                return self._archive_reply(req, [(name, path)], fmt, self._archive_name(t))
+            return self.get_file(req, t)
+        if not rows:
+            if req.flag("accept-not-found"):
+                return Response(204, b"")
+            raise HTTPError(404, f"Unable to find the specified file: {rel}")
+        if fmt in ("zip", "tar.gz"):
+            entries = [
+                (f["path"], self.store.resource_root(res) / f["path"]) for res, f, *_ in rows
+            ]
+            return self._archive_reply(req, entries, fmt, self._archive_name(t))
+        return self.list_files(req, t, select)
 
     def get_file(self, req: Request, t: Target) -> Response:
         rel = safe_relpath(t.file_path)
@@ -463,6 +514,46 @@ class DataHandlers:
             ]
             return Response(200, body, ctype, headers)
         raise HTTPError(404, f"Unable to find the specified file: {rel}")
+
+    def delete_files(self, req: Request, t: Target) -> Response:
+        """DELETE `files[/{path}]` (`FileList.handleDelete`): every entry the path prefixes
+        (`CatalogUtils.findCatEntriesWithinPath`) leaves the catalog, and its file leaves the
+        disk unless `removeFiles=false`; nothing matched is 404 "No matched files"."""
+        self.need_write(t)
+        if t.scans is not None:
+            # XNATTemplate: a write needs exactly one scan.
+            raise HTTPError(404, "Unable to identify scan")
+        res = t.resource
+        if res is None and not t.name:
+            # FileList works on the first resource of the owner when none is named.
+            found = self.file_resources(t)
+            res = found[0] if found else None
+        if res is None:
+            raise HTTPError(404, "Unable to find the specified resource.")
+        rel = safe_relpath(t.file_path)
+        if req.path.endswith("/") and rel:
+            rel += "/"
+        remove = (req.params.get("removeFiles") or "").lower() != "false"
+        root = self.store.resource_root(res)
+        with self.store.write() as c:
+            paths = [
+                r["path"]
+                for r in c.execute("SELECT path FROM files WHERE resource_id = ?", (res["id"],))
+            ]
+            gone = catalog.select_for_delete(paths, rel)
+            if not gone:
+                if req.flag("accept-not-found"):
+                    return Response(204, b"")
+                raise HTTPError(404, "No matched files")
+            c.executemany(
+                "DELETE FROM files WHERE resource_id = ? AND path = ?",
+                [(res["id"], p) for p in gone],
+            )
+        if remove:
+            for p in gone:
+                (root / p).unlink(missing_ok=True)
+                _prune_empty_dirs((root / p).parent, root)
+        return Response(200, b"")
 
     # -- uploads -------------------------------------------------------------------------
     def upload(self, req: Request, t: Target, user: str) -> Response:
@@ -491,28 +582,37 @@ class DataHandlers:
         try:
             counter = iter(range(1 << 30))
             stored = receive(req, lambda: staging / f"part{next(counter):05d}")
+            if not stored:
+                raise HTTPError(
+                    400,
+                    f"You tried to {req.method} to this service, but didn't provide any data.",
+                )
+            target = t.file_path.lstrip("/")
             items: list[tuple[str, Path, int, str]] = []
-            if req.flag("extract"):
-                for n, s in enumerate(stored):
+            for n, s in enumerate(stored):
+                # CatalogUtils.storeCatalogEntry: the upload's own name decides whether
+                # `extract=true` unpacks it (a raw body is named by the URL path, else sniffed).
+                name = s.name or target.rsplit("/", 1)[-1]
+                if req.flag("extract") and (
+                    catalog.is_compressed_name(name) or (not name and archive_kind(s.path))
+                ):
                     items += extract_archive(s.path, staging / f"x{n}")
-            else:
-                target = t.file_path
-                for s in stored:
-                    rel = (
-                        target
-                        if (target and len(stored) == 1)
-                        else (f"{target.rstrip('/')}/{s.name}" if target and s.name else s.name)
+                    continue
+                rel = target or s.name
+                if not rel:
+                    raise HTTPError(
+                        400, "No file name given: put it in the URL or the multipart part"
                     )
-                    if not rel:
-                        raise HTTPError(
-                            400, "No file name given: put it in the URL or the multipart part"
-                        )
-                    items.append((safe_relpath(rel), s.path, s.size, s.md5))
+                items.append((safe_relpath(rel), s.path, s.size, s.md5))
             return self._commit_files(req, res, items)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
     def _commit_files(self, req: Request, res: Row, items: list) -> Response:
+        """`CatalogUtils.storeCatalogEntry`: a file already on disk at the target path is a
+        duplicate (left alone, named in `{"duplicates": [...]}` with 200) unless
+        `overwrite=true`; every other file is written and catalogued, new paths appended to
+        the resource's existing files."""
         store = self.store
         overwrite = req.flag("overwrite")
         root = store.resource_root(res)
@@ -520,12 +620,11 @@ class DataHandlers:
         with store.write() as c:
             for rel, tmp, size, md5 in items:
                 dest = root / rel
-                exists = c.execute(
-                    "SELECT 1 FROM files WHERE resource_id = ? AND path = ?", (res["id"], rel)
-                ).fetchone()
-                if exists and not overwrite:
+                if dest.exists() and not overwrite:
                     duplicates.append(rel)
                     continue
+                if dest.is_dir():
+                    raise HTTPError(409, f"{rel} is a folder of this resource")
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, dest)
                 c.execute(
@@ -871,36 +970,20 @@ class DataHandlers:
         m = req.method
         if m == "GET":
             fmt = (req.params.get("format") or "").lower()
-            if t.file_path:
-                return self.get_file(req, t)
+            fmt = "tar.gz" if fmt == "tgz" else fmt
             if t.resource is None and t.name:
                 raise HTTPError(404, "Unable to find the specified resource.")
-            if fmt in ("zip", "tar.gz", "tgz"):
-                return self.download(req, t, "zip" if fmt == "zip" else "tar.gz")
+            if t.file_path:
+                return self.get_files_at(req, t, fmt)
+            if fmt in ("zip", "tar.gz"):
+                return self.download(req, t, fmt)
             return self.list_files(req, t)
         if m in ("PUT", "POST"):
             if t.scans is not None:
                 raise HTTPError(400, "Upload into one scan's resource")
             return self.upload(req, t, user)
         if m == "DELETE":
-            self.need_write(t)
-            if not t.file_path or t.resource is None:
-                raise HTTPError(404, "Unable to find the specified file.")
-            rel = safe_relpath(t.file_path)
-            res = t.resource
-            with self.store.write() as c:
-                cur = c.execute(
-                    "DELETE FROM files WHERE resource_id = ? AND (path = ? OR path LIKE ?)",
-                    (res["id"], rel, rel + "/%"),
-                )
-                if cur.rowcount == 0:
-                    raise HTTPError(404, f"Unable to find the specified file: {rel}")
-            target = self.store.resource_root(res) / rel
-            if target.is_dir():
-                shutil.rmtree(target, ignore_errors=True)
-            else:
-                target.unlink(missing_ok=True)
-            return Response(200, b"")
+            return self.delete_files(req, t)
         raise HTTPError(405, "Method not allowed")
 
     # -- entry point ---------------------------------------------------------------------
@@ -929,6 +1012,16 @@ class DataHandlers:
             return self.list_resources(req, t)
         handler = getattr(self, kind)
         return handler(req, t, user)
+
+
+def _prune_empty_dirs(folder: Path, root: Path) -> None:
+    """Remove folders left empty by a file delete, up to (not including) the resource root."""
+    while folder != root and folder.is_relative_to(root):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def dumps(data) -> bytes:

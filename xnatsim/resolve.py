@@ -24,6 +24,7 @@ class Target:
     scan: Row | None = None
     scans: list[Row] | None = None  # scans/ALL or a comma list
     resource: Row | None = None
+    resources: list[Row] | None = None  # one label or id across scans/ALL or a scan list
     name: str = ""  # the id/label of an object named but not (yet) existing
     file_path: str = ""
     access: Access | None = None
@@ -164,6 +165,19 @@ class Resolver:
                 t.kind = "files"
                 t.file_path = "/".join(segs[i + 1 :])
                 return t
+            if coll == "resources" and level == "scans" and t.scans is not None:
+                # XNATTemplate/FileList: `scans/{list}/resources/{R}/files` gathers resource
+                # R (label or id) of every selected scan.
+                if key is None or i + 2 >= len(segs) or segs[i + 2] != "files":
+                    raise HTTPError(404, "Name the files of one resource: .../resources/R/files")
+                t.resources = [
+                    r
+                    for s in t.scans
+                    if (r := store.resource("scan", str(s["pk"]), key)) is not None
+                ]
+                t.kind = "files"
+                t.file_path = "/".join(segs[i + 3 :])
+                return t
             if coll == "resources" and level in (
                 "project",
                 "subject",
@@ -239,13 +253,30 @@ class Resolver:
                     else:
                         wanted = key.split(",")
                         t.scans = [
-                            s for s in every if s["scan_id"] in wanted or s["type"] in wanted
+                            s
+                            for s in every
+                            if s["scan_id"] in wanted
+                            or s["type"] in wanted
+                            or (not s["type"] and "NULL" in wanted)
                         ]
                     t.kind = "scans"
                     i += 2
                     continue
                 t.scan = store.scan(t.experiment["id"], key)
                 t.kind = "scan"
+                if t.scan is None and i + 2 < len(segs) and segs[i + 2] in ("resources", "files"):
+                    # XNATTemplate matches one SCAN_ID against scan IDs or scan types
+                    # (`NULL` for none) when listing files, so `scans/T1/files` works.
+                    wanted = "" if key == "NULL" else key
+                    typed = store.query(
+                        "SELECT * FROM scans WHERE experiment_id = ? AND type = ? ORDER BY pk",
+                        (t.experiment["id"], wanted),
+                    )
+                    if typed:
+                        t.scans = typed
+                        t.kind = "scans"
+                        i += 2
+                        continue
                 if t.scan is None:
                     t.name = key
                     if i + 2 < len(segs):
