@@ -917,7 +917,7 @@ class DataHandlers:
                 t.experiment["id"],
                 t.name if sc is None else sc["scan_id"],
                 xsi or sc["xsi_type"],
-                F.from_params("scan", req.params),
+                F.from_params("scan", _params_for_type(req.params, xsi or sc["xsi_type"])),
             )
             return Response(200, b"")
         if m == "DELETE":
@@ -1012,6 +1012,22 @@ class DataHandlers:
             return self.list_resources(req, t)
         handler = getattr(self, kind)
         return handler(req, t, user)
+
+
+SCAN_BASE_TYPES = ("xnat:imageScanData",)
+
+
+def _params_for_type(params: dict[str, str], xsi_type: str) -> dict[str, str]:
+    """Drop `ns:type/field` parameters of another data type: XNAT builds the item as that
+    type and the save silently keeps the scan as it was (TestScans
+    `testImplicitScanTypeChangeValidation`, XNAT-7176)."""
+    out = {}
+    for key, value in params.items():
+        m = F.XML_PATH.match(key)
+        if m is not None and f"{m.group(1)}:{m.group(2)}" not in (xsi_type, *SCAN_BASE_TYPES):
+            continue
+        out[key] = value
+    return out
 
 
 def _prune_empty_dirs(folder: Path, root: Path) -> None:
