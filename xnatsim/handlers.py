@@ -962,7 +962,9 @@ class DataHandlers:
             if res is None:
                 raise HTTPError(404, "Unable to find the specified resource.")
             self.need_write(t)
-            self.store.delete_resource(res, req.flag("removeFiles"))
+            # CatalogResource.handleDelete: `deleteWithBackup` moves the resource's folder
+            # out of the archive whatever `removeFiles` says.
+            self.store.delete_resource(res, True)
             return Response(200, b"")
         raise HTTPError(405, "Method not allowed")
 
