@@ -50,6 +50,11 @@ def serve(
         help="XNAT version to report and behave as (before 1.8.10 the DICOM-zip import "
         "ignores dest and leaves sessions in the prearchive).",
     ),
+    anonymize: bool = typer.Option(
+        True,
+        "--anonymize/--no-anonymize",
+        help="Apply XNAT's default site-wide anonymization script to imported DICOM.",
+    ),
 ) -> None:
     """Run the server until SIGINT or SIGTERM."""
     from xnatsim.server import start_server
@@ -60,6 +65,7 @@ def serve(
         "prearchive_idle_seconds": prearchive_idle,
         "prearchive_interval_seconds": prearchive_interval,
         "version": xnat_version,
+        "anonymize": anonymize,
     }
     try:
         srv = start_server(

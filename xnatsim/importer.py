@@ -18,8 +18,9 @@ from pathlib import Path, PurePosixPath
 
 import pydicom
 
+from xnatsim.anonymize import Labels, apply_default_script
 from xnatsim.store import Store, now_text
-from xnatsim.uploads import extract_archive
+from xnatsim.uploads import extract_archive, file_md5
 from xnatsim.web import HTTPError
 
 SESSION_TYPES = {
@@ -117,9 +118,18 @@ class Routing:
 
 
 def parse_upload(
-    archive: Path, staging: Path, routing: Routing, ignore_unparsable: bool
+    archive: Path,
+    staging: Path,
+    routing: Routing,
+    ignore_unparsable: bool,
+    *,
+    anonymize: bool = False,
 ) -> list[StagedSession]:
-    """Read every entry's DICOM header and group files into one session per study."""
+    """Read every entry's DICOM header and group files into one session per study.
+
+    Routing reads the headers as uploaded; with `anonymize` the site script then writes the
+    routed labels into every staged file (see `xnatsim.anonymize`).
+    """
     entries = extract_archive(archive, staging)
     sessions: dict[str, StagedSession] = {}
     for rel, path, size, md5 in entries:
@@ -185,7 +195,21 @@ def parse_upload(
             raise HTTPError(400, "No project given and none found in the DICOM headers")
         if not sess.subject or not sess.label:
             raise HTTPError(400, "Could not determine the subject or session label")
+    if anonymize:
+        for sess in sessions.values():
+            _anonymize_session(sess)
     return list(sessions.values())
+
+
+def _anonymize_session(sess: StagedSession) -> None:
+    """Apply the site script with the session's routed labels; refresh size and MD5."""
+    labels = Labels(sess.project, sess.subject, sess.label)
+    for scan in sess.scans.values():
+        for f in scan.files:
+            path = Path(f.path)
+            if apply_default_script(path, labels):
+                f.size = path.stat().st_size
+                f.md5 = file_md5(path)
 
 
 class Archiver:

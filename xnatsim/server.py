@@ -29,6 +29,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # The XNAT version reported by buildInfo. Before 1.8.10 the DICOM-zip handler ignores
     # `dest` and `overwrite_files`, and sessions wait in the prearchive, as on a real server.
     "version": "1.8.11",
+    # The site-wide anonymization script (XNAT's default `id.das`) runs on imports, as on a
+    # default XNAT; `prevent_anon=true` on a DICOM-zip import skips it.
+    "anonymize": True,
 }
 
 

@@ -63,9 +63,16 @@ def parse_dest(dest: str) -> tuple[str, Routing]:
 
 class Services:
     def __init__(
-        self, store: Store, auth: Auth, archiver: Archiver, *, dicom_zip_archives: bool = True
+        self,
+        store: Store,
+        auth: Auth,
+        archiver: Archiver,
+        *,
+        dicom_zip_archives: bool = True,
+        settings: dict | None = None,
     ) -> None:
         self.store = store
+        self.settings = settings if settings is not None else {}
         self.auth = auth
         self.archiver = archiver
         # XNAT before 1.8.10: the DICOM-zip handler ignores `dest` (and `overwrite_files`);
@@ -113,7 +120,11 @@ class Services:
             if not stored:
                 raise HTTPError(400, "No file found in the request (multipart field 'file')")
             sessions = parse_upload(
-                stored[0].path, staging / "x", routing, req.flag("Ignore-Unparsable")
+                stored[0].path,
+                staging / "x",
+                routing,
+                req.flag("Ignore-Unparsable"),
+                anonymize=self._anonymizes(handler, where, p.get("prevent_anon")),
             )
             if not sessions:
                 raise HTTPError(400, "The upload holds no DICOM files")
@@ -141,6 +152,14 @@ class Services:
             return uri_list(uris)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _anonymizes(self, handler: str, where: str, prevent_anon: str | None) -> bool:
+        """Whether the site script runs on this import (see `xnatsim.anonymize`)."""
+        if not self.settings.get("anonymize", True):
+            return False
+        if handler == "SI":  # SessionImporter: skipped only for a prearchive destination
+            return where != "prearchive"
+        return (prevent_anon or "").strip().lower() != "true"  # Boolean.valueOf
 
     def _prearchive_row(self, project: str, ts: str, folder: str):
         row = self.store.one(
