@@ -6,7 +6,14 @@ import shutil
 
 from xnatsim import listing
 from xnatsim.auth import Auth
-from xnatsim.importer import Archiver, Routing, parse_upload, sanitise
+from xnatsim.importer import (
+    Archiver,
+    ImportOptions,
+    Routing,
+    archived_scans,
+    parse_upload,
+    sanitise,
+)
 from xnatsim.store import Store
 from xnatsim.uploads import receive
 from xnatsim.web import HTTPError, Request, Response
@@ -119,13 +126,15 @@ class Services:
             stored = receive(req, lambda: staging / f"upload{next(counter)}.bin")
             if not stored:
                 raise HTTPError(400, "No file found in the request (multipart field 'file')")
-            sessions = parse_upload(
-                stored[0].path,
-                staging / "x",
-                routing,
-                req.flag("Ignore-Unparsable"),
+            options = ImportOptions(
+                ignore_unparsable=req.flag("Ignore-Unparsable"),
                 anonymize=self._anonymizes(handler, where, p.get("prevent_anon")),
+                rename=(p.get("rename") or "").strip().lower() == "true",
+                session_importer=handler == "SI",
+                pet_mr=str(self.settings.get("pet_mr", "petmr")),
+                existing_scans=archived_scans(self.store),
             )
+            sessions = parse_upload(stored[0].path, staging / "x", routing, options=options)
             if not sessions:
                 raise HTTPError(400, "The upload holds no DICOM files")
             for sess in sessions:
