@@ -231,11 +231,10 @@ class _SessionBuilder:
             files = self.sess.scans[old_scan].files
             files[:] = [f for f in files if f is not old]
             Path(old.path).unlink(missing_ok=True)
-            if not files:
-                del self.sess.scans[old_scan]
         return name
 
     def finish(self) -> None:
+        self.sess.scans = {k: v for k, v in self.sess.scans.items() if v.files}
         self.sess.session_type, self.sess.modality = modality.session_type(
             self.modalities, self.opts.pet_mr
         )
