@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from xnatsim import listing, schemas
+from xnatsim import anonymize, listing, schemas
 from xnatsim.auth import GROUP_OF_ROLE, Auth
 from xnatsim.handlers import DataHandlers
 from xnatsim.importer import Archiver
@@ -69,7 +69,11 @@ class XnatApp:
         self.version = str(settings.get("version") or VERSION)
         self.build = {**BUILD_INFO, "version": self.version}
         self.services = Services(
-            store, auth, self.archiver, dicom_zip_archives=version_at_least(self.version, 1, 8, 10)
+            store,
+            auth,
+            self.archiver,
+            dicom_zip_archives=version_at_least(self.version, 1, 8, 10),
+            settings=settings,
         )
         self.admin_hooks = admin_hooks
 
@@ -287,6 +291,23 @@ class XnatApp:
             return Response.json(self.access_projects(user))
         if segs and segs[0] == "users":
             return self.xapi_users(req, segs[1:], user)
+        if segs and segs[0] == "anonymize":
+            return self.xapi_anonymize(req, segs[1:], user)
+        raise HTTPError(404, f"Not found: {req.path}")
+
+    def xapi_anonymize(self, req: Request, segs: list[str], user: str) -> Response:
+        """The site-wide parts of XNAT's `AnonymizeApi` (`/xapi/anonymize/...`)."""
+        m = req.method
+        if segs in (["default"], ["site"]) and m == "GET":
+            return Response.text(anonymize.DEFAULT_SCRIPT)
+        if segs == ["site", "enabled"] and m == "GET":
+            return Response.json(bool(self.settings.get("anonymize", True)))
+        if segs == ["site", "enabled"] and m == "PUT":
+            if not self.auth.is_admin(user):
+                raise HTTPError(403, "Only site administrators may change anonymization")
+            value = (req.params.get("enable") or "true").strip().lower()
+            self.settings["anonymize"] = value == "true"
+            return Response(200, b"")
         raise HTTPError(404, f"Not found: {req.path}")
 
     def access_projects(self, user: str) -> list[dict]:

@@ -50,6 +50,14 @@ def serve(
         help="XNAT version to report and behave as (before 1.8.10 the DICOM-zip import "
         "ignores dest and leaves sessions in the prearchive).",
     ),
+    pet_mr: str = typer.Option(
+        "petmr", "--pet-mr", help="PET with MR series: one 'petmr' session or a 'pet' session."
+    ),
+    anonymize: bool = typer.Option(
+        True,
+        "--anonymize/--no-anonymize",
+        help="Apply XNAT's default site-wide anonymization script to imported DICOM.",
+    ),
 ) -> None:
     """Run the server until SIGINT or SIGTERM."""
     from xnatsim.server import start_server
@@ -60,6 +68,8 @@ def serve(
         "prearchive_idle_seconds": prearchive_idle,
         "prearchive_interval_seconds": prearchive_interval,
         "version": xnat_version,
+        "anonymize": anonymize,
+        "pet_mr": pet_mr,
     }
     try:
         srv = start_server(

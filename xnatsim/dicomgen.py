@@ -131,6 +131,10 @@ def _series_dataset(spec: StudySpec, series: SeriesSpec) -> FileDataset:
     comment = routing_comment(spec)
     if comment:
         ds.PatientComments = comment
+    if spec.project_hint:
+        # What XNAT's default site anonymization script writes (see xnatsim.anonymize), so a
+        # study imported into its hinted project, subject and session is stored unchanged.
+        ds.StudyDescription = spec.project_hint
     ds.StudyInstanceUID = study_uid(spec)
     ds.SeriesInstanceUID = series_uid(spec, series)
     ds.StudyID = "1"

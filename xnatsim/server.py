@@ -15,6 +15,7 @@ from waitress.server import create_server
 from xnatsim.app import XnatApp
 from xnatsim.auth import ROLE_GROUPS, Auth, load_users
 from xnatsim.faults import FaultInjector
+from xnatsim.modality import PET_MR_SETTINGS
 from xnatsim.requestlog import RequestLog
 from xnatsim.store import Store
 from xnatsim.web import HTTPError, Request, Response
@@ -29,6 +30,12 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # The XNAT version reported by buildInfo. Before 1.8.10 the DICOM-zip handler ignores
     # `dest` and `overwrite_files`, and sessions wait in the prearchive, as on a real server.
     "version": "1.8.11",
+    # The site-wide anonymization script (XNAT's default `id.das`) runs on imports, as on a
+    # default XNAT; `prevent_anon=true` on a DICOM-zip import skips it.
+    "anonymize": True,
+    # XNAT's site PET/MR setting (`sitewidePetMr`): "petmr" builds one xnat:petmrSessionData
+    # from PET and MR series, "pet" a xnat:petSessionData.
+    "pet_mr": "petmr",
 }
 
 
@@ -201,6 +208,8 @@ def start_server(
     unknown = set(merged) - set(DEFAULT_SETTINGS)
     if unknown:
         raise ValueError(f"unknown xnatsim settings: {', '.join(sorted(unknown))}")
+    if merged["pet_mr"] not in PET_MR_SETTINGS:
+        raise ValueError(f"pet_mr must be one of {', '.join(PET_MR_SETTINGS)}")
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(data_dir, site_id)

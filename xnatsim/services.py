@@ -6,7 +6,14 @@ import shutil
 
 from xnatsim import listing
 from xnatsim.auth import Auth
-from xnatsim.importer import Archiver, Routing, parse_upload, sanitise
+from xnatsim.importer import (
+    Archiver,
+    ImportOptions,
+    Routing,
+    archived_scans,
+    parse_upload,
+    sanitise,
+)
 from xnatsim.store import Store
 from xnatsim.uploads import receive
 from xnatsim.web import HTTPError, Request, Response
@@ -63,9 +70,16 @@ def parse_dest(dest: str) -> tuple[str, Routing]:
 
 class Services:
     def __init__(
-        self, store: Store, auth: Auth, archiver: Archiver, *, dicom_zip_archives: bool = True
+        self,
+        store: Store,
+        auth: Auth,
+        archiver: Archiver,
+        *,
+        dicom_zip_archives: bool = True,
+        settings: dict | None = None,
     ) -> None:
         self.store = store
+        self.settings = settings if settings is not None else {}
         self.auth = auth
         self.archiver = archiver
         # XNAT before 1.8.10: the DICOM-zip handler ignores `dest` (and `overwrite_files`);
@@ -112,9 +126,15 @@ class Services:
             stored = receive(req, lambda: staging / f"upload{next(counter)}.bin")
             if not stored:
                 raise HTTPError(400, "No file found in the request (multipart field 'file')")
-            sessions = parse_upload(
-                stored[0].path, staging / "x", routing, req.flag("Ignore-Unparsable")
+            options = ImportOptions(
+                ignore_unparsable=req.flag("Ignore-Unparsable"),
+                anonymize=self._anonymizes(handler, where, p.get("prevent_anon")),
+                rename=(p.get("rename") or "").strip().lower() == "true",
+                session_importer=handler == "SI",
+                pet_mr=str(self.settings.get("pet_mr", "petmr")),
+                existing_scans=archived_scans(self.store),
             )
+            sessions = parse_upload(stored[0].path, staging / "x", routing, options=options)
             if not sessions:
                 raise HTTPError(400, "The upload holds no DICOM files")
             for sess in sessions:
@@ -141,6 +161,14 @@ class Services:
             return uri_list(uris)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _anonymizes(self, handler: str, where: str, prevent_anon: str | None) -> bool:
+        """Whether the site script runs on this import (see `xnatsim.anonymize`)."""
+        if not self.settings.get("anonymize", True):
+            return False
+        if handler == "SI":  # SessionImporter: skipped only for a prearchive destination
+            return where != "prearchive"
+        return (prevent_anon or "").strip().lower() != "true"  # Boolean.valueOf
 
     def _prearchive_row(self, project: str, ts: str, folder: str):
         row = self.store.one(
