@@ -9,9 +9,8 @@ by replacing the destination's files with header-modified copies of the same nam
 (``PUT .../resources/DICOM/files/NAME?overwrite=true&inbody=true``).
 
 Also a source scan whose ID is not its SeriesNumber: DICOM import numbers the destination
-scan by SeriesNumber (XNAT's ``DicomImporter``: scan ID = SeriesNumber; TestImport
-``testModifiedSeriesUIDs`` shows import numbering), so verification, drift and a second
-transfer must pair the two by series UID, as the plan does.
+scan by its SeriesNumber (TestImport.testModifiedSeriesUIDs relies on that numbering), so
+verification, drift and a second transfer must pair the two by series UID, as the plan does.
 """
 
 from __future__ import annotations
