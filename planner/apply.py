@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from planner import address as A
+from planner import walk as W
 from planner.backend import XnatBackend, quote_segment
-from planner.compare import compare_experiment, completion_fingerprint, files_digest
+from planner.compare import completion_fingerprint, files_digest
 from planner.errors import NotFound
-from planner.inventory import Experiment, Inventory, Resource, Subject, content_fingerprint
+from planner.inventory import Experiment, Inventory, Resource, Scan, Subject, content_fingerprint
 from planner.plan import ChangeStatus, Level, Plan, Step, StepKind
 from planner.progress import (
     STEP_FAILED,
@@ -39,6 +40,7 @@ from planner.progress import (
     Reporter,
     step_bytes,
 )
+from planner.sameness import ScanMemory
 from planner.snapshot import snapshot_experiment
 from planner.staleness import StalePlan, filter_experiment, filter_inventory, find_staleness
 from planner.state import PairKey, StateDB
@@ -208,6 +210,16 @@ def dest_experiment(
     return snapshot_experiment(backend, project, subject, row)
 
 
+def dest_scan_for(step: Step, exp: Experiment) -> Scan | None:
+    """The destination scan a scan step's source scan pairs with, by the walk's pairing (ID
+    when the series UIDs agree, else series UID): DICOM import numbers a scan by its
+    SeriesNumber, which need not be the source scan's ID."""
+    f = step.facts
+    source = Scan(id=str(f.get("scan_id") or step.target.get("scan")), uid=str(f.get("uid") or ""))
+    pairs, _conflicts, _src_only, _dst_only = W.pair_scans({source.id: source}, exp.scans)
+    return pairs[0][1] if pairs else None
+
+
 class _Run:
     """One run of the steps: the coordinator's loop and its bookkeeping."""
 
@@ -235,6 +247,7 @@ class _Run:
         self.raw_source = raw_source
         self.source = filter_inventory(raw_source, plan.config) if raw_source else None
         self.digests = raw_source.digests if raw_source is not None else True
+        self.memory = state.remembered_scans(self.pair)
         self.result = ApplyResult(run_id=str(run_id), status=COMPLETED)
         self.result.conflicts = [
             (c.address, "; ".join(c.differences) or c.reason)
@@ -319,7 +332,7 @@ class _Run:
     def _dest_scan(self, step: Step) -> Resource | None:
         t = step.target
         exp = dest_experiment(self.dst, t["project"], t["subject"], t["experiment"])
-        scan = exp.scans.get(str(t.get("scan", step.facts.get("scan_id")))) if exp else None
+        scan = dest_scan_for(step, exp) if exp else None
         if scan is None:
             return None
         return scan.resources.get(step.facts.get("resource") or "DICOM")
@@ -341,13 +354,27 @@ class _Run:
             )
             if dst_exp is not None:
                 dst_exp = filter_experiment(dst_exp, self.plan.config)
-            return verify_experiment(
-                exp_key, src_exp, dst_exp, compare=compare_experiment, digests=self.digests
+            verdict = verify_experiment(
+                exp_key, src_exp, dst_exp, digests=self.digests, memory=self._memory_for(steps)
             )
+            if verdict.ok and verdict.equal_scans:
+                try:
+                    self.state.remember_scans(self.pair, verdict.equal_scans)
+                except Exception as exc:  # the transfer is fine; only the memory is lost
+                    self.reporter.warning(
+                        f"could not remember the scans of {exp_key}: {describe(exc)}"
+                    )
+            return verdict
         except Exception as exc:
             return ExperimentVerification(
                 exp_key, False, False, False, None, (f"verification failed: {describe(exc)}",)
             )
+
+    def _memory_for(self, steps: list[Step]) -> dict[str, ScanMemory]:
+        """The remembered scan pairs that still hold: a scan this run imported is made anew
+        (verified by names, then remembered again), every other one as remembered."""
+        imported = {s.address for s in steps if s.kind == StepKind.IMPORT_SCAN}
+        return {k: v for k, v in self.memory.items() if k not in imported}
 
     def _source_experiment(self, subject: str, label: str, steps: list[Step]) -> Experiment | None:
         if self.source is not None:

@@ -14,7 +14,6 @@ case); explanations are built only for what differs.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,19 +30,22 @@ from planner.inventory import (
     subject_to_dict,
 )
 from planner.plan import Change, ChangeStatus, Level
+from planner.sameness import (
+    DICOM,
+    EXTRA,
+    MISSING,
+    FileDifference,
+    ScanMemory,
+    byte_differences,
+    dicom_differences,
+    remember,
+    render,
+)
+from planner.sameness import files_digest as files_digest  # where callers have found it
 
-DICOM = "DICOM"
 NO_DICOM_REASON = "no DICOM to import: the scan is created, its other resources uploaded"
-MAX_FILE_DIFFERENCES = 5  # per resource: more are summarised as "and N more"
-
-
-def files_digest(resource: Resource) -> str:
-    """SHA-256 over sorted ``path<TAB>size<TAB>md5`` lines: what a step records as
-    ``files_digest`` and what apply compares with the destination's file list."""
-    h = hashlib.sha256()
-    for f in sorted(resource.files, key=lambda e: e.path):
-        h.update(f"{f.path}\t{f.size}\t{f.digest}\n".encode())
-    return h.hexdigest()
+# The DICOM pairs remembered in the state DB, by source scan address (see planner.sameness).
+Memory = Mapping[str, ScanMemory]
 
 
 def subject_fingerprint(subject: Subject) -> str:
@@ -78,54 +80,44 @@ def completion_news(recorded: str, subject: Subject, config: Mapping[str, Any]) 
 
 
 def compare_resource(src: Resource, dst: Resource, *, digests: bool) -> tuple[str, ...]:
-    """Differences between two resources of the same label, e.g. ``file count 10 != 9``."""
-    if src.files == dst.files:
-        return ()
-    if (
-        not digests
-        and len(src.files) == len(dst.files)
-        and all(
-            a.path == b.path and a.size == b.size for a, b in zip(src.files, dst.files, strict=True)
-        )
-    ):
-        return ()
-    out: list[str] = []
-    if src.file_count != dst.file_count:
-        out.append(f"file count {src.file_count} != {dst.file_count}")
-    theirs = {f.path: f for f in dst.files}
-    details: list[str] = []
-    for f in src.files:
-        other = theirs.pop(f.path, None)
-        if other is None:
-            details.append(f"{f.path} missing on the destination")
-        elif f.size != other.size:
-            details.append(f"size of {f.path} {f.size} != {other.size}")
-        elif digests and f.digest and other.digest and f.digest != other.digest:
-            details.append(f"digest of {f.path} differs")
-    details.extend(f"{path} only on the destination" for path in sorted(theirs))
-    if len(details) > MAX_FILE_DIFFERENCES:
-        rest = len(details) - MAX_FILE_DIFFERENCES
-        details = [*details[:MAX_FILE_DIFFERENCES], f"and {rest} more file differences"]
-    out.extend(details)
-    return tuple(out)
+    """Differences between two non-DICOM resources of the same label, e.g.
+    ``file count 10 != 9`` (the rule is ``planner.sameness``)."""
+    return render(byte_differences(src, dst, digests=digests))
 
 
-def compare_dicom(src: Scan, dst: Scan, *, digests: bool) -> tuple[str, ...]:
-    """Differences of the scans' DICOM resources, prefixed ``DICOM:``. Two scans without
-    DICOM (derived scans, or DICOM left out by a filter on both sides) have none."""
+def dicom_file_differences(
+    src: Scan, dst: Scan, *, digests: bool, memory: ScanMemory | None = None
+) -> list[FileDifference]:
+    """The scans' DICOM compared by ``planner.sameness`` (names and count, and whether either
+    side changed since the pair was remembered). Two scans without DICOM have none."""
     s, d = src.resources.get(DICOM), dst.resources.get(DICOM)
     if s is None and d is None:
-        return ()
+        return []
     if s is None:
-        return (f"{DICOM}: only on the destination",)
+        return [FileDifference(EXTRA, "only on the destination")]
     if d is None:
-        return (f"{DICOM}: missing on the destination",)
-    return tuple(f"{DICOM}: {x}" for x in compare_resource(s, d, digests=digests))
+        return [FileDifference(MISSING, "missing on the destination")]
+    return dicom_differences(s, d, digests=digests, memory=memory)
 
 
-def compare_scan(src: Scan, dst: Scan, *, digests: bool) -> tuple[str, ...]:
+def compare_dicom(
+    src: Scan, dst: Scan, *, digests: bool, memory: ScanMemory | None = None
+) -> tuple[str, ...]:
+    """Differences of the scans' DICOM resources, prefixed ``DICOM:``."""
+    diffs = dicom_file_differences(src, dst, digests=digests, memory=memory)
+    return tuple(f"{DICOM}: {x}" for x in render(diffs))
+
+
+def compare_scan(
+    src: Scan, dst: Scan, *, digests: bool, memory: ScanMemory | None = None
+) -> tuple[str, ...]:
     """Differences of the scan itself and its DICOM (other resources are compared on their
     own). ``series UID differs`` means the two cannot be the same scan: a conflict."""
+    return (*compare_scan_own(src, dst), *compare_dicom(src, dst, digests=digests, memory=memory))
+
+
+def compare_scan_own(src: Scan, dst: Scan) -> tuple[str, ...]:
+    """The scan's identity and fields, without its files."""
     out: list[str] = []
     if src.uid and dst.uid and src.uid != dst.uid:
         out.append("series UID differs")
@@ -134,7 +126,6 @@ def compare_scan(src: Scan, dst: Scan, *, digests: bool) -> tuple[str, ...]:
     if src.type != dst.type and src.type:
         out.append(f"type {src.type} != {dst.type}")
     out.extend(compare_scan_fields(src, dst))
-    out.extend(compare_dicom(src, dst, digests=digests))
     return tuple(out)
 
 
@@ -232,11 +223,24 @@ def _is_scan_dicom(address: str, level: Level) -> bool:
 
 
 class ChangeCollector:
-    """Classifies every entity the walk visits into ``changes`` (in walk order)."""
+    """Classifies every entity the walk visits into ``changes`` (in walk order).
 
-    def __init__(self, *, digests: bool) -> None:
+    ``memory`` holds the DICOM of scan pairs remembered in the state DB, by source scan
+    address: a remembered pair whose files changed on either side since differs although
+    its names agree. Besides the changes, the collector keeps what verification and the
+    state DB need: the kinds of file difference per address (``kinds``), the scan pairs
+    whose DICOM it found equal (``equal_scans``), and whether some compared files had no
+    MD5 (``digests_incomplete``).
+    """
+
+    def __init__(self, *, digests: bool, memory: Memory | None = None) -> None:
         self.digests = digests
+        self.memory: Memory = memory or {}
         self.changes: list[Change] = []
+        self.kinds: dict[str, frozenset[str]] = {}
+        self.equal_scans: list[ScanMemory] = []
+        self.digests_incomplete = False
+        self.last_dicom: tuple[str, ...] = ()  # the DICOM differences of the last scan matched
         self._frames: list[_Frame] = []
 
     # recording ---------------------------------------------------------------------------
@@ -294,7 +298,7 @@ class ChangeCollector:
             self._change(address, level, ChangeStatus.IN_SYNC, src)  # settled on leave
             self._frames.append(_Frame(len(self.changes) - 1, own))
             return
-        diffs = self.differences(level, src, dst)
+        diffs = self.differences(level, src, dst, address)
         status = ChangeStatus.DIFFERS if diffs else ChangeStatus.IN_SYNC
         if level == Level.SCAN and any(d == "series UID differs" for d in diffs):
             status = ChangeStatus.CONFLICT
@@ -332,23 +336,50 @@ class ChangeCollector:
 
     # comparisons by level ----------------------------------------------------------------
 
-    def differences(self, level: Level, src: Any, dst: Any) -> tuple[str, ...]:
+    def differences(self, level: Level, src: Any, dst: Any, address: str = "") -> tuple[str, ...]:
         if level == Level.RESOURCE:
-            return compare_resource(src, dst, digests=self.digests)
+            found = byte_differences(src, dst, digests=self.digests)
+            self._note(address, found, src, dst)
+            return render(found)
         if level == Level.SCAN:
-            return compare_scan(src, dst, digests=self.digests)
+            return self._scan_differences(address, src, dst)
         if level == Level.SUBJECT:
             return compare_fields(src.fields, dst.fields)
         if level == Level.ASSESSOR:
             return compare_assessor(src, dst, digests=self.digests)
         return ()
 
+    def _scan_differences(self, address: str, src: Scan, dst: Scan) -> tuple[str, ...]:
+        remembered = self.memory.get(address)
+        if remembered is not None and remembered.dest_scan != dst.id:
+            remembered = None  # remembered with another destination scan: not this pair
+        found = dicom_file_differences(src, dst, digests=self.digests, memory=remembered)
+        s, d = src.resources.get(DICOM), dst.resources.get(DICOM)
+        self._note(address, found, s, d)
+        self.last_dicom = tuple(f"{DICOM}: {x}" for x in render(found))
+        if not found and s is not None and d is not None:
+            self.equal_scans.append(remember(address, dst.id, s, d))
+        return (*compare_scan_own(src, dst), *self.last_dicom)
 
-def compare_experiment(src: Experiment, dst: Experiment | None, *, digests: bool) -> list[Change]:
-    """One change per entity under the experiment (itself first), by the walk's pairing.
+    def _note(self, address: str, found: list[FileDifference], src: Any, dst: Any) -> None:
+        if found:
+            self.kinds[address] = frozenset(d.kind for d in found)
+        for r in (src, dst):
+            if r is not None and any(not f.digest for f in r.files):
+                self.digests_incomplete = True
 
-    Its verdict covers scans (tier 1), file counts (tier 2) and sizes and digests (tier 3).
-    """
-    collector = ChangeCollector(digests=digests)
+
+def collect_experiment(
+    src: Experiment, dst: Experiment | None, *, digests: bool, memory: Memory | None = None
+) -> ChangeCollector:
+    """Walk one experiment with a fresh collector (verification's view of it)."""
+    collector = ChangeCollector(digests=digests, memory=memory)
     W.walk_experiment(src.subject_label, src, dst, collector)
-    return collector.changes
+    return collector
+
+
+def compare_experiment(
+    src: Experiment, dst: Experiment | None, *, digests: bool, memory: Memory | None = None
+) -> list[Change]:
+    """One change per entity under the experiment (itself first), by the walk's pairing."""
+    return collect_experiment(src, dst, digests=digests, memory=memory).changes

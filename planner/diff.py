@@ -8,7 +8,7 @@ pure function of its inputs: the same inventories, config and state give the sam
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from planner import address as A
@@ -17,8 +17,8 @@ from planner.backend import quote_segment
 from planner.compare import (
     DICOM,
     ChangeCollector,
+    Memory,
     compare_assessor,
-    compare_dicom,
     compare_experiment_own,
     completion_news,
     dicom_size,
@@ -50,6 +50,7 @@ from planner.plan import (
     StepKind,
     Summary,
 )
+from planner.sameness import ScanMemory, names_digest
 
 COMPLETED = "completed by an earlier run"
 NEW_DATA = "has new data on the source"
@@ -59,8 +60,10 @@ OTHER_FILTERS = "was completed under other filters"
 class PlanBuilder(ChangeCollector):
     """The change collector plus the steps that would make the destination match."""
 
-    def __init__(self, src: Inventory, dst: Inventory, *, digests: bool) -> None:
-        super().__init__(digests=digests)
+    def __init__(
+        self, src: Inventory, dst: Inventory, *, digests: bool, memory: Memory | None = None
+    ) -> None:
+        super().__init__(digests=digests, memory=memory)
         self.src_project = src.project
         self.dst_project = dst.project
         self.steps: list[Step] = []
@@ -228,6 +231,7 @@ class PlanBuilder(ChangeCollector):
                 "file_count": files,
                 "bytes": nbytes,
                 "files_digest": files_digest(dicom),
+                "names_digest": names_digest(dicom),
                 "resource": DICOM,
                 "repair": d is not None,
             },
@@ -358,7 +362,7 @@ class PlanBuilder(ChangeCollector):
             self._exp_work = _ExperimentWork(own=compare_experiment_own(src, dst))
         elif level == Level.SCAN:
             step = ""
-            dicom = compare_dicom(src, dst, digests=self.digests)
+            dicom = self.last_dicom  # this scan's DICOM, as the collector just judged it
             last = self.changes[-1] if self.changes else None
             in_conflict = last is not None and last.status == ChangeStatus.CONFLICT
             if dicom and DICOM in src.resources and not in_conflict:
@@ -533,6 +537,14 @@ def _is_unit(change: Change) -> bool:
     return change.level == Level.RESOURCE and len(change.address.split("/")) == 3
 
 
+@dataclass(frozen=True)
+class DiffResult:
+    """A plan, and the scan pairs whose DICOM the walk found equal (for the state DB)."""
+
+    plan: Plan
+    equal_scans: tuple[ScanMemory, ...] = ()
+
+
 def make_plan(
     src: Inventory,
     dst: Inventory,
@@ -544,8 +556,38 @@ def make_plan(
     dest_profile: str = "",
     created_at: str,
     tool_version: str,
+    memory: Memory | None = None,
 ) -> Plan:
     """Diff two inventories into a plan (see the module doc)."""
+    return diff_inventories(
+        src,
+        dst,
+        config,
+        completed_subjects=completed_subjects,
+        state_serial=state_serial,
+        source_profile=source_profile,
+        dest_profile=dest_profile,
+        created_at=created_at,
+        tool_version=tool_version,
+        memory=memory,
+    ).plan
+
+
+def diff_inventories(
+    src: Inventory,
+    dst: Inventory,
+    config: TransferConfig,
+    *,
+    completed_subjects: Mapping[str, str],
+    state_serial: int,
+    source_profile: str = "",
+    dest_profile: str = "",
+    created_at: str,
+    tool_version: str,
+    memory: Memory | None = None,
+) -> DiffResult:
+    """``make_plan``, also returning the scan pairs found equal. ``memory`` holds the scan
+    pairs the state DB remembers (``StateDB.remembered_scans``)."""
     scope = in_scope(src, dst, config.filtering, copy_shared=config.copy_shared)
     f_src, f_dst = scope.source, scope.dest
     assert f_dst is not None
@@ -560,14 +602,14 @@ def make_plan(
         f_dst = _without_subjects(f_dst, labels)
         changes.extend(skips)
 
-    builder = PlanBuilder(f_src, f_dst, digests=src.digests and dst.digests)
+    builder = PlanBuilder(f_src, f_dst, digests=src.digests and dst.digests, memory=memory)
     W.walk(f_src, f_dst, builder)
     changes.extend(builder.changes)
     changes.sort(key=lambda c: c.address)
     steps = tuple(sorted(builder.steps, key=lambda s: (s.address, s.kind.value)))
     all_changes = tuple(changes)
     config_dict = config.to_dict()
-    return Plan(
+    plan = Plan(
         source=_endpoint(src, source_profile),
         dest=_endpoint(dst, dest_profile),
         steps=steps,
@@ -579,6 +621,7 @@ def make_plan(
         created_at=created_at,
         tool_version=tool_version,
     )
+    return DiffResult(plan, tuple(builder.equal_scans))
 
 
 def _endpoint(inv: Inventory, profile: str) -> Endpoint:

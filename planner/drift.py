@@ -2,7 +2,10 @@
 
 Drift is the same filtered walk and the same ``ChangeCollector`` the plan is made from, so a
 drift check and a plan can never disagree about what matches. It only reads inventories;
-it never writes to a server, and it records nothing in the state DB.
+it never writes to a server, and it records nothing in the state DB. It does read the scan
+pairs the state DB remembers (``memory``, local and read-only): a scan's DICOM is compared by
+names because the destination rewrites headers, and only what was remembered shows a file
+re-sent with other content on either side since.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planner import walk as W
-from planner.compare import ChangeCollector
+from planner.compare import ChangeCollector, Memory
 from planner.config import Filtering
 from planner.filters import in_scope
 from planner.inventory import Inventory
@@ -106,11 +109,13 @@ def check_drift(
     *,
     checksums: bool | None = None,
     copy_shared: bool = False,
+    memory: Memory | None = None,
 ) -> DriftReport:
     """Compare two inventories under the transfer filters.
 
     ``checksums`` None means "digests when both servers give them"; True asks for them (and
     the report says when a server does not give them); False compares sizes and counts only.
+    ``memory``: the scan pairs the state DB remembers (``StateDB.remembered_scans``).
     """
     both_have_digests = src.digests and dst.digests
     if checksums is False:
@@ -122,7 +127,7 @@ def check_drift(
         use_digests = False
         note = f"the {' and '.join(missing)} gave no MD5 digests: compared sizes and counts only"
 
-    collector = ChangeCollector(digests=use_digests)
+    collector = ChangeCollector(digests=use_digests, memory=memory)
     scope = in_scope(src, dst, filtering, copy_shared=copy_shared)
     assert scope.dest is not None
     W.walk(scope.source, scope.dest, collector)

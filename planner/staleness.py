@@ -22,6 +22,7 @@ from planner import address as A
 from planner.backend import XnatBackend
 from planner.inventory import Assessor, Experiment, Inventory, Resource, Scan, Subject
 from planner.plan import ChangeStatus, Plan, Step, StepKind
+from planner.sameness import source_unchanged
 
 _SHOWN = 10
 
@@ -88,20 +89,11 @@ def _compare_files(
     facts: dict[str, Any],
     files_digest: Callable[[Resource], str] | None,
 ) -> list[str]:
-    if res is None:
-        return [f"{where} is gone from the source"]
-    out: list[str] = []
-    if "file_count" in facts and res.file_count != int(facts["file_count"]):
-        out.append(f"{where} now has {res.file_count} files (planned {facts['file_count']})")
-    elif "bytes" in facts and res.total_bytes != int(facts["bytes"]):
-        out.append(f"{where} now has {res.total_bytes} bytes (planned {facts['bytes']})")
-    elif (
-        facts.get("files_digest")
-        and files_digest is not None
-        and files_digest(res) != facts["files_digest"]
-    ):
-        out.append(f"{where}: files changed on the source (names, sizes or MD5)")
-    return out
+    """The source against a step's facts, by ``planner.sameness.source_unchanged`` (every
+    byte counts: source against source). ``files_digest`` None skips the digest."""
+    if files_digest is None:
+        facts = {k: v for k, v in facts.items() if k != "files_digest"}
+    return source_unchanged(where, res, facts)
 
 
 def source_changes(

@@ -11,6 +11,10 @@ by the *pair*: source URL and project, destination URL and project. Roles:
 - ``mappings``: source accession IDs to the IDs the destination gave;
 - ``subjects_done``: subjects completed per pair, with a fingerprint of the source subtree
   they were completed from, so a plan can tell "done" from "has new data on the source";
+- ``scan_memory``: per scan pair (source scan address, destination scan ID), digests of
+  both sides' DICOM files when the pair was last made (an import verified) or found equal
+  (a walk): DICOM is compared by names because the destination rewrites headers, and these
+  digests still show a later change on either side (see ``planner.sameness``);
 - ``locks``: one per destination project, naming who holds it (user, host, pid, operation);
 - ``pairs.serial``: bumped by every write that changes what is recorded as done; a plan
   records it and apply refuses a plan made before a later change.
@@ -30,7 +34,7 @@ import socket
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -40,6 +44,7 @@ from typing import Any
 import sqlite_utils
 
 from planner import address as A
+from planner.sameness import ScanMemory, SideState
 
 __all__ = [
     "RUN_STATUSES",
@@ -217,8 +222,22 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v2(db: sqlite_utils.Database) -> None:
+    """Remembered DICOM of scan pairs: two digests per side (names and sizes; and with MD5,
+    empty when the server gave none)."""
+    db.execute(
+        """CREATE TABLE scan_memory (
+            pair_id INTEGER NOT NULL REFERENCES pairs(id),
+            address TEXT NOT NULL, dest_scan TEXT NOT NULL,
+            source_shape TEXT NOT NULL, source_content TEXT NOT NULL,
+            dest_shape TEXT NOT NULL, dest_content TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (pair_id, address)) WITHOUT ROWID"""
+    )
+
+
 # MIGRATIONS[n] takes the schema from version n - 1 to n. Append; never edit a released one.
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1}
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -606,6 +625,65 @@ class StateDB:
             (pair_id,),
         )
         return {(r["level"], r["address"]): (r["source_id"], r["dest_id"]) for r in rows}
+
+    # -- remembered scan pairs ----------------------------------------------------------------
+
+    def remember_scans(self, pair: PairKey, scans: Iterable[ScanMemory]) -> int:
+        """Record scan pairs made or found equal; returns how many rows changed.
+
+        Rows already holding the same digests are left alone, so a plan that finds the same
+        scans equal again writes nothing. This does not bump ``serial``: what is remembered
+        refines comparisons, it never marks a step done.
+        """
+        rows = [
+            (
+                m.address,
+                m.dest_scan,
+                m.source.shape,
+                m.source.content,
+                m.dest.shape,
+                m.dest.content,
+            )
+            for m in scans
+        ]
+        if not rows:
+            return 0
+        now = _now()
+        changed = 0
+        with self._tx() as c:
+            pair_id = self._pair_id(c, pair)
+            for row in rows:
+                cur = c.execute(
+                    "INSERT INTO scan_memory (pair_id, address, dest_scan, source_shape,"
+                    " source_content, dest_shape, dest_content, recorded_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pair_id, address) DO UPDATE"
+                    " SET dest_scan = excluded.dest_scan, source_shape = excluded.source_shape,"
+                    " source_content = excluded.source_content,"
+                    " dest_shape = excluded.dest_shape, dest_content = excluded.dest_content,"
+                    " recorded_at = excluded.recorded_at"
+                    " WHERE (dest_scan, source_shape, source_content, dest_shape, dest_content)"
+                    " IS NOT (excluded.dest_scan, excluded.source_shape,"
+                    " excluded.source_content, excluded.dest_shape, excluded.dest_content)",
+                    (pair_id, *row, now),
+                )
+                changed += cur.rowcount
+        return changed
+
+    def remembered_scans(self, pair: PairKey) -> dict[str, ScanMemory]:
+        """Source scan address -> the remembered pair (see ``planner.sameness``)."""
+        pair_id = self._find_pair(pair)
+        if pair_id is None:
+            return {}
+        rows = self._rows("SELECT * FROM scan_memory WHERE pair_id = ?", (pair_id,))
+        return {
+            r["address"]: ScanMemory(
+                r["address"],
+                r["dest_scan"],
+                SideState(r["source_shape"], r["source_content"]),
+                SideState(r["dest_shape"], r["dest_content"]),
+            )
+            for r in rows
+        }
 
     def serial(self, pair: PairKey) -> int:
         pair_id = self._find_pair(pair)

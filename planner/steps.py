@@ -38,6 +38,7 @@ from planner.errors import BackendError, BadRequest, Conflict, MalformedReply
 from planner.inventory import Resource, Scan
 from planner.plan import Step, StepKind
 from planner.progress import Reporter
+from planner.sameness import dest_holds
 from planner.xmldoc import Destination, DocumentError, rewrite, scan_uids
 from planner.zipcheck import repack_relative, validate_zip
 
@@ -428,20 +429,12 @@ def _failed_with_zip(job: _ZipJob, exc: BaseException, attempts: int) -> StepOut
 def dest_matches_facts(
     resource: Resource | None, facts: dict[str, Any], files_digest: FilesDigest | None
 ) -> tuple[bool, str]:
-    """Does a destination resource hold exactly the planned files? Says why not."""
-    if resource is None:
-        return False, "the destination has no such scan"
-    count = int(facts.get("file_count", -1))
-    if resource.file_count != count:
-        return False, f"the destination holds {resource.file_count} files, the source {count}"
-    size = facts.get("bytes")
-    if size is not None and resource.total_bytes != int(size):
-        return False, f"the destination holds {resource.total_bytes} bytes, the source {size}"
-    planned = facts.get("files_digest")
-    comparable = planned and files_digest is not None and all(f.digest for f in resource.files)
-    if comparable and files_digest(resource) != planned:
-        return False, "the destination files differ from the source (sizes or MD5)"
-    return True, ""
+    """Does a destination resource hold exactly the planned files? Says why not.
+
+    The rule is ``planner.sameness.dest_holds`` (a scan's DICOM by names and count, since
+    the destination may rewrite headers); ``files_digest`` is kept for callers' signature.
+    """
+    return dest_holds(resource, facts)
 
 
 # XNAT 1.8.10 taught the DICOM-zip handler to archive straight to `dest`; before that it

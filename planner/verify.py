@@ -1,12 +1,16 @@
 """Check that an experiment arrived whole, after apply moved it.
 
-The verdict comes from the diff's own comparison (``planner.compare.compare_experiment``) so
-that verification and planning can never disagree about what "the same" means; the tiers
-below only explain the verdict to a person:
+The verdict is the shared walk's (``planner.walk``, through ``planner.compare``): the same
+pairing of scans (by ID, then by series UID, because DICOM import numbers a destination scan
+by its SeriesNumber) and the same comparison of files (``planner.sameness``) as the plan and
+drift, so verification can never disagree with them. The tiers only explain the verdict to a
+person:
 
 - tier 1: every (filtered) source scan exists on the destination, with or without DICOM;
-- tier 2: file counts of every scan resource and experiment resource match;
-- tier 3: sizes and MD5 digests match file by file, when both servers report digests.
+- tier 2: the same files are there: counts and names of every scan and experiment resource;
+- tier 3: contents match: sizes and MD5 of non-DICOM files (when both servers give MD5s),
+  and, for a scan's DICOM remembered in the state DB, neither side changed since. A scan's
+  DICOM is otherwise the same by names and count, since the destination may rewrite headers.
 
 Fields count as well (``planner.fields``): an experiment, scan or session assessor whose
 counted fields differ after apply fails verification, because apply carries them.
@@ -17,18 +21,18 @@ what exists only on the destination is never a failure.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from planner.inventory import Experiment, Resource
-from planner.plan import Change, ChangeStatus, Level
+from planner.compare import Memory, collect_experiment
+from planner.inventory import Experiment
+from planner.plan import ChangeStatus, Level
+from planner.sameness import CONTENT_KINDS, NAME_KINDS, ScanMemory
 
-# compare_experiment(src, dst, digests=...) -> list[Change], from the diff.
-Compare = Callable[..., list[Change]]
 _FAILING = (ChangeStatus.CREATE, ChangeStatus.DIFFERS, ChangeStatus.CONFLICT)
 # What apply's steps settle: differences there fail a transfer. Experiment and assessor
 # fields are carried by their XML documents, so they count too.
 _TRANSFERRED = (Level.SCAN, Level.RESOURCE, Level.EXPERIMENT, Level.ASSESSOR)
+_WORDS = {ChangeStatus.CREATE: "missing on the destination"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class ExperimentVerification:
     problems: tuple[str, ...] = ()
     # Differences no apply step settles: shown, never a failure of the transfer.
     notes: tuple[str, ...] = ()
+    # Scan pairs whose DICOM was found equal: remembered in the state DB when ``ok``.
+    equal_scans: tuple[ScanMemory, ...] = ()
 
     @property
     def digests_note(self) -> str:
@@ -66,78 +72,57 @@ class VerificationSummary:
             self.digests_unavailable += 1
 
 
-def _resource_pairs(
-    src: Experiment, dst: Experiment
-) -> list[tuple[str, Resource, Resource | None]]:
-    pairs: list[tuple[str, Resource, Resource | None]] = []
-    for scan_id, scan in sorted(src.scans.items()):
-        dscan = dst.scans.get(scan_id)
-        for label, res in sorted(scan.resources.items()):
-            other = dscan.resources.get(label) if dscan else None
-            pairs.append((f"scans/{scan_id}/{label}", res, other))
-    for label, res in sorted(src.resources.items()):
-        pairs.append((f"resources/{label}", res, dst.resources.get(label)))
-    return pairs
-
-
-def _digests_known(resource: Resource | None) -> bool:
-    return resource is not None and all(f.digest for f in resource.files)
-
-
 def verify_experiment(
     address: str,
     src: Experiment,
     dst: Experiment | None,
     *,
-    compare: Compare,
     digests: bool = True,
+    memory: Memory | None = None,
 ) -> ExperimentVerification:
-    """Compare the filtered source experiment with what the destination now holds."""
+    """Compare the filtered source experiment with what the destination now holds.
+
+    ``memory`` holds the remembered scan pairs that still apply: apply leaves out the scans
+    it has just imported, which are made anew.
+    """
     if dst is None:
         return ExperimentVerification(
             address, False, False, False, None, ("the experiment is missing on the destination",)
         )
-    problems: list[str] = []
-    # Every kept source scan is transferred: imported from its DICOM, or created (a scan
-    # without DICOM) with its other resources.
-    missing = sorted(set(src.scans) - set(dst.scans))
-    tier1 = not missing
-    if missing:
-        problems.append(f"scans missing on the destination: {', '.join(missing)}")
-
+    walked = collect_experiment(src, dst, digests=digests, memory=memory)
+    missing: list[str] = []
     tier2 = True
-    tier3: bool | None = True
-    for where, res, other in _resource_pairs(src, dst):
-        if other is None:
-            if res.files:
-                tier2 = False
-                problems.append(f"{where}: missing on the destination")
-            continue
-        if other.file_count != res.file_count:
-            tier2 = False
-            problems.append(f"{where}: {other.file_count} files, the source has {res.file_count}")
-            continue
-        if not (digests and _digests_known(res) and _digests_known(other)):
-            tier3 = None if tier3 is not False else False
-            continue
-        theirs = {f.path: f for f in other.files}
-        for entry in res.files:
-            got = theirs.get(entry.path)
-            if got is None or got.size != entry.size or got.digest != entry.digest:
-                tier3 = False
-                problems.append(f"{where}/{entry.path}: size or MD5 differs")
-
-    verdict_ok = True
+    tier3: bool | None = None if not digests or walked.digests_incomplete else True
+    problems: list[str] = []
     notes: list[str] = []
-    for change in compare(src, dst, digests=digests):
+    for change in walked.changes:
         if change.status not in _FAILING:
             continue
-        text = f"{change.address}: {'; '.join(change.differences) or change.status.value}"
+        kinds = walked.kinds.get(change.address, frozenset())
+        if change.level == Level.SCAN and change.status == ChangeStatus.CREATE:
+            missing.append(change.address.rsplit("/", 1)[-1])
+        if change.level == Level.RESOURCE and change.status == ChangeStatus.CREATE:
+            tier2 = False
+        if kinds & NAME_KINDS:
+            tier2 = False
+        if kinds & CONTENT_KINDS:
+            tier3 = False
+        why = "; ".join(change.differences) or _WORDS.get(change.status, change.status.value)
+        text = f"{change.address}: {why}"
         if change.level in _TRANSFERRED:
-            verdict_ok = False
-            if text not in problems:
-                problems.append(text)
-        elif change.level != Level.EXPERIMENT:
+            problems.append(text)
+        else:
             notes.append(text)
-    ok = verdict_ok and tier1 and tier2 and tier3 is not False
-    return ExperimentVerification(address, ok, tier1, tier2, tier3, tuple(problems), tuple(notes))
+    if missing:
+        problems.insert(0, f"scans missing on the destination: {', '.join(missing)}")
+    ok = not problems
+    return ExperimentVerification(
+        address,
+        ok,
+        not missing,
+        tier2,
+        tier3,
+        tuple(problems),
+        tuple(notes),
+        tuple(walked.equal_scans),
+    )

@@ -18,12 +18,13 @@ from pathlib import Path
 import typer
 
 from planner.config import TransferConfig, load_config
-from planner.diff import make_plan, summary_line
+from planner.diff import diff_inventories, summary_line
 from planner.errors import BackendError
 from planner.inventory import Inventory
 from planner.plan import ChangeStatus, Plan
 from planner.planfile import save_plan
 from planner.preflight import may_write
+from planner.sameness import ScanMemory
 from planner.snapshot import take_snapshot
 from planner.state import PairKey, StateDB
 from xnatctl import __version__
@@ -212,18 +213,22 @@ def make_transfer_plan(
         pair = _pair(src.url, cfg.source_project, dst.url, cfg.dest_project)
         completed = state.completed_subjects(pair)
         serial = state.serial(pair)
-    plan = make_plan(
-        source,
-        dest,
-        cfg,
-        completed_subjects=completed,
-        state_serial=serial,
-        source_profile=getattr(src, "profile", "") or "",
-        dest_profile=dest_profile,
-        created_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        tool_version=__version__,
-    )
-    return MadePlan(plan, source, dest)
+        found = diff_inventories(
+            source,
+            dest,
+            cfg,
+            completed_subjects=completed,
+            state_serial=serial,
+            source_profile=getattr(src, "profile", "") or "",
+            dest_profile=dest_profile,
+            created_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            tool_version=__version__,
+            memory=state.remembered_scans(pair),
+        )
+        # Scans found equal now are remembered (locally), so a later change on either
+        # side still shows although DICOM is compared by names.
+        state.remember_scans(pair, found.equal_scans)
+    return MadePlan(found.plan, source, dest)
 
 
 def check_plan_out(path: Path | None) -> None:
@@ -417,6 +422,17 @@ def check_writable(dst: XnatClient, project: str) -> None:
 # -- state DB reports ------------------------------------------------------------------------
 
 
+def _remembered_scans(
+    ctx: AppContext, src_url: str, src_project: str, dst_url: str, dst_project: str
+) -> dict[str, ScanMemory]:
+    """The scan pairs the state DB remembers, read only; none when there is no state DB
+    (drift never creates one)."""
+    if not ctx.state_db_path.exists():
+        return {}
+    with StateDB(ctx.state_db_path) as state:
+        return state.remembered_scans(_pair(src_url, src_project, dst_url, dst_project))
+
+
 def _open_state_readonly(ctx: AppContext, project: str) -> StateDB | None:
     if not ctx.state_db_path.exists():
         return None
@@ -535,7 +551,12 @@ def drift_check(
 
     source, dest = snapshot_pair(ctx, src, dst, cfg.source_project, cfg.dest_project)
     report = check_drift(
-        source, dest, cfg.filtering, checksums=checksums, copy_shared=cfg.copy_shared
+        source,
+        dest,
+        cfg.filtering,
+        checksums=checksums,
+        copy_shared=cfg.copy_shared,
+        memory=_remembered_scans(ctx, src.url, cfg.source_project, dst.url, cfg.dest_project),
     )
     if ctx.json_output:
         ctx.print_json(report.to_dict(include_in_sync=show_in_sync))

@@ -98,10 +98,34 @@ def _resource(*files: tuple[str, int, str]) -> Resource:
     return Resource("DICOM", "DICOM", "", tuple(FileEntry(p, s, d) for p, s, d in files))
 
 
+def names_digest(resource: Resource) -> str:
+    from planner.sameness import names_digest
+
+    return names_digest(resource)
+
+
 def _digest(resource: Resource) -> str:
     from planner.compare import files_digest
 
     return files_digest(resource)
+
+
+def test_dicom_on_the_destination_matches_by_names_and_count() -> None:
+    # XNAT's site anonymization rewrites headers on import: other sizes and MD5s, same names.
+    planned = _resource(("1.dcm", 10, "a"), ("2.dcm", 20, "b"))
+    facts = {
+        "file_count": 2,
+        "bytes": 30,
+        "files_digest": _digest(planned),
+        "names_digest": names_digest(planned),
+        "resource": "DICOM",
+    }
+    rewritten = _resource(("1.dcm", 16, "c"), ("2.dcm", 26, "d"))
+    assert dest_matches_facts(rewritten, facts, _digest) == (True, "")
+    ok, why = dest_matches_facts(_resource(("1.dcm", 10, "a"), ("3.dcm", 20, "b")), facts, _digest)
+    assert not ok and "names differ" in why
+    ok, why = dest_matches_facts(_resource(("1.dcm", 10, "a")), facts, _digest)
+    assert not ok and "1 files" in why
 
 
 def test_the_destination_matches_only_with_the_same_files() -> None:
@@ -209,11 +233,14 @@ def test_a_first_attempt_conflict_with_other_files_fails_and_keeps_the_zip(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "work").mkdir()
-    other = _resource(("a.dcm", 999, "x"))
+    # DICOM is the same by its file names (the destination may rewrite headers), so "other
+    # files" means other names here; the bytes alone no longer tell (planner.sameness).
+    other = _resource(("b.dcm", 999, "x"))
+    step = _scan_step(names_digest=names_digest(_resource(("a.dcm", 196, "d"))))
     backend = RecordingBackend([Conflict("409", status=409)])
-    outcome = run_step(_scan_step(), _ctx(tmp_path, backend, dest_scan=lambda s: other))
+    outcome = run_step(step, _ctx(tmp_path, backend, dest_scan=lambda s: other))
     assert not outcome.ok
-    assert "conflict" in outcome.error and "999 bytes" in outcome.error
+    assert "conflict" in outcome.error and "file names differ" in outcome.error
     assert outcome.kept_zip == tmp_path / "failed" / "7" / "S__E__scans__1.zip"
     assert outcome.kept_zip.exists()
     assert str(outcome.kept_zip) in outcome.error

@@ -22,10 +22,11 @@ from planner.config import (
     TypedFilter,
     parse_config,
 )
-from planner.diff import human_bytes, make_plan, summary_line
+from planner.diff import diff_inventories, human_bytes, make_plan, summary_line
 from planner.inventory import FileEntry, Resource
 from planner.plan import ChangeStatus, StepKind
 from planner.planfile import plan_to_dict
+from planner.sameness import names_digest
 
 
 def plan(src, dst, config=None, completed=None, **kw):
@@ -38,6 +39,19 @@ def plan(src, dst, config=None, completed=None, **kw):
         created_at="2026-01-01T00:00:00Z",
         tool_version="0.1.0",
         **kw,
+    )
+
+
+def diff(src, dst, memory=None):
+    return diff_inventories(
+        src,
+        dst,
+        TransferConfig(),
+        completed_subjects={},
+        state_serial=3,
+        created_at="2026-01-01T00:00:00Z",
+        tool_version="0.1.0",
+        memory=memory,
     )
 
 
@@ -221,6 +235,7 @@ def test_step_facts_targets_and_dependencies(b):
         "file_count": 3,
         "bytes": 300,
         "files_digest": files_digest(dicom),
+        "names_digest": names_digest(dicom),
         "resource": "DICOM",
         "repair": False,
     }
@@ -460,16 +475,46 @@ def test_human_bytes():
 
 
 def test_digest_differences_ignored_when_a_side_lacks_digests(b):
-    src = b.inv(b.subj("S1", b.exp("E1", "S1", (b.scan("1"),))))
-    r = b.res("DICOM", 3, salt="other")
-    changed = b.inv(
-        b.subj("S1", b.exp("E1", "S1", (replace(b.scan("1"), resources={"DICOM": r}),))),
-        url="http://dst",
-        project="Q",
-    )
-    assert status(plan(src, changed))["S1/E1/scans/1"] == ChangeStatus.DIFFERS
+    # A non-DICOM resource: a scan's DICOM is compared by names (planner.sameness), since the
+    # destination's anonymization script rewrites headers, so its MD5 never counts alone.
+    src = b.inv(b.subj("S1", b.exp("E1", "S1", (b.scan("1", extra=(b.res("NIFTI", 3),)),))))
+    r = b.res("NIFTI", 3, salt="other")
+    moved = replace(b.scan("1"), resources={**b.scan("1").resources, "NIFTI": r})
+    changed = b.inv(b.subj("S1", b.exp("E1", "S1", (moved,))), url="http://dst", project="Q")
+    assert status(plan(src, changed))["S1/E1/scans/1/NIFTI"] == ChangeStatus.DIFFERS
     no_digests = replace(changed, digests=False)
-    assert status(plan(src, no_digests))["S1/E1/scans/1"] == ChangeStatus.IN_SYNC
+    assert status(plan(src, no_digests))["S1/E1/scans/1/NIFTI"] == ChangeStatus.IN_SYNC
+
+
+def test_dicom_rewritten_by_the_destination_is_in_sync_unless_remembered_otherwise(b):
+    src = b.inv(b.subj("S1", b.exp("E1", "S1", (b.scan("1"),))))
+    r = b.res("DICOM", 3, size=140, salt="anonymized")  # same names, other bytes
+    rewritten = replace(b.scan("1"), resources={"DICOM": r})
+    dst = b.inv(b.subj("S1", b.exp("E1", "S1", (rewritten,))), url="http://dst", project="Q")
+    made = diff(src, dst)
+    assert status(made.plan)["S1/E1/scans/1"] == ChangeStatus.IN_SYNC
+    assert made.plan.steps == ()
+    assert [(m.address, m.dest_scan) for m in made.equal_scans] == [("S1/E1/scans/1", "1")]
+    memory = {m.address: m for m in made.equal_scans}
+    assert diff(src, dst, memory).plan.steps == ()
+    # the source re-sends 0.dcm with other pixel data under the same name
+    files = list(src.subjects["S1"].experiments["E1"].scans["1"].resources["DICOM"].files)
+    files[0] = FileEntry(files[0].path, files[0].size, "0" * 32)
+    resent = replace(b.scan("1"), resources={"DICOM": replace(b.res("DICOM"), files=tuple(files))})
+    src2 = b.inv(b.subj("S1", b.exp("E1", "S1", (resent,))))
+    again = diff(src2, dst, memory)
+    change = {c.address: c for c in again.plan.changes}["S1/E1/scans/1"]
+    assert change.status == ChangeStatus.DIFFERS
+    assert change.differences == ("DICOM: source files changed since they were last found equal",)
+    kinds = {s.kind: s for s in again.plan.steps}
+    assert set(kinds) == {StepKind.IMPORT_SCAN, StepKind.UPDATE_EXPERIMENT}
+    assert kinds[StepKind.IMPORT_SCAN].facts["repair"] is True
+    assert again.equal_scans == ()
+    # without the memory the names alone agree: this is what the memory is for
+    assert diff(src2, dst).plan.steps == ()
+    # memory of another destination scan (another pairing) does not apply
+    moved = {k: replace(v, dest_scan="9") for k, v in memory.items()}
+    assert diff(src2, dst, moved).plan.steps == ()
 
 
 def test_field_and_date_differences_are_reported_and_planned_as_updates(b):

@@ -1,0 +1,336 @@
+"""One notion of "the same DICOM", end to end over two xnatsim servers and the CLI.
+
+Real XNAT 1.8.11 applies its site-wide anonymization script on every import by default
+(``SiteConfigPreferences.getEnableSitewideAnonymizationScript``; the default script sets
+StudyDescription, PatientName and PatientID), so a destination's DICOM differs in size and
+MD5 from the source's. xnatsim does not rewrite headers, so the rewrite is simulated the
+moment each import step finishes (before apply verifies the experiment, as on a real server)
+by replacing the destination's files with header-modified copies of the same names
+(``PUT .../resources/DICOM/files/NAME?overwrite=true&inbody=true``).
+
+Also a source scan whose ID is not its SeriesNumber: DICOM import numbers the destination
+scan by its SeriesNumber (TestImport.testModifiedSeriesUIDs relies on that numbering), so
+verification, drift and a second transfer must pair the two by series UID, as the plan does.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import pytest
+import requests
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from planner.apply import ApplyOptions, apply_plan
+from planner.config import TransferConfig
+from planner.diff import make_plan
+from planner.plan import Plan, StepKind
+from planner.progress import STEP_OK, NullReporter
+from planner.snapshot import take_snapshot
+from planner.state import PairKey, StateDB
+
+ADMIN = ("admin", "admin")
+PROJECT = "STUDY"
+
+
+def client(url: str) -> Any:
+    from xnatctl.client import XnatClient
+
+    return XnatClient(url, user="admin", password="admin")
+
+
+def _files(url: str, owner: str) -> dict[str, str]:
+    """Name -> absolute URI of the DICOM files of one scan (``owner`` is its path)."""
+    reply = requests.get(
+        f"{url}{owner}/resources/DICOM/files", params={"format": "json"}, auth=ADMIN, timeout=30
+    )
+    reply.raise_for_status()
+    return {r["Name"]: f"{url}{r['URI']}" for r in reply.json()["ResultSet"]["Result"]}
+
+
+def _put_file(url: str, owner: str, name: str, body: bytes) -> None:
+    reply = requests.put(
+        f"{url}{owner}/resources/DICOM/files/{name}",
+        params={"overwrite": "true", "inbody": "true"},
+        data=body,
+        headers={"Content-Type": "application/octet-stream"},
+        auth=ADMIN,
+        timeout=30,
+    )
+    assert reply.status_code in (200, 201), reply.text
+
+
+def rewrite_headers(url: str, owner: str, *, patient: str = "ANON", names: Any = None) -> None:
+    """Replace a scan's DICOM files with header-modified copies of the same names, as the
+    default site anonymization script does (StudyDescription, PatientName, PatientID)."""
+    for name, uri in _files(url, owner).items():
+        if names is not None and name not in names:
+            continue
+        raw = requests.get(uri, auth=ADMIN, timeout=30)
+        raw.raise_for_status()
+        ds = pydicom.dcmread(io.BytesIO(raw.content))
+        ds.StudyDescription = PROJECT
+        ds.PatientName = f"{patient}_REWRITTEN_BY_THE_DESTINATION"
+        ds.PatientID = f"{patient}_SESSION"
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        _put_file(url, owner, name, out.getvalue())
+
+
+class RewritingReporter(NullReporter):
+    """Rewrites the destination's headers as each import step finishes: the destination's
+    anonymization, applied before apply verifies the experiment."""
+
+    def __init__(self, dst_url: str) -> None:
+        self.dst_url = dst_url
+        self.rewritten: list[str] = []
+
+    def step_finished(self, step: Any, status: str, error: str = "") -> None:
+        if step.kind != StepKind.IMPORT_SCAN or status != STEP_OK:
+            return
+        t = step.target
+        owner = (
+            f"/data/projects/{t['project']}/subjects/{t['subject']}"
+            f"/experiments/{t['experiment']}/scans/{t['scan']}"
+        )
+        rewrite_headers(self.dst_url, owner)
+        self.rewritten.append(step.address)
+
+
+def _plan(src: Any, dst: Any) -> Plan:
+    return make_plan(
+        take_snapshot(src, PROJECT),
+        take_snapshot(dst, PROJECT),
+        TransferConfig.from_dict({"source_project": PROJECT, "dest_project": PROJECT}),
+        completed_subjects={},
+        state_serial=0,
+        created_at="2026-01-01T00:00:00Z",
+        tool_version="test",
+    )
+
+
+def _scan_owner(subject: str, session: str, scan: str) -> str:
+    return f"/data/projects/{PROJECT}/subjects/{subject}/experiments/{session}/scans/{scan}"
+
+
+@pytest.fixture
+def rewritten(seeded, tmp_path: Path):
+    """The seeded pair after one transfer whose destination rewrote every DICOM header; the
+    state DB is the CLI's, so the CLI's drift and transfer see what apply remembered."""
+    src, dst = client(seeded.src.url), client(seeded.dst.url)
+    state = StateDB(Path(os.environ["XNATCTL_CONFIG_DIR"]) / "transfer.db")
+    reporter = RewritingReporter(seeded.dst.url)
+    options = ApplyOptions(
+        workers=2,
+        retry_count=1,
+        retry_delay=0.01,
+        work_dir=tmp_path / "work",
+        failed_dir=tmp_path / "failed",
+    )
+    result = apply_plan(_plan(src, dst), src, dst, state, options, reporter=reporter)
+    # TestImport-style check of the simulation: the destination's bytes really differ.
+    assert reporter.rewritten
+    assert result.status == "completed", (result.failed_steps, result.verification.failures)
+    assert result.verification.failed == 0 and result.verification.checked > 0
+    pair = PairKey(src.url, PROJECT, dst.url, PROJECT)
+    assert len(state.remembered_scans(pair)) == len(reporter.rewritten)
+    state.close()
+    yield seeded, src, dst
+    src.close()
+    dst.close()
+
+
+def _one_scan(src: Any) -> tuple[str, str, str]:
+    inv = take_snapshot(src, PROJECT)
+    for s in sorted(inv.subjects.values(), key=lambda x: x.label):
+        for e in sorted(s.experiments.values(), key=lambda x: x.label):
+            for sc in sorted(e.scans.values(), key=lambda x: x.id):
+                if "DICOM" in sc.resources and not e.shared_from and not s.shared_from:
+                    return s.label, e.label, sc.id
+    raise AssertionError("no scan with DICOM in the seeded source")
+
+
+def _dicom_digests(client_: Any, subject: str, session: str, scan: str) -> dict[str, str]:
+    inv = take_snapshot(client_, PROJECT)
+    res = inv.subjects[subject].experiments[session].scans[scan].resources["DICOM"]
+    return {f.path: f.digest for f in res.files}
+
+
+def test_a_destination_that_rewrites_headers_is_in_sync(rewritten, cli) -> None:
+    pair, src, dst = rewritten
+    subject, session, scan = _one_scan(src)
+    ours, theirs = (_dicom_digests(c, subject, session, scan) for c in (src, dst))
+    assert ours.keys() == theirs.keys() and all(ours[k] != theirs[k] for k in ours)
+
+    drift = cli("project", "drift", *pair.pair_args())
+    assert drift.code == 0, drift.out
+    again = cli("project", "transfer", *pair.pair_args(), "--yes")
+    assert again.code == 0, again.err
+    assert "No changes" in again.out, again.out
+
+
+def _compare_all(tmp_path: Path) -> str:
+    """A config that compares subjects an earlier run completed (``sync_new_only`` skips
+    them, by design, and only notes their new data)."""
+    path = tmp_path / "transfer.yaml"
+    path.write_text(f"source_project: {PROJECT}\ndest_project: {PROJECT}\nsync_new_only: false\n")
+    return str(path)
+
+
+def test_a_source_file_resent_with_other_content_is_a_difference(rewritten, cli, tmp_path) -> None:
+    pair, src, dst = rewritten
+    subject, session, scan = _one_scan(src)
+    owner = _scan_owner(subject, session, scan)
+    name, uri = sorted(_files(pair.src.url, owner).items())[0]
+    ds = pydicom.dcmread(io.BytesIO(requests.get(uri, auth=ADMIN, timeout=30).content))
+    pixels = bytearray(ds.PixelData)
+    pixels[0] ^= 0xFF  # other pixel data, same name, same size
+    ds.PixelData = bytes(pixels)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    _put_file(pair.src.url, owner, name, out.getvalue())
+
+    drift = cli("project", "drift", *pair.pair_args())
+    assert drift.code == 2, drift.out
+    assert "source files changed since they were last found equal" in drift.out
+    fixed = cli(
+        "project", "transfer", *pair.pair_args(), "--yes", "--config", _compare_all(tmp_path)
+    )
+    assert fixed.code == 0, fixed.err + fixed.out
+    after = cli("project", "drift", *pair.pair_args())
+    assert after.code == 0, after.out + fixed.out
+    assert _dicom_digests(dst, subject, session, scan)[name] == hashlib_md5(out.getvalue())
+
+
+def test_a_destination_file_replaced_later_is_a_difference(rewritten, cli) -> None:
+    pair, src, _dst = rewritten
+    subject, session, scan = _one_scan(src)
+    owner = _scan_owner(subject, session, scan)
+    first = sorted(_files(pair.dst.url, owner))[0]
+    rewrite_headers(pair.dst.url, owner, patient="SOMEONE_ELSE", names={first})
+    drift = cli("project", "drift", *pair.pair_args())
+    assert drift.code == 2, drift.out
+    assert "destination files changed since they were last found equal" in drift.out
+
+
+def test_a_removed_or_added_instance_is_a_difference(rewritten, cli, tmp_path) -> None:
+    pair, src, _dst = rewritten
+    subject, session, scan = _one_scan(src)
+    owner = _scan_owner(subject, session, scan)
+    name = sorted(_files(pair.dst.url, owner))[0]
+    gone = requests.delete(f"{pair.dst.url}{owner}/resources/DICOM/files/{name}", auth=ADMIN)
+    assert gone.status_code == 200, gone.text
+    drift = cli("project", "drift", *pair.pair_args())
+    assert drift.code == 2 and f"{name} missing on the destination" in drift.out, drift.out
+
+    fixed = cli(
+        "project", "transfer", *pair.pair_args(), "--yes", "--config", _compare_all(tmp_path)
+    )
+    assert fixed.code == 0, fixed.err + fixed.out
+    assert cli("project", "drift", *pair.pair_args()).code == 0
+
+    extra = _instance(pair.src.url, owner, number=99)
+    drift = cli("project", "drift", *pair.pair_args())
+    assert drift.code == 2 and f"{extra} missing on the destination" in drift.out, drift.out
+
+
+def hashlib_md5(body: bytes) -> str:
+    import hashlib
+
+    return hashlib.md5(body).hexdigest()
+
+
+def _instance(url: str, owner: str, *, number: int) -> str:
+    """Add one more instance, copied from the scan's first file with a new SOPInstanceUID."""
+    uri = sorted(_files(url, owner).items())[0][1]
+    ds = pydicom.dcmread(io.BytesIO(requests.get(uri, auth=ADMIN, timeout=30).content))
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.InstanceNumber = number
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    new = f"added-{number}.dcm"
+    _put_file(url, owner, new, out.getvalue())
+    return new
+
+
+# -- a scan whose ID is not its SeriesNumber -------------------------------------------------
+
+
+def _dicom(series_uid: str, study_uid: str, number: int, instance: int) -> bytes:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset("x.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = number
+    ds.SeriesDescription = "T2_relabelled"
+    ds.Modality = "MR"
+    ds.InstanceNumber = instance
+    ds.PatientName = "RENUM"
+    ds.PatientID = "RENUM_MR1"
+    ds.StudyDate = "20240102"
+    ds.Rows = ds.Columns = 4
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = (np.arange(16, dtype=np.uint16) + instance).tobytes()
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def _put(url: str, path: str, params: dict[str, str]) -> None:
+    reply = requests.put(f"{url}{path}", params=params, auth=ADMIN, timeout=30)
+    assert reply.status_code in (200, 201), f"PUT {path}: {reply.status_code} {reply.text}"
+
+
+def test_a_scan_renumbered_by_the_import_verifies_and_stays_in_sync(seeded, cli) -> None:
+    # Source scan 7 holds a series whose SeriesNumber is 3 (a scan re-labelled on the source);
+    # the destination's import makes it scan 3. Plan, verification and drift pair them by
+    # series UID (planner.walk), so the transfer verifies and a second one has nothing to do.
+    url = seeded.src.url
+    session = f"/data/projects/{PROJECT}/subjects/RENUM/experiments/RENUM_MR1"
+    _put(url, f"/data/projects/{PROJECT}/subjects/RENUM", {})
+    _put(url, session, {"xsiType": "xnat:mrSessionData", "date": "2024-01-02"})
+    series, study = generate_uid(), generate_uid()
+    _put(
+        url,
+        f"{session}/scans/7",
+        {"xsiType": "xnat:mrScanData", "type": "T2_relabelled", "UID": series},
+    )
+    _put(url, f"{session}/scans/7/resources/DICOM", {"format": "DICOM"})
+    owner = f"{session}/scans/7"
+    for i in (1, 2):
+        _put_file(url, owner, f"MR.3.{i}.dcm", _dicom(series, study, 3, i))
+
+    src = client(url)
+    try:
+        scan = take_snapshot(src, PROJECT).subjects["RENUM"].experiments["RENUM_MR1"].scans["7"]
+        assert scan.uid == series and len(scan.resources["DICOM"].files) == 2
+    finally:
+        src.close()
+
+    first = cli("project", "transfer", *seeded.pair_args(), "--yes")
+    assert first.code == 0, first.err + first.out
+    dst = client(seeded.dst.url)
+    try:
+        scans = take_snapshot(dst, PROJECT).subjects["RENUM"].experiments["RENUM_MR1"].scans
+    finally:
+        dst.close()
+    assert set(scans) == {"3"} and scans["3"].uid == series  # numbered by SeriesNumber
+    drift = cli("project", "drift", *seeded.pair_args())
+    assert drift.code == 0, drift.out
+    again = cli("project", "transfer", *seeded.pair_args(), "--yes")
+    assert again.code == 0 and "No changes" in again.out, again.out
