@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from xnatsim import listing, schemas
+from xnatsim.archiver import Archiver
 from xnatsim.auth import GROUP_OF_ROLE, Auth
 from xnatsim.handlers import DataHandlers
-from xnatsim.importer import Archiver
 from xnatsim.resolve import Resolver
 from xnatsim.services import Services
 from xnatsim.store import Store

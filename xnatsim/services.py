@@ -5,8 +5,9 @@ from __future__ import annotations
 import shutil
 
 from xnatsim import listing
+from xnatsim.archiver import Archiver
 from xnatsim.auth import Auth
-from xnatsim.importer import Archiver, Routing, parse_upload, sanitise
+from xnatsim.importer import Routing, parse_upload, sanitise
 from xnatsim.store import Store
 from xnatsim.uploads import receive
 from xnatsim.web import HTTPError, Request, Response
