@@ -60,7 +60,11 @@ class XnatApp:
         self.store = store
         self.auth = auth
         self.settings = settings
-        self.archiver = Archiver(store)
+        store.default_prearchive_code = int(settings.get("default_prearchive_code", 4))
+        self.archiver = Archiver(
+            store,
+            prevent_cross_modality_merge=bool(settings.get("prevent_cross_modality_merge", True)),
+        )
         self.resolver = Resolver(store, auth)
         self.data = DataHandlers(store, auth, bool(settings.get("checksums", True)))
         self.version = str(settings.get("version") or VERSION)
@@ -220,6 +224,8 @@ class XnatApp:
             return self.services.import_(req, user)
         if name == "archive":
             return self.services.archive(req, user)
+        if name == "prearchive":
+            return self.services.prearchive_service(req, segs[1:], user)
         if name == "tokens" and len(segs) >= 2:
             if segs[1] == "issue":
                 return Response.json(self.auth.issue_token(user))

@@ -50,6 +50,16 @@ def serve(
         help="XNAT version to report and behave as (before 1.8.10 the DICOM-zip import "
         "ignores dest and leaves sessions in the prearchive).",
     ),
+    default_prearchive_code: int = typer.Option(
+        4,
+        "--default-prearchive-code",
+        help="Prearchive code of new projects: 0 manual, 4 auto-archive, 5 auto-archive overwrite.",
+    ),
+    prevent_cross_modality_merge: bool = typer.Option(
+        True,
+        "--prevent-cross-modality-merge/--allow-cross-modality-merge",
+        help="Refuse to archive data of another session type into an existing session.",
+    ),
 ) -> None:
     """Run the server until SIGINT or SIGTERM."""
     from xnatsim.server import start_server
@@ -60,6 +70,8 @@ def serve(
         "prearchive_idle_seconds": prearchive_idle,
         "prearchive_interval_seconds": prearchive_interval,
         "version": xnat_version,
+        "default_prearchive_code": default_prearchive_code,
+        "prevent_cross_modality_merge": prevent_cross_modality_merge,
     }
     try:
         srv = start_server(

@@ -29,6 +29,12 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # The XNAT version reported by buildInfo. Before 1.8.10 the DICOM-zip handler ignores
     # `dest` and `overwrite_files`, and sessions wait in the prearchive, as on a real server.
     "version": "1.8.11",
+    # The prearchive code a new project gets: XNAT's site preference
+    # defaultProjectAutoArchiveSetting (0 manual, 4 auto-archive, 5 auto-archive overwrite).
+    "default_prearchive_code": 4,
+    # XNAT's site preference preventCrossModalityMerge: refuse to merge data of another
+    # session type into an existing session.
+    "prevent_cross_modality_merge": True,
 }
 
 
