@@ -195,9 +195,16 @@ class Services:
             uri = self.archiver.receive(sess, code, dest.timestamp, dest.folder)
             if uri not in uris:
                 uris.append(uri)
-        if not dest.where and not req.flag("Direct-Archive"):
+        commit = bool(dest.where) or req.params.get("action") == "commit"
+        # GradualDicomImporter.isAutoArchive: an archive `dest` sets AA; AA or auto-archive
+        # may also be sent directly.
+        auto = (
+            dest.where == "archive"
+            or req.flag("Direct-Archive")
+            or (dest.where != "prearchive" and (req.flag("AA") or req.flag("auto-archive")))
+        )
+        if not commit and not auto:
             return uris
-        auto = dest.where == "archive" or req.flag("Direct-Archive")
         archived: list[str] = []
         for uri in uris:
             try:
