@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from xnatsim import anonymize, listing, schemas
+from xnatsim.archiver import Archiver
 from xnatsim.auth import GROUP_OF_ROLE, Auth
 from xnatsim.handlers import DataHandlers
-from xnatsim.importer import Archiver
 from xnatsim.paths import check_path
 from xnatsim.resolve import Resolver
 from xnatsim.services import Services
@@ -63,7 +63,11 @@ class XnatApp:
         self.store = store
         self.auth = auth
         self.settings = settings
-        self.archiver = Archiver(store)
+        store.default_prearchive_code = int(settings.get("default_prearchive_code", 4))
+        self.archiver = Archiver(
+            store,
+            prevent_cross_modality_merge=bool(settings.get("prevent_cross_modality_merge", True)),
+        )
         self.resolver = Resolver(store, auth)
         self.data = DataHandlers(store, auth, bool(settings.get("checksums", True)))
         self.version = str(settings.get("version") or VERSION)
@@ -227,6 +231,8 @@ class XnatApp:
             return self.services.import_(req, user)
         if name == "archive":
             return self.services.archive(req, user)
+        if name == "prearchive":
+            return self.services.prearchive_service(req, segs[1:], user)
         if name == "tokens" and len(segs) >= 2:
             if segs[1] == "issue":
                 return Response.json(self.auth.issue_token(user))

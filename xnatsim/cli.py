@@ -58,6 +58,16 @@ def serve(
         "--anonymize/--no-anonymize",
         help="Apply XNAT's default site-wide anonymization script to imported DICOM.",
     ),
+    default_prearchive_code: int = typer.Option(
+        4,
+        "--default-prearchive-code",
+        help="Prearchive code of new projects: 0 manual, 4 auto-archive, 5 auto-archive overwrite.",
+    ),
+    prevent_cross_modality_merge: bool = typer.Option(
+        True,
+        "--prevent-cross-modality-merge/--allow-cross-modality-merge",
+        help="Refuse to archive data of another session type into an existing session.",
+    ),
 ) -> None:
     """Run the server until SIGINT or SIGTERM."""
     from xnatsim.server import start_server
@@ -70,6 +80,8 @@ def serve(
         "version": xnat_version,
         "anonymize": anonymize,
         "pet_mr": pet_mr,
+        "default_prearchive_code": default_prearchive_code,
+        "prevent_cross_modality_merge": prevent_cross_modality_merge,
     }
     try:
         srv = start_server(

@@ -36,6 +36,12 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # XNAT's site PET/MR setting (`sitewidePetMr`): "petmr" builds one xnat:petmrSessionData
     # from PET and MR series, "pet" a xnat:petSessionData.
     "pet_mr": "petmr",
+    # The prearchive code a new project gets: XNAT's site preference
+    # defaultProjectAutoArchiveSetting (0 manual, 4 auto-archive, 5 auto-archive overwrite).
+    "default_prearchive_code": 4,
+    # XNAT's site preference preventCrossModalityMerge: refuse to merge data of another
+    # session type into an existing session.
+    "prevent_cross_modality_merge": True,
 }
 
 

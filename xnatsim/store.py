@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS prearchive (
     project TEXT NOT NULL, timestamp TEXT NOT NULL, folder TEXT NOT NULL,
     status TEXT NOT NULL, subject TEXT DEFAULT '', label TEXT DEFAULT '', tag TEXT DEFAULT '',
     scan_date TEXT DEFAULT '', uploaded TEXT DEFAULT '', lastmod TEXT DEFAULT '',
-    last_activity REAL NOT NULL, manifest TEXT NOT NULL,
+    last_activity REAL NOT NULL, manifest TEXT NOT NULL, autoarchive INTEGER,
     PRIMARY KEY(project, timestamp, folder));
 CREATE TABLE IF NOT EXISTS shares (
     kind TEXT NOT NULL, entity_id TEXT NOT NULL, project TEXT NOT NULL, label TEXT NOT NULL,
@@ -131,6 +131,9 @@ class Store:
         self._clean_tmp()
         self.db_path = self.data_dir / "xnatsim.db"
         self.write_lock = threading.RLock()
+        # The prearchive code a new project gets (XNAT's site preference
+        # defaultProjectAutoArchiveSetting, default 4: auto-archive).
+        self.default_prearchive_code = 4
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -145,6 +148,9 @@ class Store:
             cols = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
             if "props" not in cols:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN props TEXT DEFAULT '{{}}'")
+        cols = {r["name"] for r in conn.execute("PRAGMA table_info(prearchive)")}
+        if "autoarchive" not in cols:
+            conn.execute("ALTER TABLE prearchive ADD COLUMN autoarchive INTEGER")
 
     def _clean_tmp(self) -> None:
         """Leftovers of requests interrupted by a crash are never part of the archive."""
@@ -214,8 +220,8 @@ class Store:
                 raise Exists(pid)
             c.execute(
                 "INSERT INTO projects (id, secondary_id, name, description, pi_firstname,"
-                " pi_lastname, accessibility, insert_date, insert_user)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
+                " pi_lastname, accessibility, insert_date, insert_user, prearchive_code)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     pid,
                     fields.get("secondary_ID") or pid,
@@ -226,6 +232,7 @@ class Store:
                     fields.get("accessibility", "private"),
                     now_text(),
                     user,
+                    int(fields.get("prearchive_code", self.default_prearchive_code)),
                 ),
             )
             c.execute("INSERT OR REPLACE INTO roles VALUES (?,?,?)", (pid, user, "owner"))

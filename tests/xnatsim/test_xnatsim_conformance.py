@@ -7,6 +7,8 @@ import zipfile
 import pytest
 import requests
 
+from xnatsim.testing import admin_session
+
 xnat = pytest.importorskip("xnat")
 
 
@@ -94,6 +96,9 @@ def test_connect_time_endpoints(srv, admin):
 
 
 def test_xnatpy_import_resource_upload_and_prearchive(srv, make_zip, series_cls, tmp_path):
+    # A manual project: on an auto-archive one (XNAT's default code 4) the archive service
+    # answers 303 (services.Archiver.finishSingleSessionArchive), which xnatpy cannot read.
+    assert admin_session(srv).put(f"{srv.url}/data/projects/P1/prearchive_code/0").ok
     path, md5s = make_zip([series_cls(1, "T1")])
     with xnat.connect(srv.url, user="admin", password="admin") as conn:
         exp = conn.services.import_(

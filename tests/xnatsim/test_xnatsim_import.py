@@ -1,7 +1,6 @@
 """The DICOM-zip import service and the prearchive."""
 
 import io
-import threading
 import time
 import zipfile
 
@@ -66,29 +65,49 @@ def test_import_archives_byte_identical_files(srv, admin, make_zip, series_cls):
     assert on_disk.is_file()
 
 
+def _manual(admin, srv, project="P1"):
+    assert admin.put(f"{srv.url}/data/projects/{project}/prearchive_code/0").ok
+
+
+def _prearc_status(admin, srv, project="P1"):
+    rows = admin.get(f"{srv.url}/data/prearchive/projects/{project}").json()["ResultSet"]["Result"]
+    return [r["status"] for r in rows]
+
+
 def test_overwrite_modes(srv, admin, make_zip, series_cls):
+    # XNAT 1.8.10+ DICOM-zip (DicomZipImporter.xmlBuild): every archive failure is the bare
+    # ClientException "unable to archive for the Prearchive session" (400); `overwrite` is
+    # read only as Importer.parseOverrideValue's allowSessionMerge/overrideExceptions.
+    _manual(admin, srv)
     first, _ = make_zip([series_cls(1, "T1")])
     assert _post_zip(admin, srv, first, **_archive_params()).status_code == 200
-    # DICOM-zip reports archive conflicts as 400 (XNAT wraps the conflict in a client error)
     again = _post_zip(admin, srv, first, **_archive_params())
-    assert again.status_code == 400 and "overwrite" in again.text
-    assert "unable to archive" in again.text
+    assert again.status_code == 400
+    assert "<h3>unable to archive for the Prearchive session</h3>" in again.text
+    # PrearcDatabase.LockAndSync: a 409 from the archiver leaves the session in CONFLICT
+    assert _prearc_status(admin, srv) == ["CONFLICT"]
     same_scan = _post_zip(admin, srv, first, **_archive_params(overwrite="append"))
-    assert same_scan.status_code == 400 and "overwrite_files" in same_scan.text
+    assert same_scan.status_code == 400  # the same files again, without overwrite_files
     # the session importer (SI) answers the same conflict with 409
     si = _post_zip(
         admin, srv, first, **{**_archive_params(overwrite="append"), "import-handler": "SI"}
     )
     assert si.status_code == 409
+    # The failed session of the same study and label takes the next upload
+    # (eitherGetOrCreateSession: every status is interruptable), so scan 5 arrives together
+    # with scan 1's files again and fails on them.
     second, _ = make_zip([series_cls(5, "DWI", instances=1)])
-    assert _post_zip(admin, srv, second, **_archive_params(overwrite="append")).ok
-    digests = _digests(admin, srv)
-    assert set(digests) == {"MR.1.1.dcm", "MR.1.2.dcm", "MR.5.1.dcm"}
+    assert _post_zip(admin, srv, second, **_archive_params(overwrite="append")).status_code == 400
+    assert _prearc_status(admin, srv) == ["CONFLICT"]
+    assert set(_digests(admin, srv)) == {"MR.1.1.dcm", "MR.1.2.dcm"}
     assert _post_zip(
-        admin, srv, first, **_archive_params(overwrite="append", overwrite_files="true")
+        admin, srv, second, **_archive_params(overwrite="append", overwrite_files="true")
     ).ok
+    assert set(_digests(admin, srv)) == {"MR.1.1.dcm", "MR.1.2.dcm", "MR.5.1.dcm"}
+    assert _prearc_status(admin, srv) == []
+    # overwrite=delete only overrides (merge + overwrite files); nothing is deleted
     assert _post_zip(admin, srv, second, **_archive_params(overwrite="delete")).ok
-    assert set(_digests(admin, srv)) == {"MR.5.1.dcm"}
+    assert set(_digests(admin, srv)) == {"MR.1.1.dcm", "MR.1.2.dcm", "MR.5.1.dcm"}
 
 
 def test_conflicting_study_is_refused(srv, admin, make_zip, series_cls):
@@ -96,7 +115,9 @@ def test_conflicting_study_is_refused(srv, admin, make_zip, series_cls):
     b, _ = make_zip([series_cls(2, "T2")], study="studyB")
     assert _post_zip(admin, srv, a, **_archive_params()).ok
     r = _post_zip(admin, srv, b, **_archive_params(overwrite="append"))
-    assert r.status_code == 400 and "different study instance UID" in r.text
+    # PrearcSessionArchiver.checkForConflicts: UID_MOD (409), reported as DICOM-zip's 400
+    assert r.status_code == 400 and "unable to archive" in r.text
+    assert _prearc_status(admin, srv) == ["CONFLICT"]
 
 
 def test_header_routing_and_label_sanitising(srv, admin, make_zip, series_cls):
@@ -181,6 +202,7 @@ def test_import_needs_write_access(xnatsim_factory, make_zip, series_cls):
 
 
 def test_prearchive_then_manual_archive(srv, admin, make_zip, series_cls):
+    _manual(admin, srv)  # Archiver.finishSingleSessionArchive answers 303 on auto-archive
     path, md5s = make_zip([series_cls(1, "T1")])
     r = _post_zip(admin, srv, path, PROJECT_ID="P1", SUBJECT_ID="S1", EXPT_LABEL="E1")
     url = r.text.strip()
@@ -207,11 +229,25 @@ def test_prearchive_then_manual_archive(srv, admin, make_zip, series_cls):
 
 
 def test_prearchive_commit_action(srv, admin, make_zip, series_cls):
+    # PrearcSessionResource.postActionCommit: a new project is auto-archive (site default
+    # code 4), so commit archives and answers 301 with the archive URI.
     path, md5s = make_zip([series_cls(1, "T1")])
     url = _post_zip(admin, srv, path, PROJECT_ID="P1").text.strip()
-    r = admin.post(f"{srv.url}{url}", params={"action": "commit"})
-    assert r.status_code == 200
+    r = admin.post(f"{srv.url}{url}", params={"action": "commit"}, allow_redirects=False)
+    assert r.status_code == 301
+    assert r.text == "/data/archive/projects/P1/subjects/SUBJ1/experiments/SESS1"
     assert _digests(admin, srv, "SESS1") == md5s
+
+
+def test_prearchive_commit_on_manual_project_only_builds(srv, admin, make_zip, series_cls):
+    # PrearcSessionResource.postActionCommit: not auto-archive, so the session is built
+    # (READY) and the prearchive URI comes back with 200.
+    _manual(admin, srv)
+    path, _ = make_zip([series_cls(1, "T1")])
+    url = _post_zip(admin, srv, path, PROJECT_ID="P1").text.strip()
+    r = admin.post(f"{srv.url}{url}", params={"action": "commit"}, allow_redirects=False)
+    assert r.status_code == 200 and r.text.strip() == url
+    assert _prearc_status(admin, srv) == ["READY"]
 
 
 def test_prearchive_rebuild_and_auto_archive(xnatsim_factory, make_zip, series_cls):
@@ -221,7 +257,8 @@ def test_prearchive_rebuild_and_auto_archive(xnatsim_factory, make_zip, series_c
     admin = admin_session(srv)
     admin.put(f"{srv.url}/data/projects/P1")
     admin.put(f"{srv.url}/data/projects/P2")
-    assert admin.put(f"{srv.url}/data/projects/P2/prearchive_code/4").ok
+    assert admin.get(f"{srv.url}/data/projects/P2/prearchive_code").text == "4"  # site default
+    _manual(admin, srv, "P1")
     manual, _ = make_zip([series_cls(1, "T1")], study="m")
     auto, md5s = make_zip([series_cls(1, "T1")], study="a", patient_id="AUTO")
     _post_zip(admin, srv, manual, PROJECT_ID="P1")
@@ -257,30 +294,6 @@ def test_archive_zip_from_download_reimports(srv, admin, make_zip, series_cls, t
     )
     assert r.ok, r.text
     assert _digests(admin, srv, "E2") == md5s
-
-
-def test_parallel_scan_imports_into_one_session(srv, make_zip, series_cls):
-    zips = [make_zip([series_cls(n, f"S{n}")]) for n in range(1, 7)]
-    statuses: list[int] = []
-
-    def push(path):
-        s = admin_session(srv)
-        r = _post_zip(s, srv, path, **_archive_params(overwrite="append"))
-        statuses.append(r.status_code)
-
-    threads = [threading.Thread(target=push, args=(p,)) for p, _ in zips]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert statuses == [200] * 6
-    admin = admin_session(srv)
-    expected = {}
-    for _, md5s in zips:
-        expected.update(md5s)
-    assert _digests(admin, srv) == expected
-    exps = admin.get(f"{srv.url}/data/projects/P1/experiments").json()["ResultSet"]
-    assert exps["totalRecords"] == "1"
 
 
 def test_before_1_8_10_dicom_zip_ignores_dest(xnatsim_factory, make_zip, series_cls):
