@@ -139,7 +139,13 @@ class Archiver:
                     n += 1
                     folder = f"{base}_{n}"
                 current = StagedSession(
-                    sess.study_uid, sess.project, sess.subject, sess.label, sess.modality, sess.date
+                    sess.study_uid,
+                    sess.project,
+                    sess.subject,
+                    sess.label,
+                    sess.modality,
+                    sess.date,
+                    session_type=sess.session_type,
                 )
                 uploaded, autoarchive = now_text(), code
             base_dir = self.session_dir(sess.project, ts, folder)
