@@ -29,6 +29,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # The XNAT version reported by buildInfo. Before 1.8.10 the DICOM-zip handler ignores
     # `dest` and `overwrite_files`, and sessions wait in the prearchive, as on a real server.
     "version": "1.8.11",
+    # SiteConfigPreferences.requireLogin: when false, requests without credentials (or with an
+    # expired session) run as the guest account instead of getting 401.
+    "require_login": True,
 }
 
 
