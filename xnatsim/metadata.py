@@ -169,22 +169,31 @@ class Sharing:
         return Response(200, b"")
 
     def unshare(self, user: str, kind: str, entity: Row, project: str) -> None:
+        """Remove a share, as `BaseXnatSubjectdata.delete` does for a project that is not the
+        subject's own: the user needs delete rights in that project (its owners), and the
+        subject's experiments shared there are unshared with it, unless one of them belongs
+        to that project (deleting it would not be an unshare). Every refusal is a 403."""
         store = self.store
-        owner_write = self.auth.access(user, store.project(entity["project"])).write
-        if not (owner_write or self.auth.access(user, store.project(project)).write):
-            raise HTTPError(403, f"You may not remove shared data from project {project}")
+        noun = "Subject" if kind == "subject" else "Experiment"
         if store.shared_label(kind, entity["id"], project) is None:
-            raise HTTPError(404, f"{entity['label']} is not shared into project {project}")
+            raise HTTPError(403, f"{noun} is not assigned to specified project {project}")
+        if not self.auth.access(user, store.project(project)).owner:
+            raise HTTPError(403, f"User cannot delete {kind}s for project {project}")
         if kind == "subject":
-            shared_exps = store.query(
-                "SELECT e.label FROM shares sh JOIN experiments e ON e.id = sh.entity_id"
+            owned = store.one(
+                "SELECT id FROM experiments WHERE subject_id = ? AND project = ?",
+                (entity["id"], project),
+            )
+            if owned is not None:
+                raise HTTPError(
+                    403,
+                    "This operation would delete an experiment (rather than un-share).  "
+                    f"Please modify experiment ({owned['id']}).",
+                )
+            for e in store.query(
+                "SELECT e.id FROM shares sh JOIN experiments e ON e.id = sh.entity_id"
                 " WHERE sh.kind = 'experiment' AND sh.project = ? AND e.subject_id = ?",
                 (project, entity["id"]),
-            )
-            if shared_exps:
-                raise HTTPError(
-                    409,
-                    f"Experiments of {entity['label']} are still shared into {project}: "
-                    + ", ".join(r["label"] for r in shared_exps),
-                )
+            ):
+                store.unshare("experiment", e["id"], project)
         store.unshare(kind, entity["id"], project)
