@@ -103,12 +103,23 @@ def test_share_subject_and_experiment_into_another_project(shared):
     assert r.status_code == 403 and "not assigned to specified project P2" in r.text
 
 
-def test_experiment_needs_its_subject_in_the_project(shared):
-    srv, admin, _sid, _eid = shared
-    p1 = f"{srv.url}/data/projects/P1"
+def test_experiment_shares_without_its_subject_and_only_once(shared):
+    # This test used to expect a 409 "share it there first": XNAT has no such rule
+    # (SubjAssessmentResource.handlePut; TestSharing.testUnShared shares MR1 into a project
+    # its subject is not in), and a second share into the same project is 409 "Already
+    # assigned" unless it brings a new label.
+    srv, admin, _sid, eid = shared
+    p1, p2 = f"{srv.url}/data/projects/P1", f"{srv.url}/data/projects/P2"
+    assert admin.put(f"{p1}/subjects/S1/experiments/E1/projects/P2").status_code == 200
+    assert [r["ID"] for r in _rows(admin.get(f"{p2}/experiments"))] == [eid]
+    assert _rows(admin.get(f"{p2}/subjects")) == []
     r = admin.put(f"{p1}/subjects/S1/experiments/E1/projects/P2")
-    assert r.status_code == 409 and "share it there first" in r.text
-    assert admin.put(f"{p1}/subjects/S1/projects/NOPE").status_code == 404
+    assert r.status_code == 409 and "Already assigned" in r.text
+    r = admin.put(f"{p1}/subjects/S1/experiments/E1/projects/P2", params={"label": "E1_B"})
+    assert r.status_code == 200
+    assert [r["label"] for r in _rows(admin.get(f"{p2}/experiments"))] == ["E1_B"]
+    r = admin.put(f"{p1}/subjects/S1/projects/NOPE")
+    assert r.status_code == 404 and "Unable to identify project" in r.text
 
 
 def test_rights_to_share_and_to_change_shared_data(shared):
