@@ -767,6 +767,24 @@ class DataHandlers:
             return Response(200, b"")
         raise HTTPError(405, "Method not allowed")
 
+    def post_subject(self, req: Request, t: Target, user: str) -> Response:
+        """`POST /data/projects/P/subjects` with a subject document (`ProjectSubjectList
+        .handlePost`): the label comes from the document; creating needs write rights."""
+        self.need_write(t)
+        doc = metadata.read_document(req, "subject")
+        if doc is None or not doc.attrs.get("label"):
+            raise HTTPError(400, "POST a subject document with a label")
+        self._check_subject_doc(doc, None)
+        if self.store.subject_by(t.project["id"], doc.attrs["label"]) is not None:
+            raise HTTPError(409, f"Subject {doc.attrs['label']} already exists")
+        sid = self.store.create_subject(
+            t.project["id"],
+            doc.attrs["label"],
+            user,
+            metadata.merged_fields(req, "subject", doc),
+        )
+        return _ok_id(sid, 201)
+
     def _check_subject_doc(self, doc, existing: Row | None) -> None:
         if doc is None:
             return
@@ -1005,6 +1023,8 @@ class DataHandlers:
     def dispatch(self, req: Request, t: Target, user: str) -> Response:
         kind = t.kind
         m = req.method
+        if kind == "subjects" and m == "POST" and t.project is not None:
+            return self.post_subject(req, t, user)
         if (
             kind in ("projects", "subjects", "experiments", "scans", "assessors", "resources")
             and m != "GET"
