@@ -16,7 +16,7 @@ SUBJECT_XML = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'
     '<xnat:Subject label="IU1" xmlns:xnat="http://nrg.wustl.edu/xnat" '
     'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
-    "<xnat:demographics xsi:type=\"xnat:demographicData\"><xnat:gender>male</xnat:gender>"
+    '<xnat:demographics xsi:type="xnat:demographicData"><xnat:gender>male</xnat:gender>'
     "</xnat:demographics></xnat:Subject>"
 )
 XML = {"Content-Type": "text/xml"}

@@ -214,7 +214,9 @@ def test_share_listings(site: Site):
         body = admin.get(f"{url}/projects", params={"format": "json"}).json()["ResultSet"]
         assert "totalRecords" not in body
         rows = body["Result"]
-        assert [(r["label"], r["ID"]) for r in rows] == list(zip(labels, ("ADMINPROJ", "USERPROJ")))
+        assert [(r["label"], r["ID"]) for r in rows] == list(
+            zip(labels, ("ADMINPROJ", "USERPROJ"), strict=True)
+        )
         assert set(rows[0]) == {"label", "ID", "Secondary_ID", "Name"}
     # the same listing through the sharing project
     shared = s.session("USERPROJ", "S1_U", "E1_U")

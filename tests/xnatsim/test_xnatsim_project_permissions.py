@@ -92,8 +92,7 @@ def test_which_projects_each_action_lists(srv):
 def test_bad_permissions_or_data_type_fail_as_in_xnat(srv):
     # getProjectsForDatatypeAction throws, and ProjectListResource turns that into a 500
     assert (
-        _get(srv, ("mike", "m"), permissions="own", dataType="xnat:subjectData").status_code
-        == 500
+        _get(srv, ("mike", "m"), permissions="own", dataType="xnat:subjectData").status_code == 500
     )
     assert _get(srv, ("mike", "m"), permissions="edit").status_code == 500
 
