@@ -684,16 +684,28 @@ class DataHandlers:
             if not rest and m == "GET":
                 if not t.access.read:
                     raise HTTPError(403, "You do not have access to this project")
+                # ProjectUserListResource runs plain SQL: `SELECT g.id AS "GROUP_ID",
+                # displayname,login,firstname,lastname,email ... ORDER BY g.id DESC`, so the
+                # names are as written there (GROUP_ID quoted, the rest lower case).
                 rows = [
                     {
-                        "login": r["username"],
-                        "displayname": GROUP_OF_ROLE[r["role"]],
                         "GROUP_ID": f"{p['id']}_{r['role']}",
+                        "displayname": GROUP_OF_ROLE[r["role"]],
+                        "login": r["username"],
+                        "firstname": r["firstname"],
+                        "lastname": r["lastname"],
+                        "email": r["email"],
                         "role": r["role"],
                     }
-                    for r in self.store.query("SELECT * FROM roles WHERE project = ?", (p["id"],))
+                    for r in self.store.query(
+                        "SELECT r.*, u.firstname, u.lastname, u.email FROM roles r"
+                        " JOIN users u ON u.username = r.username WHERE r.project = ?"
+                        " ORDER BY r.role DESC, r.username",
+                        (p["id"],),
+                    )
                 ]
-                return listing.render(req, rows, ["login", "displayname", "GROUP_ID"])
+                cols = ["GROUP_ID", "displayname", "login", "firstname", "lastname", "email"]
+                return listing.render(req, rows, cols)
             role = _group_role(p["id"], rest[0]) if len(rest) == 2 else None
             if role is not None and m in ("PUT", "POST", "DELETE"):
                 if not t.access.owner:

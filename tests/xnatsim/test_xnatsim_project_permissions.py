@@ -106,3 +106,20 @@ def test_other_project_listings_keep_display_field_names(srv):
     assert {"ID", "secondary_ID", "URI"} <= set(body["Result"][0])
     rows = _get(srv, ("olga", "o"), restrict="edit").json()["ResultSet"]["Result"]
     assert [r["ID"] for r in rows] == ["PB"]
+
+
+def test_project_users_listing_has_the_sql_names(srv):
+    """`ProjectUserListResource` is plain SQL too: `SELECT g.id AS "GROUP_ID",
+    displayname,login,firstname,lastname,email ... ORDER BY g.id DESC`."""
+    requests.put(
+        f"{srv.url}/data/projects/PB/users/Members/mike", auth=("admin", "admin")
+    ).raise_for_status()
+    body = requests.get(f"{srv.url}/data/projects/PB/users", auth=("olga", "o")).json()
+    rows = body["ResultSet"]["Result"]
+    assert list(rows[0]) == ["GROUP_ID", "displayname", "login", "firstname", "lastname", "email"]
+    # the admin who created PB is one of its owners, as XNAT makes a project's creator
+    assert [(r["GROUP_ID"], r["displayname"], r["login"]) for r in rows] == [
+        ("PB_owner", "Owners", "admin"),
+        ("PB_owner", "Owners", "olga"),
+        ("PB_member", "Members", "mike"),
+    ]
