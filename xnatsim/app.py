@@ -11,7 +11,7 @@ from typing import Any
 
 from xnatsim import anonymize, listing, schemas
 from xnatsim.archiver import Archiver
-from xnatsim.auth import GROUP_OF_ROLE, Auth
+from xnatsim.auth import GROUP_OF_ROLE, GUEST, UUID_FORMAT, Auth
 from xnatsim.handlers import DataHandlers
 from xnatsim.paths import check_path
 from xnatsim.resolve import Resolver
@@ -80,6 +80,9 @@ class XnatApp:
             settings=settings,
         )
         self.admin_hooks = admin_hooks
+        # SiteConfigPreferences.getRequireLogin (default true). When false, requests without
+        # credentials run as the guest account instead of getting 401.
+        self.require_login = bool(settings.get("require_login", True))
 
     # -- WSGI ----------------------------------------------------------------------------
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
@@ -120,6 +123,13 @@ class XnatApp:
 
     # -- authentication ------------------------------------------------------------------
     def authenticate(self, req: Request, required: bool) -> str | None:
+        """The user a request runs as.
+
+        Bad Basic credentials are always 401 (`XnatBasicAuthenticationFilter` sends the error
+        whatever the site settings). Without credentials, or with a session that has expired,
+        a site that requires login answers 401 (`XnatSecureGuard.authenticate`); one that
+        does not runs the request as guest, so data that exists but is not guest's gives
+        403/404, never 401."""
         header = req.environ.get("HTTP_AUTHORIZATION", "")
         sid = req.cookies.get("JSESSIONID", "")
         user: str | None = None
@@ -134,9 +144,12 @@ class XnatApp:
         elif sid:
             user = self.auth.session_user(sid)
         if user is None and required:
-            raise HTTPError(401, "Authentication required", REALM)
+            if self.require_login:
+                raise HTTPError(401, "Authentication required", REALM)
+            user = GUEST
         if user is not None:
             req.user = user
+        if user is not None and user != GUEST:
             timeout_ms = int(self.auth.session_timeout * 1000)
             req.set_cookies.append(
                 f'SESSION_EXPIRATION_TIME="{int(time.time() * 1000)},{timeout_ms}"; Path=/'
@@ -195,6 +208,12 @@ class XnatApp:
             raise HTTPError(404, "Not found")
         head = segs[0]
         m = req.method
+        if head == "JSESSION" and len(segs) == 2 and m == "DELETE":
+            # grxnat's logout: DELETE /data/JSESSION/{id} ends that session.
+            if self.auth.session_user(segs[1]) == user:
+                self.auth.end_session(segs[1])
+            req.set_cookies.append("JSESSIONID=; Path=/; Max-Age=0")
+            return Response(200, b"")
         if head == "JSESSION" and len(segs) == 1:
             sid = req.cookies.get("JSESSIONID", "")
             if m == "DELETE":
@@ -234,13 +253,61 @@ class XnatApp:
         if name == "prearchive":
             return self.services.prearchive_service(req, segs[1:], user)
         if name == "tokens" and len(segs) >= 2:
-            if segs[1] == "issue":
-                return Response.json(self.auth.issue_token(user))
-            if segs[1] == "invalidate" and len(segs) >= 3:
-                if not self.auth.invalidate_token(segs[2], user):
-                    raise HTTPError(404, "No such token")
-                return Response(200, b"")
+            return self.tokens(segs[1:], user)
         raise HTTPError(404, f"Unknown service: {name}")
+
+    def tokens(self, segs: list[str], user: str) -> Response:
+        """`/data/services/tokens/{OPERATION}[/user/{USERNAME} | /{TOKEN}[/{SECRET}]]`, as
+        `AliasTokenRestlet` (routes in `XNATApplication`)."""
+        op, rest = segs[0], segs[1:]
+        username, token_id, secret = user, "", ""
+        if len(rest) == 2 and rest[0] == "user":
+            username = rest[1]
+        elif len(rest) in (1, 2):
+            token_id = rest[0]
+            secret = rest[1] if len(rest) == 2 else ""
+        elif rest:
+            raise HTTPError(404, "Not found")
+        token = None
+        if token_id:
+            token = self.auth.locate_token(token_id) if UUID_FORMAT.fullmatch(token_id) else None
+            if token is None:
+                what = "alias" if UUID_FORMAT.fullmatch(token_id) else "ID"
+                raise HTTPError(404, f"Can't find an alias token with the {what} {token_id}")
+        if not username or username == GUEST:
+            raise HTTPError(403, "The guest user can't request alias tokens")
+        admin = self.auth.is_admin(user)
+        if (username != user or (token is not None and token["username"] != user)) and not admin:
+            raise HTTPError(
+                403,
+                "Non-admin users can only request operations on alias tokens for their own account",
+            )
+        if op == "issue":
+            if self.auth.user(username) is None:
+                raise HTTPError(400, f"An error occurred retrieving the user: {username}")
+            return Response.json(self.auth.issue_token(username))
+        if op == "show":
+            return Response.json(
+                [
+                    {
+                        "alias": t["alias"],
+                        "xdatUserId": t["username"],
+                        "estimatedExpirationTime": int(t["expires"] * 1000),
+                        "singleUse": False,
+                        "enabled": True,
+                    }
+                    for t in self.auth.tokens_of(username)
+                ]
+            )
+        if op == "validate":
+            if not token_id or not secret:
+                raise HTTPError(401, "You must specify both token and secret to validate a token.")
+            return Response.json({"valid": self.auth.validate_token(token_id, secret)})
+        if op == "invalidate":
+            if token_id:
+                self.auth.invalidate_token(token_id)
+            return Response.json({"result": "OK"})
+        raise HTTPError(400, f"Unknown operation: {op}")
 
     def search_elements(self, req: Request, segs: list[str]) -> Response:
         if not segs:

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 import uuid
@@ -17,6 +18,12 @@ from xnatsim.store import Store
 ROLE_GROUPS = {"Owners": "owner", "Members": "member", "Collaborators": "collaborator"}
 GROUP_OF_ROLE = {v: k for k, v in ROLE_GROUPS.items()}
 TOKEN_LIFETIME = 2 * 24 * 3600
+# The account XNAT gives unauthenticated requests when the site does not require a login
+# (`Users.getGuest()`); it has no password, so nobody can log in as it.
+GUEST = "guest"
+UUID_FORMAT = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 
 
 def hash_password(password: str, salt: str | None = None) -> str:
@@ -50,12 +57,18 @@ def load_users(source: Path | list[dict] | None) -> list[dict]:
 
 @dataclass
 class Access:
-    """What one user may do with one project."""
+    """What one user may do with one project.
 
-    visible: bool  # listed, and direct access does not say 404
-    read: bool
+    XNAT's default groups (`BaseXnatProjectdata` group setup): owners create, read, edit and
+    delete; members create, read and edit but do not delete; collaborators only read. A
+    protected project is readable as a project by everyone (guest holds read on
+    `xnat:projectData/ID`, `PermissionsServiceImpl.setDefaultAccessibility`), its data by
+    nobody outside it; a private project is invisible to outsiders."""
+
+    visible: bool  # the project itself is found (not 404)
+    read: bool  # its data is found
     write: bool
-    owner: bool
+    owner: bool  # owners (and site admins) may also delete
     role: str  # owner/member/collaborator or ""
 
 
@@ -93,7 +106,7 @@ class Auth:
         return self.store.one("SELECT * FROM users WHERE username = ?", (username,))
 
     def is_admin(self, username: str | None) -> bool:
-        if not username:
+        if not username or username == GUEST:
             return False
         row = self.user(username)
         return bool(row and row["admin"])
@@ -118,7 +131,7 @@ class Auth:
             return Access(False, False, False, False, "")
         if self.is_admin(username):
             return Access(True, True, True, True, "owner")
-        role = self.role(project_row["id"], username) if username else ""
+        role = self.role(project_row["id"], username) if username and username != GUEST else ""
         if role:
             return Access(True, True, role in ("owner", "member"), role == "owner", role)
         acc = project_row["accessibility"]
@@ -139,6 +152,8 @@ class Auth:
         return self.verify_password(username, password)
 
     def verify_password(self, username: str, password: str) -> str | None:
+        if not username or username == GUEST:
+            return None
         key = (username, hashlib.sha256(password.encode()).hexdigest())
         cached = self._password_cache.get(key)
         if cached is None:
@@ -170,12 +185,27 @@ class Auth:
             "enabled": True,
         }
 
-    def invalidate_token(self, alias: str, username: str) -> bool:
+    def locate_token(self, alias: str):
+        """The live token row for `alias`, or None (expired tokens are gone for XNAT too)."""
+        row = self.store.one("SELECT * FROM tokens WHERE alias = ?", (alias,))
+        return row if row is not None and row["expires"] > time.time() else None
+
+    def validate_token(self, alias: str, secret: str) -> str | None:
+        """The token's user when `secret` matches (`HibernateAliasTokenService.validateToken`)."""
+        token = self.locate_token(alias)
+        if token is None or not hmac.compare_digest(token["secret"], secret):
+            return None
+        return token["username"]
+
+    def tokens_of(self, username: str) -> list:
+        return self.store.query(
+            "SELECT * FROM tokens WHERE username = ? AND expires > ? ORDER BY expires",
+            (username, time.time()),
+        )
+
+    def invalidate_token(self, alias: str) -> bool:
         with self.store.write() as c:
-            cur = c.execute(
-                "DELETE FROM tokens WHERE alias = ? AND username = ?", (alias, username)
-            )
-            return cur.rowcount > 0
+            return c.execute("DELETE FROM tokens WHERE alias = ?", (alias,)).rowcount > 0
 
     # -- sessions ------------------------------------------------------------------------
     def new_session(self, username: str) -> str:

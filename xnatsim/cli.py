@@ -5,6 +5,7 @@ Other modules add commands with a `register(app: typer.Typer)` function; see the
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import threading
@@ -44,6 +45,18 @@ def serve(
     prearchive_interval: float = typer.Option(
         60, "--prearchive-interval", help="Seconds between prearchive checks."
     ),
+    require_login: bool = typer.Option(
+        True,
+        "--require-login/--no-require-login",
+        help="Whether the site requires a login (XNAT's requireLogin); without it, "
+        "requests with no credentials run as guest.",
+    ),
+    allow_remote: bool = typer.Option(
+        False,
+        "--allow-remote",
+        help="Allow a --host other than a loopback address. Every xnatsim has an admin "
+        "account with password admin, so only do this on a network you trust.",
+    ),
     xnat_version: str = typer.Option(
         "1.8.11",
         "--xnat-version",
@@ -72,6 +85,15 @@ def serve(
     """Run the server until SIGINT or SIGTERM."""
     from xnatsim.server import start_server
 
+    if not allow_remote and not is_loopback(host):
+        typer.echo(
+            f"xnatsim: refusing to listen on {host}: every xnatsim has the account admin/admin, "
+            "so it listens only on loopback (127.0.0.1, ::1, localhost) unless you pass "
+            "--allow-remote.",
+            err=True,
+        )
+        raise typer.Exit(2)
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = {
         "session_timeout_seconds": session_timeout,
@@ -82,6 +104,7 @@ def serve(
         "pet_mr": pet_mr,
         "default_prearchive_code": default_prearchive_code,
         "prevent_cross_modality_merge": prevent_cross_modality_merge,
+        "require_login": require_login,
     }
     try:
         srv = start_server(
@@ -109,6 +132,16 @@ def serve(
             pass
     finally:
         srv.stop()
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 try:  # the seed command lives beside its data generator

@@ -11,9 +11,9 @@ import re
 import shutil
 from pathlib import Path
 
-from xnatsim import catalog, listing, metadata, objects
+from xnatsim import catalog, listing, metadata, objects, schemas
 from xnatsim import fields as F
-from xnatsim.auth import GROUP_OF_ROLE, ROLE_GROUPS, Auth
+from xnatsim.auth import GROUP_OF_ROLE, GUEST, ROLE_GROUPS, Auth
 from xnatsim.downloads import stream_file, stream_targz, stream_zip, type_part
 from xnatsim.resolve import Row, Target
 from xnatsim.store import OWNER_CATEGORY, Exists, Store
@@ -68,6 +68,20 @@ FILE_COLS = [
     "cat_ID",
     "digest",
 ]
+
+
+# Which project groups hold each action on a data type in XNAT's default groups (owners
+# everything; members all but delete; collaborators read), and what guest holds on a public
+# project's data (`PermissionsServiceImpl.setDefaultAccessibility`: read and activate).
+PERMISSION_ROLES = {
+    "activate": ("owner", "member", "collaborator"),
+    "create": ("owner", "member"),
+    "delete": ("owner",),
+    "edit": ("owner", "member"),
+    "read": ("owner", "member", "collaborator"),
+}
+GUEST_ACTIONS = ("read", "activate")
+SHARE_COLS = ["label", "ID", "Secondary_ID", "Name"]
 
 
 def _props(row: Row) -> dict[str, str]:
@@ -125,6 +139,15 @@ def experiment_row(
     return row
 
 
+def _group_role(project: str, group: str) -> str | None:
+    """The role a project group names. `ProjectMemberResource.findGroup` takes a group's ID
+    (`P_member`), its short name (`member`) or its display name (`Members`)."""
+    if group in ROLE_GROUPS:
+        return ROLE_GROUPS[group]
+    short = group.removeprefix(f"{project}_")
+    return short if short in GROUP_OF_ROLE else None
+
+
 def _ok_id(text: str, status: int) -> Response:
     return Response.text(text, status)
 
@@ -141,6 +164,12 @@ class DataHandlers:
     def need_write(self, t: Target) -> None:
         if t.access is None or not t.access.write:
             raise HTTPError(403, "You do not have permission to modify this project's data")
+
+    def need_delete(self, t: Target) -> None:
+        """Only owners delete: XNAT's default member group creates and edits but holds no
+        delete (TestSharing.testUnShared: "members can't delete")."""
+        if t.access is None or not t.access.owner:
+            raise HTTPError(403, "User account doesn't have permission to delete this data.")
 
     def object_reply(self, req: Request, doc: dict, title: str) -> Response:
         fmt = (req.params.get("format") or "html").lower()
@@ -160,21 +189,16 @@ class DataHandlers:
 
     # -- listings ------------------------------------------------------------------------
     def list_projects(self, req: Request, user: str) -> Response:
+        """`ProjectListResource`: `permissions=` goes to `PermissionsProjectHandler`, anything
+        else to `DefaultProjectHandler` (the projects the user may read, or with
+        `restrict=edit|delete` those they may edit or delete as a project: owners)."""
+        if "permissions" in req.params:
+            return self.list_project_permissions(req, user)
         rows = []
         restrict = req.params.get("restrict", "")
-        # `permissions=edit&dataType=xnat:subjectData` asks who may write data (owners and
-        # members); `restrict=edit` asks who may edit the project itself, which XNAT's default
-        # groups give to owners only.
-        data_edit = req.params.get("permissions", "") in ("edit", "create") and req.params.get(
-            "dataType", ""
-        )
         for p in self.store.query("SELECT * FROM projects ORDER BY id"):
             acc = self.auth.access(user, p)
-            if (
-                not acc.visible
-                or (restrict in ("edit", "owner", "delete") and not acc.owner)
-                or (data_edit and not acc.write)
-            ):
+            if not acc.visible or (restrict in ("edit", "owner", "delete") and not acc.owner):
                 continue
             rows.append(
                 {
@@ -192,6 +216,39 @@ class DataHandlers:
             )
         return listing.render(req, rows, PROJECT_COLS)
 
+    def list_project_permissions(self, req: Request, user: str) -> Response:
+        """`GET /data/projects?permissions=ACTION&dataType=TYPE`:
+        `DefaultGroupsAndPermissionsCache.getProjectsForDatatypeAction` runs
+        `SELECT ID,secondary_ID FROM xnat_projectData ...` and sorts on `secondary_id`.
+        PostgreSQL folds unquoted names to lower case, so the rows carry exactly `id` and
+        `secondary_id` (no URI, no totalRecords). A data admin gets every project; anyone
+        else the projects where they, or guest, hold ACTION on `TYPE/project`."""
+        action = req.params.get("permissions", "")
+        data_type = req.params.get("dataType", "")
+        if action not in PERMISSION_ROLES:
+            raise HTTPError(
+                500,
+                "You must specify one of the following values for the permissions parameter: "
+                + ", ".join(PERMISSION_ROLES),
+            )
+        if data_type not in {name for name, _s, _p in schemas.ELEMENTS}:
+            raise HTTPError(500, f"Element not found: {data_type}")
+        admin = self.auth.is_admin(user)
+        rows = []
+        for p in self.store.query("SELECT * FROM projects"):
+            if not admin:
+                # Project rights sit on xnat:projectData/ID, which the query's
+                # `TYPE/project` field never matches.
+                if data_type == "xnat:projectData":
+                    continue
+                role = self.auth.role(p["id"], user)
+                public = p["accessibility"] == "public" and action in GUEST_ACTIONS
+                if role not in PERMISSION_ROLES[action] and not public:
+                    continue
+            rows.append({"id": p["id"], "secondary_id": p["secondary_id"]})
+        rows.sort(key=lambda r: r["secondary_id"])
+        return listing.render_table(req, rows, ["id", "secondary_id"])
+
     def _readable_projects(self, user: str) -> list[str]:
         return [
             p["id"]
@@ -203,7 +260,9 @@ class DataHandlers:
         """In a project, subjects shared into it are listed too: `project` stays the owning
         project and `label` is the label they have in this one, as XNAT shows them."""
         if t is not None and t.project is not None:
-            projects = [t.project["id"]]
+            # A protected project's data is not the outsider's: XNAT's secured query finds
+            # nothing, so the listing is empty rather than refused (`ProjectSubjectList`).
+            projects = [t.project["id"]] if t.access is not None and t.access.read else []
         else:
             projects = self._readable_projects(user)
         rows = []
@@ -228,6 +287,8 @@ class DataHandlers:
         pid = None
         if t is not None and t.project is not None:
             pid = t.project["id"]
+            if t.access is None or not t.access.read:
+                return listing.render(req, [], cols)  # as for subjects: nothing found
             shared = self.store.shared_into("experiment", pid)
             sql += f" AND (e.project = ? OR e.id IN ({','.join('?' * len(shared))}))"
             params += [pid, *shared]
@@ -642,9 +703,17 @@ class DataHandlers:
         if t.extra:
             return self.project_extra(req, t, user)
         if t.project is None:
+            # ProjectResource: a project the user may not see is "not found": GET 404,
+            # DELETE 400 (handleDelete), PUT tries to create it and meets the existing one.
             if m in ("PUT", "POST"):
-                if not self.auth.is_admin(user):
-                    raise HTTPError(403, "Only site administrators may create projects")
+                # uiAllowNonAdminProjectCreation defaults to true: any user but guest
+                # creates projects and becomes their owner.
+                if user == GUEST:
+                    raise HTTPError(403, "The guest user may not create projects")
+                if t.hidden:
+                    raise HTTPError(
+                        409, f"Requested new project conflicts with existing projects: {t.name}"
+                    )
                 pid = t.name
                 if not re.fullmatch(r"[A-Za-z0-9_-]+", pid):
                     raise HTTPError(400, f"Invalid project ID: {pid}")
@@ -660,6 +729,8 @@ class DataHandlers:
                 with contextlib.suppress(Exists):  # made by a concurrent request
                     store.create_project(pid, user, **fields)
                 return Response.text(pid, 200)
+            if m == "DELETE":
+                raise HTTPError(400, f"Unable to find the specified project: {t.name}")
             raise HTTPError(404, f"Unable to find the specified project: {t.name}")
         p = t.project
         if m == "GET":
@@ -712,30 +783,63 @@ class DataHandlers:
             if not rest and m == "GET":
                 if not t.access.read:
                     raise HTTPError(403, "You do not have access to this project")
+                # ProjectUserListResource runs plain SQL: `SELECT g.id AS "GROUP_ID",
+                # displayname,login,firstname,lastname,email ... ORDER BY g.id DESC`, so the
+                # names are as written there (GROUP_ID quoted, the rest lower case).
                 rows = [
                     {
-                        "login": r["username"],
-                        "displayname": GROUP_OF_ROLE[r["role"]],
                         "GROUP_ID": f"{p['id']}_{r['role']}",
+                        "displayname": GROUP_OF_ROLE[r["role"]],
+                        "login": r["username"],
+                        "firstname": r["firstname"],
+                        "lastname": r["lastname"],
+                        "email": r["email"],
                         "role": r["role"],
                     }
-                    for r in self.store.query("SELECT * FROM roles WHERE project = ?", (p["id"],))
+                    for r in self.store.query(
+                        "SELECT r.*, u.firstname, u.lastname, u.email FROM roles r"
+                        " JOIN users u ON u.username = r.username WHERE r.project = ?"
+                        " ORDER BY r.role DESC, r.username",
+                        (p["id"],),
+                    )
                 ]
-                return listing.render(req, rows, ["login", "displayname", "GROUP_ID"])
-            if len(rest) == 2 and rest[0] in ROLE_GROUPS and m in ("PUT", "POST", "DELETE"):
+                cols = ["GROUP_ID", "displayname", "login", "firstname", "lastname", "email"]
+                return listing.render(req, rows, cols)
+            role = _group_role(p["id"], rest[0]) if len(rest) == 2 else None
+            if role is not None and m in ("PUT", "POST", "DELETE"):
                 if not t.access.owner:
                     raise HTTPError(403, "Only project owners may manage users")
                 for name in rest[1].split(","):
                     if self.auth.user(name) is None:
                         raise HTTPError(404, f"Unknown user: {name}")
-                    self.auth.set_role(
-                        p["id"], name, None if m == "DELETE" else ROLE_GROUPS[rest[0]]
-                    )
+                    self.auth.set_role(p["id"], name, None if m == "DELETE" else role)
                 return Response(200, b"")
         raise HTTPError(404 if m == "GET" else 405, "Unsupported project operation")
 
     def share(self, req: Request, t: Target, user: str) -> Response:
         return self.sharing.handle(req, t, user)
+
+    def shares(self, req: Request, t: Target, user: str) -> Response:
+        """`GET .../subjects/S/projects` and `.../experiments/E/projects`: the owning project
+        first, labelled with the entity's own label, then every project it is shared into
+        with its label there (`SecureResource.representProjectsForArchivableItem`,
+        `SubjAssessmentResource.represent`). A hand-built table: no totalRecords."""
+        if req.method != "GET":
+            raise HTTPError(405, "Method not allowed")
+        kind, entity = metadata.shared_entity(t)
+
+        def row(label: str, project: Row) -> dict[str, str]:
+            return {
+                "label": label,
+                "ID": project["id"],
+                "Secondary_ID": project["secondary_id"],
+                "Name": project["name"],
+            }
+
+        rows = [row(entity["label"], self.store.project(entity["project"]))]
+        for share in self.store.shares_of(kind, entity["id"]):
+            rows.append(row(share["label"], self.store.project(share["project"])))
+        return listing.render_table(req, rows, SHARE_COLS)
 
     def _shared_here(self, t: Target, entity: Row) -> bool:
         """Addressed through a project it is shared into (DELETE there only unshares)."""
@@ -769,10 +873,28 @@ class DataHandlers:
             if self._shared_here(t, s):
                 self.sharing.unshare(user, "subject", s, t.project["id"])
                 return Response(200, b"")
-            self.need_write(t)
+            self.need_delete(t)
             store.delete_subject(s, req.flag("removeFiles"))
             return Response(200, b"")
         raise HTTPError(405, "Method not allowed")
+
+    def post_subject(self, req: Request, t: Target, user: str) -> Response:
+        """`POST /data/projects/P/subjects` with a subject document (`ProjectSubjectList
+        .handlePost`): the label comes from the document; creating needs write rights."""
+        self.need_write(t)
+        doc = metadata.read_document(req, "subject")
+        if doc is None or not doc.attrs.get("label"):
+            raise HTTPError(400, "POST a subject document with a label")
+        self._check_subject_doc(doc, None)
+        if self.store.subject_by(t.project["id"], doc.attrs["label"]) is not None:
+            raise HTTPError(409, f"Subject {doc.attrs['label']} already exists")
+        sid = self.store.create_subject(
+            t.project["id"],
+            doc.attrs["label"],
+            user,
+            metadata.merged_fields(req, "subject", doc),
+        )
+        return _ok_id(sid, 201)
 
     def _check_subject_doc(self, doc, existing: Row | None) -> None:
         if doc is None:
@@ -844,7 +966,7 @@ class DataHandlers:
             if self._shared_here(t, e):
                 self.sharing.unshare(user, "experiment", e, t.project["id"])
                 return Response(200, b"")
-            self.need_write(t)
+            self.need_delete(t)
             store.delete_experiment(e, req.flag("removeFiles"))
             return Response(200, b"")
         raise HTTPError(405, "Method not allowed")
@@ -866,7 +988,13 @@ class DataHandlers:
         if t.assessor is None:
             if m not in ("PUT", "POST"):
                 raise HTTPError(404, "Unable to find the specified assessor.")
-            self.need_write(t)
+            # A new assessor belongs to the project in the URL, even on a session shared
+            # into it, so that project's rights decide (TestSharing.testImageAssessorCreation).
+            home = t.project if t.project is not None and not t.direct else None
+            if home is None:
+                self.need_write(t)
+            elif not self.auth.access(user, home).write:
+                raise HTTPError(403, "You do not have permission to modify this project's data")
             doc = metadata.read_document(req, "experiment")
             xsi = self._experiment_type(req, doc, None)
             if not xsi:
@@ -875,7 +1003,7 @@ class DataHandlers:
             e = t.experiment
             try:
                 aid = store.create_experiment(
-                    e["project"],
+                    home["id"] if home is not None else e["project"],
                     e["subject_id"],
                     t.name,
                     xsi,
@@ -893,7 +1021,7 @@ class DataHandlers:
             self.need_write(t)
             return self._update_experiment(req, a)
         if m == "DELETE":
-            self.need_write(t)
+            self.need_delete(t)
             store.delete_experiment(a, req.flag("removeFiles"))
             return Response(200, b"")
         raise HTTPError(405, "Method not allowed")
@@ -923,7 +1051,7 @@ class DataHandlers:
         if m == "DELETE":
             if sc is None:
                 raise HTTPError(404, "Unable to find the specified scan.")
-            self.need_write(t)
+            self.need_delete(t)
             store.delete_scan(sc, req.flag("removeFiles"))
             return Response(200, b"")
         raise HTTPError(405, "Method not allowed")
@@ -992,6 +1120,8 @@ class DataHandlers:
     def dispatch(self, req: Request, t: Target, user: str) -> Response:
         kind = t.kind
         m = req.method
+        if kind == "subjects" and m == "POST" and t.project is not None:
+            return self.post_subject(req, t, user)
         if (
             kind in ("projects", "subjects", "experiments", "scans", "assessors", "resources")
             and m != "GET"

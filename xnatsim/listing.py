@@ -100,13 +100,38 @@ def render(
     """Resource and file listings keep their columns whatever `columns=` says, as XNAT's do
     (clients rely on `element_name`, `xnat_abstractresource_id` and `URI` being there)."""
     cols, out, total = select(req, rows, default_cols, fixed_columns=fixed_columns)
+    return _emit(req, cols, out, total, files=files, title=title)
+
+
+def render_table(req: Request, rows: list[dict], cols: list[str]) -> Response:
+    """A table XNAT builds from plain SQL or by hand and sends through `representTable`
+    without metadata: no filters, `columns=` or paging apply, only `sortBy`/`sortOrder`,
+    and no `totalRecords` is written (`JSONTableRepresentation` with empty properties)."""
+    out = [{c: _text(r.get(c)) for c in cols} for r in rows]
+    sort_by = [c for c in (req.params.get("sortBy") or "").split(",") if c in cols]
+    if sort_by:
+        out.sort(key=lambda r: [r[c] for c in sort_by])
+        if (req.params.get("sortOrder") or "").upper() == "DESC":
+            out.reverse()
+    return _emit(req, cols, out, None)
+
+
+def _emit(
+    req: Request,
+    cols: list[str],
+    out: list[dict[str, str]],
+    total: int | None,
+    *,
+    files: bool = False,
+    title: str = "",
+) -> Response:
     fmt = (req.params.get("format") or "json").lower()
     if fmt == "json":
         result: dict = {"Result": out}
         if files:
             result["Columns"] = [{"key": "URI", "serverRoot": ""}]
             result["title"] = title or "Files"
-        else:
+        elif total is not None:
             result["totalRecords"] = str(total)
         return Response.json({"ResultSet": result})
     if fmt == "csv":
@@ -117,9 +142,10 @@ def render(
             writer.writerow([row[c] for c in cols])
         return Response(200, buf.getvalue().encode(), "text/csv;charset=UTF-8")
     if fmt == "xml":
+        records = "" if total is None else f' totalRecords="{total}"'
         parts = [
             '<?xml version="1.0" encoding="UTF-8"?>\n',
-            f'<results xmlns:xdat="http://nrg.wustl.edu/security" totalRecords="{total}">',
+            f'<results xmlns:xdat="http://nrg.wustl.edu/security"{records}>',
             "<columns>",
         ]
         parts += [f"<column>{escape(c)}</column>" for c in cols]

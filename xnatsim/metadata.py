@@ -114,8 +114,8 @@ class Sharing:
     def handle(self, req: Request, t: Target, user: str) -> Response:
         kind, entity = shared_entity(t)
         dest = self.store.project(t.name)
-        if dest is None:
-            raise HTTPError(404, f"Unable to find the specified project: {t.name}")
+        if dest is None or not self.auth.access(user, dest).visible:
+            raise HTTPError(404, f"Unable to identify project: {t.name}")
         m = req.method
         if m == "GET":
             label = self.store.shared_label(kind, entity["id"], dest["id"])
@@ -132,59 +132,73 @@ class Sharing:
     def share(
         self, req: Request, t: Target, user: str, kind: str, entity: Row, dest: Row
     ) -> Response:
+        """`SubjectResource`/`SubjAssessmentResource.handlePut` with `projects/{P}`: sharing
+        into the owning project, or again into the same one without a new label, is 409
+        "Already assigned"; a new label relabels the share; creating the share needs create
+        rights in the destination. A session may be shared without its subject (TestSharing
+        .testUnShared shares MR1 after unsharing its subject)."""
         store = self.store
         if entity["project"] == dest["id"]:
-            raise HTTPError(409, f"{entity['label']} already belongs to project {dest['id']}")
+            raise HTTPError(409, f"Already assigned to project:{dest['id']}")
+        current = store.shared_label(kind, entity["id"], dest["id"])
+        wanted = req.params.get("label")
+        if current is not None and (not wanted or wanted == current):
+            raise HTTPError(409, f"Already assigned to project:{dest['id']}")
         if not self.auth.access(user, dest).write:
             raise HTTPError(
                 403,
                 f"Specified user account has insufficient create privileges for {kind}s "
-                f"in project {dest['id']}.",
+                f"in the {dest['id']} project.",
             )
-        if kind == "experiment":
-            parent_kind, parent = (
-                ("experiment", t.experiment) if t.assessor is not None else ("subject", t.subject)
-            )
+        if kind == "experiment" and t.assessor is not None:
+            parent = t.experiment
             if parent["project"] != dest["id"] and (
-                store.shared_label(parent_kind, parent["id"], dest["id"]) is None
+                store.shared_label("experiment", parent["id"], dest["id"]) is None
             ):
                 raise HTTPError(
                     409,
-                    f"{parent_kind.capitalize()} {parent['label']} is not in project "
-                    f"{dest['id']}; share it there first",
+                    f"Experiment {parent['label']} is not in project {dest['id']}; "
+                    "share it there first",
                 )
-        label = (
-            req.params.get("label")
-            or store.shared_label(kind, entity["id"], dest["id"])
-            or entity["label"]
-        )
+        label = wanted or entity["label"]
         if not LABEL.match(label):
             raise HTTPError(400, f"Invalid label: {label}")
         try:
+            if current is not None:
+                store.unshare(kind, entity["id"], dest["id"])
             store.share(kind, entity["id"], dest["id"], label)
         except Exists:
-            raise HTTPError(
-                409, f"Label {label} is already in use in project {dest['id']}"
-            ) from None
+            if current is not None:
+                store.share(kind, entity["id"], dest["id"], current)
+            raise HTTPError(409, f"Label already in use:{label}") from None
         return Response(200, b"")
 
     def unshare(self, user: str, kind: str, entity: Row, project: str) -> None:
+        """Remove a share, as `BaseXnatSubjectdata.delete` does for a project that is not the
+        subject's own: the user needs delete rights in that project (its owners), and the
+        subject's experiments shared there are unshared with it, unless one of them belongs
+        to that project (deleting it would not be an unshare). Every refusal is a 403."""
         store = self.store
-        owner_write = self.auth.access(user, store.project(entity["project"])).write
-        if not (owner_write or self.auth.access(user, store.project(project)).write):
-            raise HTTPError(403, f"You may not remove shared data from project {project}")
+        noun = "Subject" if kind == "subject" else "Experiment"
         if store.shared_label(kind, entity["id"], project) is None:
-            raise HTTPError(404, f"{entity['label']} is not shared into project {project}")
+            raise HTTPError(403, f"{noun} is not assigned to specified project {project}")
+        if not self.auth.access(user, store.project(project)).owner:
+            raise HTTPError(403, f"User cannot delete {kind}s for project {project}")
         if kind == "subject":
-            shared_exps = store.query(
-                "SELECT e.label FROM shares sh JOIN experiments e ON e.id = sh.entity_id"
+            owned = store.one(
+                "SELECT id FROM experiments WHERE subject_id = ? AND project = ?",
+                (entity["id"], project),
+            )
+            if owned is not None:
+                raise HTTPError(
+                    403,
+                    "This operation would delete an experiment (rather than un-share).  "
+                    f"Please modify experiment ({owned['id']}).",
+                )
+            for e in store.query(
+                "SELECT e.id FROM shares sh JOIN experiments e ON e.id = sh.entity_id"
                 " WHERE sh.kind = 'experiment' AND sh.project = ? AND e.subject_id = ?",
                 (project, entity["id"]),
-            )
-            if shared_exps:
-                raise HTTPError(
-                    409,
-                    f"Experiments of {entity['label']} are still shared into {project}: "
-                    + ", ".join(r["label"] for r in shared_exps),
-                )
+            ):
+                store.unshare("experiment", e["id"], project)
         store.unshare(kind, entity["id"], project)

@@ -30,6 +30,7 @@ class Target:
     access: Access | None = None
     extra: list[str] = field(default_factory=list)
     direct: bool = False  # addressed by accession ID (`/data/experiments/{ID}`), not a project
+    hidden: bool = False  # names a project that exists but the user may not see
 
     @property
     def owner(self) -> tuple[str, str] | None:
@@ -53,14 +54,33 @@ class Resolver:
         self.auth = auth
 
     def _project(self, t: Target, user: str, pid: str) -> None:
+        """XNAT looks projects up with the user's rights (`getProjectByIDorAlias(id, user)`):
+        one the user may not see is simply not found."""
         proj = self.store.project(pid)
-        if proj is None:
-            raise HTTPError(404, f"Unable to find the specified project: {pid}")
         access = self.auth.access(user, proj)
-        if not access.read:
-            raise HTTPError(403, f"You do not have access to project {pid}")
+        if proj is None or not access.visible:
+            raise HTTPError(404, f"Unable to find the specified project: {pid}")
         t.project = proj
         t.access = access
+
+    def readable(self, user: str, kind: str, entity: Row) -> bool:
+        """XNAT's secured searches find a subject or experiment when the user may read its
+        own project or any project it is shared into (`<type>/project` or
+        `<type>/sharing/share/project`); otherwise lookups return nothing, hence 404."""
+        if self.auth.access(user, self.store.project(entity["project"])).read:
+            return True
+        return any(
+            self.auth.access(user, self.store.project(share["project"])).read
+            for share in self.store.shares_of(kind, entity["id"])
+        )
+
+    def _visible(self, user: str, kind: str, entity: Row | None) -> Row | None:
+        if entity is None:
+            return None
+        if kind == "experiment" and entity["session_id"]:
+            root = self.store.experiment_by(None, entity["session_id"])
+            return entity if root is not None and self.readable(user, kind, root) else None
+        return entity if self.readable(user, kind, entity) else None
 
     def _owner_access(self, t: Target, user: str, entity: Row) -> None:
         """Data shared into the addressed project is read there but written only by those
@@ -89,7 +109,7 @@ class Resolver:
                 t.access = access
                 self._owner_access(t, user, entity)
                 return
-        self._project(t, user, entity["project"])  # raises the usual 403
+        raise HTTPError(404, f"Unable to find the specified {kind}.")
 
     def resolve(self, segs: list[str], user: str) -> Target:
         """`segs` are the path parts after `/data`."""
@@ -99,21 +119,21 @@ class Resolver:
             if len(segs) == 1:
                 return Target("projects")
             proj = store.project(segs[1])
-            if proj is None:
-                if len(segs) == 2:
-                    return Target("project", name=segs[1])
-                raise HTTPError(404, f"Unable to find the specified project: {segs[1]}")
             access = self.auth.access(user, proj)
+            if proj is None or not access.visible:
+                if len(segs) == 2:
+                    # Missing, or existing but not the user's to see: the handler answers as
+                    # XNAT does for a project it cannot find.
+                    return Target("project", name=segs[1], hidden=proj is not None)
+                raise HTTPError(404, f"Unable to find the specified project: {segs[1]}")
             if len(segs) == 2 or segs[2] in ("accessibility", "users", "prearchive_code"):
-                if not access.visible:
-                    raise HTTPError(403, f"You do not have access to project {segs[1]}")
                 return Target("project", project=proj, access=access, extra=segs[2:])
             self._project(t := Target("project"), user, segs[1])
             return self._walk(t, segs[2:], user)
         if coll == "subjects":
             if len(segs) == 1:
                 return Target("subjects")
-            subj = store.subject_by(None, segs[1])
+            subj = self._visible(user, "subject", store.subject_by(None, segs[1]))
             if subj is None:
                 raise HTTPError(404, "Unable to find the specified subject.")
             t = Target("subject")
@@ -123,7 +143,7 @@ class Resolver:
         if coll == "experiments":
             if len(segs) == 1:
                 return Target("experiments")
-            exp = store.experiment_by(None, segs[1])
+            exp = self._visible(user, "experiment", store.experiment_by(None, segs[1]))
             if exp is None:
                 raise HTTPError(404, "Unable to find the specified experiment.")
             t = Target("experiment")
@@ -153,6 +173,10 @@ class Resolver:
             coll = segs[i]
             key = segs[i + 1] if i + 1 < len(segs) else None
             level = t.kind
+            if level == "project" and coll in ("files", "resources") and not t.access.read:
+                # Project files of a project whose data the user may not read are not found
+                # (`FileList`: `Permissions.canReadProject`).
+                raise HTTPError(404, "Unable to find file.")
             if coll == "files" and level in (
                 "project",
                 "subject",
@@ -207,7 +231,7 @@ class Resolver:
                 if key is None:
                     t.kind = "subjects"
                     return t
-                t.subject = store.subject_by(t.project["id"], key)
+                t.subject = self._visible(user, "subject", store.subject_by(t.project["id"], key))
                 t.kind = "subject"
                 if t.subject is not None:
                     self._owner_access(t, user, t.subject)
@@ -228,7 +252,7 @@ class Resolver:
                 if key is None:
                     t.kind = "experiments"
                     return t
-                exp = store.experiment_by(t.project["id"], key)
+                exp = self._visible(user, "experiment", store.experiment_by(t.project["id"], key))
                 if exp is None:
                     t.kind = "experiment"
                     t.name = key
@@ -294,6 +318,8 @@ class Resolver:
                 )
                 t.kind = "assessor"
                 t.assessor = ass
+                if ass is not None:
+                    self._owner_access(t, user, ass)
                 if ass is None:
                     t.name = key
                     if i + 2 < len(segs):
@@ -302,6 +328,9 @@ class Resolver:
                 i += 2
                 continue
             if coll == "projects" and level in ("subject", "experiment", "assessor"):
+                if key is None and i + 1 == len(segs):
+                    t.kind = "shares"  # where it lives and is shared (GET only)
+                    return t
                 if key is None or i + 2 < len(segs):
                     raise HTTPError(404, "Name one project: .../projects/{PROJECT}")
                 t.kind = "share"

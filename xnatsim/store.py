@@ -282,6 +282,14 @@ class Store:
             )
             if share is not None:
                 row = self.one(f"SELECT * FROM {table} WHERE id = ?", (share["entity_id"],))
+        if row is None:
+            # Shared under another label, still addressed by its own label in the project it
+            # is shared into (TestSharing.testImageAssessorCreation).
+            row = self.one(
+                f"SELECT t.* FROM {table} t JOIN shares sh ON sh.entity_id = t.id"
+                " WHERE sh.kind = ? AND sh.project = ? AND t.label = ?",
+                (kind, project, key),
+            )
         return row
 
     # -- sharing -------------------------------------------------------------------------
