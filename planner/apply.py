@@ -39,6 +39,7 @@ from planner.progress import (
     Reporter,
     step_bytes,
 )
+from planner.rows import get_listing
 from planner.snapshot import snapshot_experiment
 from planner.staleness import StalePlan, filter_experiment, filter_inventory, find_staleness
 from planner.state import PairKey, StateDB
@@ -197,7 +198,7 @@ def dest_experiment(
     """Read one destination experiment by its labels (one listing, then the snapshot)."""
     path = f"/data/projects/{quote_segment(project)}/subjects/{quote_segment(subject)}/experiments"
     try:
-        rows = backend.get_rows(path, {"columns": "ID,label,xsiType,date,project"})
+        rows = get_listing(backend, path, {"columns": "ID,label,xsiType,date,project"})
     except NotFound:
         return None
     row = next((r for r in rows if r.get("label") == label), None)
