@@ -268,6 +268,7 @@ class _Run:
             dest_scan=self._dest_scan,
             files_digest=files_digest,
             import_handler=import_handler_for(plan.dest.server_version),
+            prevent_anon=bool((plan.config or {}).get("prevent_anon", False)),
         )
 
     # -- worker side ---------------------------------------------------------------------

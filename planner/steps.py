@@ -71,6 +71,9 @@ class StepContext:
     dest_scan: DestScanLookup | None = None
     import_handler: str = "DICOM-zip"
     files_digest: FilesDigest | None = None
+    # Ask the destination not to run its site anonymization script (the config's
+    # ``prevent_anon``); sent only when set.
+    prevent_anon: bool = False
 
 
 @dataclass
@@ -470,6 +473,29 @@ def _looks_like_archive_conflict(exc: BackendError) -> bool:
     return any(word in text for word in _CONFLICT_WORDS)
 
 
+def import_params(ctx: StepContext, project: str, subject: str, experiment: str) -> dict[str, str]:
+    """The query of one scan's import into the planned session.
+
+    ``dest`` of archive form makes XNAT archive at once. DICOM-zip (1.8.10+) archives through
+    the prearchive and merges into an existing session only with ``allowSessionMerge=true``
+    (``DicomZipImporter.archiveSession``; it never reads ``overwrite``); the session importer
+    (SI) of older servers merges with ``overwrite=append``, which is sent to both.
+    """
+    params = {
+        "import-handler": ctx.import_handler,
+        "PROJECT_ID": project,
+        "SUBJECT_ID": subject,
+        "EXPT_LABEL": experiment,
+        "dest": f"/archive/projects/{project}/subjects/{subject}/experiments/{experiment}",
+        "overwrite": "append",
+    }
+    if ctx.import_handler == "DICOM-zip":
+        params["allowSessionMerge"] = "true"
+    if ctx.prevent_anon:
+        params["prevent_anon"] = "true"
+    return params
+
+
 def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
     t, f = step.target, step.facts
     project, subject, experiment = t["project"], t["subject"], t["experiment"]
@@ -479,14 +505,7 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
         f"/resources/{quote_segment(f.get('resource') or 'DICOM')}/files"
     )
     job = _ZipJob(ctx, step)
-    base_params = {
-        "import-handler": ctx.import_handler,
-        "PROJECT_ID": project,
-        "SUBJECT_ID": subject,
-        "EXPT_LABEL": experiment,
-        "dest": f"/archive/projects/{project}/subjects/{subject}/experiments/{experiment}",
-        "overwrite": "append",
-    }
+    base_params = import_params(ctx, project, subject, experiment)
     notes: list[str] = []
     tries = 0
 

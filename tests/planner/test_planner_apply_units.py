@@ -251,3 +251,38 @@ def test_an_unknown_step_kind_fails_the_step_not_the_run(tmp_path: Path) -> None
     step = Step("x:S", "delete_everything", "S", Level.SUBJECT)  # type: ignore[arg-type]
     outcome = run_step(step, _ctx(tmp_path, RecordingBackend()))
     assert not outcome.ok and "unknown step kind" in outcome.error
+
+
+def test_a_dicom_zip_import_asks_to_merge_into_the_session(tmp_path: Path) -> None:
+    # DicomZipImporter.archiveSession (1.8.10+) merges into an existing session only with
+    # allowSessionMerge=true; `overwrite` is not read there but is for the SI handler.
+    (tmp_path / "work").mkdir()
+    backend = RecordingBackend()
+    assert run_step(_scan_step(), _ctx(tmp_path, backend)).ok
+    params = backend.uploads[0]
+    assert params["import-handler"] == "DICOM-zip"
+    assert params["allowSessionMerge"] == "true"
+    assert params["dest"] == "/archive/projects/P/subjects/S/experiments/E"
+    assert "prevent_anon" not in params, "sent only when the config asks"
+
+
+def test_the_session_importer_of_older_servers_is_sent_what_it_was(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    backend = RecordingBackend()
+    ctx = _ctx(tmp_path, backend)
+    ctx.import_handler = "SI"
+    assert run_step(_scan_step(), ctx).ok
+    params = backend.uploads[0]
+    assert params["import-handler"] == "SI" and params["overwrite"] == "append"
+    assert "allowSessionMerge" not in params
+
+
+def test_prevent_anon_is_sent_when_set(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    for handler in ("DICOM-zip", "SI"):
+        backend = RecordingBackend()
+        ctx = _ctx(tmp_path, backend)
+        ctx.import_handler = handler
+        ctx.prevent_anon = True
+        assert run_step(_scan_step(), ctx).ok
+        assert backend.uploads[0]["prevent_anon"] == "true"
