@@ -19,6 +19,7 @@ import contextlib
 import shutil
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from planner import fields as F
 from planner import walk as W
 from planner.backend import XnatBackend, quote_segment
 from planner.errors import BackendError, BadRequest, Conflict, MalformedReply
+from planner.gates import session_key
 from planner.inventory import Resource, Scan
 from planner.plan import Step, StepKind
 from planner.progress import Reporter
@@ -49,6 +51,12 @@ T = TypeVar("T")
 DestScanLookup = Callable[[Step], Resource | None]
 # The digest of a file list in the form the diff records in ``facts["files_digest"]``.
 FilesDigest = Callable[[Resource], str]
+# Makes the caller the only writer to a destination session (``planner.gates``).
+SessionExclusive = Callable[[str | None], AbstractContextManager[None]]
+
+
+def _no_gate(_key: str | None) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 class Cancelled(Exception):
@@ -74,6 +82,8 @@ class StepContext:
     # Ask the destination not to run its site anonymization script (the config's
     # ``prevent_anon``); sent only when set.
     prevent_anon: bool = False
+    # Held around each import request: no two imports into one session at the same time.
+    exclusive: SessionExclusive = _no_gate
 
 
 @dataclass
@@ -518,9 +528,14 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
         if overwrite_files:
             params["overwrite_files"] = "true"
         try:
-            ctx.dst.upload(
-                "POST", "/data/services/import", job.path, params, content_type="application/zip"
-            )
+            with ctx.exclusive(session_key(step)):
+                ctx.dst.upload(
+                    "POST",
+                    "/data/services/import",
+                    job.path,
+                    params,
+                    content_type="application/zip",
+                )
         except (Conflict, BadRequest) as exc:
             # XNAT's DICOM-zip handler reports an archive conflict as 400 ("unable to archive"),
             # the session importer as 409: either way, check what the destination holds.
