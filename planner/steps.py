@@ -39,6 +39,7 @@ from planner.errors import BackendError, BadRequest, Conflict, MalformedReply
 from planner.gates import session_key
 from planner.inventory import Resource, Scan
 from planner.plan import Step, StepKind
+from planner.prearchive import ImportWatch, answered_by_xnat
 from planner.progress import Reporter
 from planner.xmldoc import Destination, DocumentError, rewrite, scan_uids
 from planner.zipcheck import repack_relative, validate_zip
@@ -517,6 +518,7 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
     job = _ZipJob(ctx, step)
     base_params = import_params(ctx, project, subject, experiment)
     notes: list[str] = []
+    leftovers: list[str] = []
     tries = 0
 
     def attempt(n: int) -> None:
@@ -529,13 +531,27 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
             params["overwrite_files"] = "true"
         try:
             with ctx.exclusive(session_key(step)):
-                ctx.dst.upload(
-                    "POST",
-                    "/data/services/import",
-                    job.path,
-                    params,
-                    content_type="application/zip",
+                # DICOM-zip archives through the prearchive: see what a failure leaves there.
+                watch = (
+                    ImportWatch.start(ctx.dst, project, experiment)
+                    if ctx.import_handler == "DICOM-zip"
+                    else None
                 )
+                try:
+                    ctx.dst.upload(
+                        "POST",
+                        "/data/services/import",
+                        job.path,
+                        params,
+                        content_type="application/zip",
+                    )
+                except Exception as exc:
+                    if watch is not None:
+                        left = watch.clean_up(job.path, remove=answered_by_xnat(exc))
+                        leftovers[:] = left
+                        for note in left:
+                            ctx.reporter.warning(f"{step.address}: {note}")
+                    raise
         except (Conflict, BadRequest) as exc:
             # XNAT's DICOM-zip handler reports an archive conflict as 400 ("unable to archive"),
             # the session importer as 409: either way, check what the destination holds.
@@ -553,7 +569,7 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
                 ) from exc
             notes.append("already on the destination with the same files")
 
-    return _run_zip_step(job, attempt, lambda: tries, note=notes)
+    return _run_zip_step(job, attempt, lambda: tries, note=notes, leftovers=leftovers)
 
 
 def _run_zip_step(
@@ -562,9 +578,11 @@ def _run_zip_step(
     tries: Callable[[], int],
     *,
     note: list[str] | None = None,
+    leftovers: list[str] | None = None,
 ) -> StepOutcome:
     """Run a step that moves a zip under the retry rule: the zip is deleted when the step
-    succeeds or is cancelled, and kept (with its path in the error) when it fails."""
+    succeeds or is cancelled, and kept (with its path in the error) when it fails. What the
+    last failed attempt left on the destination (``leftovers``) is told in the error."""
     ctx, step = job.ctx, job.step
     try:
         with_retries(
@@ -578,7 +596,10 @@ def _run_zip_step(
         job.discard()
         raise
     except Exception as exc:
-        return _failed_with_zip(job, exc, tries())
+        outcome = _failed_with_zip(job, exc, tries())
+        if leftovers:
+            outcome.error += "; " + "; ".join(leftovers)
+        return outcome
     job.discard()
     return StepOutcome(OK, bytes_moved=job.bytes, attempts=tries(), note="; ".join(note or []))
 

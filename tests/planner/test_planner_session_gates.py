@@ -142,6 +142,9 @@ class TimedBackend:
     def request_text(self, method: str, path: str, params: Any = None, **kw: Any) -> str:
         return "ID_" + path.rsplit("/", 1)[-1]
 
+    def get_rows(self, path: str, params: Any = None) -> list[dict[str, str]]:
+        return []  # an empty prearchive, listed before each import
+
     def download(self, path: str, dest: Path, params: Any = None, *, on_bytes=None) -> int:
         with zipfile.ZipFile(dest, "w") as zf:
             for i in range(2):
