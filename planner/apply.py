@@ -2,11 +2,15 @@
 
 A fixed sequence, like a saved Terraform plan. Subjects and experiments are created in plan
 order by the coordinator (the calling thread); scan imports and resource uploads go to a
-pool of ``workers`` threads, and the coordinator keeps feeding it from the next experiments
-while earlier ones finish, with at most ``2 x workers`` steps in flight so memory and temp
-disk stay bounded. Every finished step is recorded in the state DB by the thread that ran
-it, so a run killed at any moment resumes at the next unfinished step; steps the state DB
-shows as done with the same facts are skipped.
+pool with ``workers`` transfer slots, and the coordinator keeps feeding it from the next
+experiments while earlier ones finish, with at most ``2 x workers`` steps in flight so memory
+and temp disk stay bounded. Writes to one destination session never overlap
+(``planner.gates``): at most two steps of a session are in flight, one writing to it while
+the other downloads, and the coordinator moves on to other sessions for the rest.
+
+Every finished step is recorded in the state DB by the thread that ran it, so a run killed
+at any moment resumes at the next unfinished step; steps the state DB shows as done with the
+same facts are skipped.
 
 A subject's result is known once all its steps (and its experiments' verifications) are
 finished; after ``max_failures`` consecutive failed subjects the circuit breaker stops the
@@ -30,6 +34,7 @@ from planner import walk as W
 from planner.backend import XnatBackend, quote_segment
 from planner.compare import completion_fingerprint, files_digest
 from planner.errors import NotFound
+from planner.gates import SessionWindow, TransferSlots, session_key
 from planner.inventory import Experiment, Inventory, Resource, Scan, Subject, content_fingerprint
 from planner.plan import ChangeStatus, Level, Plan, Step, StepKind
 from planner.progress import (
@@ -40,6 +45,7 @@ from planner.progress import (
     Reporter,
     step_bytes,
 )
+from planner.rows import get_listing
 from planner.sameness import ScanMemory
 from planner.snapshot import snapshot_experiment
 from planner.staleness import StalePlan, filter_experiment, filter_inventory, find_staleness
@@ -199,7 +205,7 @@ def dest_experiment(
     """Read one destination experiment by its labels (one listing, then the snapshot)."""
     path = f"/data/projects/{quote_segment(project)}/subjects/{quote_segment(subject)}/experiments"
     try:
-        rows = backend.get_rows(path, {"columns": "ID,label,xsiType,date,project"})
+        rows = get_listing(backend, path, {"columns": "ID,label,xsiType,date,project"})
     except NotFound:
         return None
     row = next((r for r in rows if r.get("label") == label), None)
@@ -267,6 +273,8 @@ class _Run:
         self.exp_steps: dict[str, list[Step]] = defaultdict(list)
         self.consecutive_failed = 0
         self.stop = False
+        self.window: SessionWindow[tuple[Step, bool]] = SessionWindow()
+        self.slots = TransferSlots(options.workers)
         self.ctx = StepContext(
             src=src,
             dst=dst,
@@ -280,6 +288,8 @@ class _Run:
             dest_scan=self._dest_scan,
             files_digest=files_digest,
             import_handler=import_handler_for(plan.dest.server_version),
+            prevent_anon=bool((plan.config or {}).get("prevent_anon", False)),
+            exclusive=self.slots.exclusive,
         )
 
     # -- worker side ---------------------------------------------------------------------
@@ -300,7 +310,16 @@ class _Run:
         )
 
     def _execute(self, step: Step, resumed: bool) -> StepOutcome:
-        """Run one step and record it at once; runs in a worker (or the coordinator)."""
+        """Run one step and record it at once; runs in a worker (or the coordinator).
+
+        A pool step first waits for a transfer slot, so only steps that really started are
+        recorded as running (a run killed now resumes exactly those)."""
+        if step.kind in _INLINE:
+            return self._execute_now(step, resumed)
+        with self.slots.running():
+            return self._execute_now(step, resumed)
+
+    def _execute_now(self, step: Step, resumed: bool) -> StepOutcome:
         self.reporter.step_started(step)
         try:
             self._record(step, "running")
@@ -308,7 +327,7 @@ class _Run:
             error = f"could not record the step in the state DB: {describe(exc)}"
             self.reporter.step_finished(step, STEP_FAILED, error)
             return StepOutcome(FAILED, error)
-        outcome = run_step(step, self.ctx, resumed=resumed)
+        outcome = self._run_in_slot(step, resumed)
         if outcome.note == "cancelled":
             # Left 'running' in the state DB: the next run treats it as resumed.
             self.reporter.step_finished(step, STEP_SKIPPED, "cancelled")
@@ -328,6 +347,15 @@ class _Run:
         status = STEP_OK if outcome.ok else STEP_FAILED
         self.reporter.step_finished(step, status, outcome.error)
         return outcome
+
+    def _run_in_slot(self, step: Step, resumed: bool) -> StepOutcome:
+        """Pool steps writing to a session other than by import hold the session for the
+        whole step; an import's executor holds it only around the import request, so its
+        download overlaps the session's other imports."""
+        if step.kind in _INLINE or step.kind == StepKind.IMPORT_SCAN:
+            return run_step(step, self.ctx, resumed=resumed)
+        with self.slots.exclusive(session_key(step)):
+            return run_step(step, self.ctx, resumed=resumed)
 
     def _dest_scan(self, step: Step) -> Resource | None:
         t = step.target
@@ -428,7 +456,8 @@ class _Run:
             )
         workers = max(1, self.options.workers)
         limit = 2 * workers
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply")
+        # A thread per step in flight; the transfer slots keep ``workers`` of them moving.
+        pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="apply")
         abandon = False
         try:
             try:
@@ -438,9 +467,11 @@ class _Run:
                 for step in todo:
                     if self._stopping():
                         break
+                    self._release_waiting(pool, limit)
                     self._release_deferred(pool, limit)
                     self._dispatch(step, step.id in seen_before, pool, limit)
-                while (self.inflight or self.deferred) and not self._stopping():
+                while self._pending() and not self._stopping():
+                    self._release_waiting(pool, limit)
                     if not self.inflight:
                         self._fail_orphans()
                         break
@@ -501,8 +532,27 @@ class _Run:
     def _stopping(self) -> bool:
         return self.stop or self.cancel.is_set()
 
-    def _dispatch(self, step: Step, resumed: bool, pool: ThreadPoolExecutor, limit: int) -> None:
-        """Run, submit, defer or fail one step, by the state of its dependencies."""
+    def _pending(self) -> bool:
+        return bool(self.inflight or self.deferred or self.window.waiting())
+
+    def _release_waiting(self, pool: ThreadPoolExecutor, limit: int) -> None:
+        """Submit the steps whose session has room again (the session window's rule)."""
+        if self._stopping():
+            return
+        for step, resumed in self.window.ready():
+            self._dispatch(step, resumed, pool, limit, admitted=True)
+
+    def _dispatch(
+        self,
+        step: Step,
+        resumed: bool,
+        pool: ThreadPoolExecutor,
+        limit: int,
+        *,
+        admitted: bool = False,
+    ) -> None:
+        """Run, submit, defer or fail one step, by the state of its dependencies and of its
+        session's window (``admitted``: the window let it through already)."""
         failed_dep = next((d for d in step.depends_on if self.finished.get(d) == FAILED), None)
         if failed_dep is not None:
             self._not_run(step, f"not run: {failed_dep} failed")
@@ -514,6 +564,9 @@ class _Run:
             self._collect(block=False)
             self._step_done(step, self._execute(step, resumed))
             return
+        key = session_key(step)
+        if key is not None and not admitted and not self.window.admit(key, (step, resumed)):
+            return  # its session has enough in flight: it goes when one of them ends
         while len(self.inflight) >= limit:
             self._collect(block=True)
         fut = pool.submit(self._execute, step, resumed)
@@ -522,7 +575,7 @@ class _Run:
 
     def _fail_orphans(self) -> None:
         """Deferred steps whose dependencies can no longer run (a plan out of order)."""
-        for step, _resumed in self.deferred:
+        for step, _resumed in self.deferred + self.window.drain():
             self._not_run(step, "not run: its dependencies never ran")
         self.deferred = []
 
@@ -566,6 +619,9 @@ class _Run:
             kind, item = self.inflight.pop(fut)
             if kind == "step":
                 self.inflight_steps.discard(item.id)
+                key = session_key(item)
+                if key is not None:
+                    self.window.finished(key)
                 try:
                     outcome = fut.result()
                 except Exception as exc:  # run_step never raises; belt and braces

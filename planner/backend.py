@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
-Row = dict[str, str]
+from planner.rows import Row
+
 Params = Mapping[str, str]
 ByteCallback = Callable[[int], None]
 
@@ -36,7 +37,13 @@ class XnatBackend(Protocol):
         ...
 
     def get_rows(self, path: str, params: Params | None = None) -> list[Row]:
-        """GET a listing with ``format=json`` and return ``ResultSet.Result`` rows."""
+        """GET a listing with ``format=json`` and return ``ResultSet.Result`` rows.
+
+        Column names must be looked up without regard to case (XNAT's SQL-built listings
+        answer ``id`` where others answer ``ID``): return ``planner.rows.Row`` objects. The
+        planner reads listings through ``planner.rows.get_listing``, which wraps plain dicts
+        from a backend that does not.
+        """
         ...
 
     def get_json(self, path: str, params: Params | None = None) -> Any:

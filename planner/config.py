@@ -18,6 +18,9 @@ Fields and defaults (an empty file means all defaults)::
     copy_shared: false            copy subjects and experiments shared into the source
                                   project from another project, as the destination's own;
                                   false reports them and leaves them out
+    prevent_anon: false           ask the destination not to run its site anonymization
+                                  script on imported DICOM (``prevent_anon=true``); that
+                                  script may be the destination's privacy policy
     filtering: ...                what to transfer (below)
 
 Filters. Each of ``project_resources``, ``subject_resources`` and ``scan_resources`` is an
@@ -247,6 +250,7 @@ class TransferConfig:
     verify_after_transfer: bool = True
     scan_workers: int = 4
     copy_shared: bool = False
+    prevent_anon: bool = False
     filtering: Filtering = Filtering()
 
     def to_dict(self) -> dict[str, Any]:
@@ -261,6 +265,7 @@ class TransferConfig:
             "verify_after_transfer": self.verify_after_transfer,
             "scan_workers": self.scan_workers,
             "copy_shared": self.copy_shared,
+            "prevent_anon": self.prevent_anon,
             "filtering": self.filtering.to_dict(),
         }
 
@@ -373,6 +378,7 @@ _TOP_FIELDS = (
     "verify_after_transfer",
     "scan_workers",
     "copy_shared",
+    "prevent_anon",
     "filtering",
 )
 _FILTERING_FIELDS = (

@@ -22,6 +22,7 @@ from planner.errors import (
     NotFound,
     PermissionDenied,
 )
+from planner.rows import get_listing
 
 # Projects the user may add data to. `restrict=edit` would ask who may edit the project
 # itself, which XNAT's default groups give to owners only, leaving members out.
@@ -75,8 +76,12 @@ def _project_readable(backend: XnatBackend, project: str) -> str:
 
 
 def may_write(backend: XnatBackend, project: str) -> bool:
-    """Whether the logged-in user may add data to ``project`` (owner or member)."""
-    rows = backend.get_rows("/data/projects", WRITABLE_PROJECTS)
+    """Whether the logged-in user may add data to ``project`` (owner or member).
+
+    XNAT answers this listing from plain SQL, so on PostgreSQL its columns are ``id`` and
+    ``secondary_id``; ``get_listing`` rows find them under any spelling.
+    """
+    rows = get_listing(backend, "/data/projects", WRITABLE_PROJECTS)
     return any(row.get("ID", "").lower() == project.lower() for row in rows)
 
 

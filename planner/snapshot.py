@@ -36,6 +36,7 @@ from planner.inventory import (
     Scan,
     Subject,
 )
+from planner.rows import as_rows
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -108,7 +109,7 @@ def _rows(backend: XnatBackend, path: str, params: Params | None = None) -> list
     rows = backend.get_rows(path, params)
     if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
         raise MalformedReply(f"{path}: expected a list of rows, got {type(rows).__name__}")
-    return rows
+    return as_rows(rows)
 
 
 def _rows_or_empty(backend: XnatBackend, path: str, params: Params | None = None) -> list[Row]:

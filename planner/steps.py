@@ -19,6 +19,7 @@ import contextlib
 import shutil
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,8 +36,10 @@ from planner import fields as F
 from planner import walk as W
 from planner.backend import XnatBackend, quote_segment
 from planner.errors import BackendError, BadRequest, Conflict, MalformedReply
+from planner.gates import session_key
 from planner.inventory import Resource, Scan
 from planner.plan import Step, StepKind
+from planner.prearchive import ImportWatch, answered_by_xnat
 from planner.progress import Reporter
 from planner.sameness import dest_holds
 from planner.xmldoc import Destination, DocumentError, rewrite, scan_uids
@@ -50,6 +53,12 @@ T = TypeVar("T")
 DestScanLookup = Callable[[Step], Resource | None]
 # The digest of a file list in the form the diff records in ``facts["files_digest"]``.
 FilesDigest = Callable[[Resource], str]
+# Makes the caller the only writer to a destination session (``planner.gates``).
+SessionExclusive = Callable[[str | None], AbstractContextManager[None]]
+
+
+def _no_gate(_key: str | None) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 class Cancelled(Exception):
@@ -72,6 +81,11 @@ class StepContext:
     dest_scan: DestScanLookup | None = None
     import_handler: str = "DICOM-zip"
     files_digest: FilesDigest | None = None
+    # Ask the destination not to run its site anonymization script (the config's
+    # ``prevent_anon``); sent only when set.
+    prevent_anon: bool = False
+    # Held around each import request: no two imports into one session at the same time.
+    exclusive: SessionExclusive = _no_gate
 
 
 @dataclass
@@ -463,6 +477,29 @@ def _looks_like_archive_conflict(exc: BackendError) -> bool:
     return any(word in text for word in _CONFLICT_WORDS)
 
 
+def import_params(ctx: StepContext, project: str, subject: str, experiment: str) -> dict[str, str]:
+    """The query of one scan's import into the planned session.
+
+    ``dest`` of archive form makes XNAT archive at once. DICOM-zip (1.8.10+) archives through
+    the prearchive and merges into an existing session only with ``allowSessionMerge=true``
+    (``DicomZipImporter.archiveSession``; it never reads ``overwrite``); the session importer
+    (SI) of older servers merges with ``overwrite=append``, which is sent to both.
+    """
+    params = {
+        "import-handler": ctx.import_handler,
+        "PROJECT_ID": project,
+        "SUBJECT_ID": subject,
+        "EXPT_LABEL": experiment,
+        "dest": f"/archive/projects/{project}/subjects/{subject}/experiments/{experiment}",
+        "overwrite": "append",
+    }
+    if ctx.import_handler == "DICOM-zip":
+        params["allowSessionMerge"] = "true"
+    if ctx.prevent_anon:
+        params["prevent_anon"] = "true"
+    return params
+
+
 def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
     t, f = step.target, step.facts
     project, subject, experiment = t["project"], t["subject"], t["experiment"]
@@ -472,15 +509,9 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
         f"/resources/{quote_segment(f.get('resource') or 'DICOM')}/files"
     )
     job = _ZipJob(ctx, step)
-    base_params = {
-        "import-handler": ctx.import_handler,
-        "PROJECT_ID": project,
-        "SUBJECT_ID": subject,
-        "EXPT_LABEL": experiment,
-        "dest": f"/archive/projects/{project}/subjects/{subject}/experiments/{experiment}",
-        "overwrite": "append",
-    }
+    base_params = import_params(ctx, project, subject, experiment)
     notes: list[str] = []
+    leftovers: list[str] = []
     tries = 0
 
     def attempt(n: int) -> None:
@@ -492,9 +523,28 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
         if overwrite_files:
             params["overwrite_files"] = "true"
         try:
-            ctx.dst.upload(
-                "POST", "/data/services/import", job.path, params, content_type="application/zip"
-            )
+            with ctx.exclusive(session_key(step)):
+                # DICOM-zip archives through the prearchive: see what a failure leaves there.
+                watch = (
+                    ImportWatch.start(ctx.dst, project, experiment)
+                    if ctx.import_handler == "DICOM-zip"
+                    else None
+                )
+                try:
+                    ctx.dst.upload(
+                        "POST",
+                        "/data/services/import",
+                        job.path,
+                        params,
+                        content_type="application/zip",
+                    )
+                except Exception as exc:
+                    if watch is not None:
+                        left = watch.clean_up(job.path, remove=answered_by_xnat(exc))
+                        leftovers[:] = left
+                        for note in left:
+                            ctx.reporter.warning(f"{step.address}: {note}")
+                    raise
         except (Conflict, BadRequest) as exc:
             # XNAT's DICOM-zip handler reports an archive conflict as 400 ("unable to archive"),
             # the session importer as 409: either way, check what the destination holds.
@@ -512,7 +562,7 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
                 ) from exc
             notes.append("already on the destination with the same files")
 
-    return _run_zip_step(job, attempt, lambda: tries, note=notes)
+    return _run_zip_step(job, attempt, lambda: tries, note=notes, leftovers=leftovers)
 
 
 def _run_zip_step(
@@ -521,9 +571,11 @@ def _run_zip_step(
     tries: Callable[[], int],
     *,
     note: list[str] | None = None,
+    leftovers: list[str] | None = None,
 ) -> StepOutcome:
     """Run a step that moves a zip under the retry rule: the zip is deleted when the step
-    succeeds or is cancelled, and kept (with its path in the error) when it fails."""
+    succeeds or is cancelled, and kept (with its path in the error) when it fails. What the
+    last failed attempt left on the destination (``leftovers``) is told in the error."""
     ctx, step = job.ctx, job.step
     try:
         with_retries(
@@ -537,7 +589,10 @@ def _run_zip_step(
         job.discard()
         raise
     except Exception as exc:
-        return _failed_with_zip(job, exc, tries())
+        outcome = _failed_with_zip(job, exc, tries())
+        if leftovers:
+            outcome.error += "; " + "; ".join(leftovers)
+        return outcome
     job.discard()
     return StepOutcome(OK, bytes_moved=job.bytes, attempts=tries(), note="; ".join(note or []))
 

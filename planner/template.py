@@ -50,6 +50,12 @@ scan_workers: 4
 # ordinary members of the destination project. --copy-shared on the command line sets it.
 copy_shared: false
 
+# Imported DICOM goes through the destination's site anonymization script (XNAT runs it by
+# default). true sends prevent_anon=true so the files arrive byte for byte as on the source.
+# WARNING: that script may be the destination's privacy policy (it may remove names, dates
+# or IDs). Set true only when the destination's administrators agree.
+prevent_anon: false
+
 # What to transfer. Each filter has a sync_type:
 #   all      keep everything (the default)
 #   none     keep nothing

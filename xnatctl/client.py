@@ -478,7 +478,7 @@ class XnatClient:
                 f"GET {path}: expected an XNAT listing (ResultSet JSON), got "
                 f"{type(document).__name__}",
             )
-        return [{str(k): "" if v is None else str(v) for k, v in row.items()} for row in result]
+        return [Row(row) for row in result]
 
     def get_json(self, path: str, params: Params | None = None) -> Any:
         merged = {**(params or {}), "format": "json"}

@@ -92,3 +92,37 @@ def test_a_member_of_the_destination_may_write(seeded, cli, monkeypatch):
     code, checks = _checks(cli, *seeded.pair_args())
     assert code == 0, checks
     assert checks["destination project STUDY"]["status"] == "pass"
+
+
+def test_the_write_check_reads_lower_case_columns_as_postgresql_xnat_gives_them(seeded, cli):
+    # Real XNAT answers `/data/projects?permissions=edit&dataType=...` from plain SQL
+    # (DefaultGroupsAndPermissionsCache.getProjectsForDatatypeAction), so on PostgreSQL the
+    # rows carry `id` and `secondary_id`. The destination is made to answer that way.
+    listing = {
+        "ResultSet": {
+            "Result": [{"id": PROJECT, "secondary_id": PROJECT}],
+            "totalRecords": "1",
+        }
+    }
+    seeded.dst.faults.set_rules(
+        [
+            {
+                "method": "GET",
+                "path": "/data/projects",
+                "status": 200,
+                "body": json.dumps(listing),
+                "headers": {"Content-Type": "application/json"},
+            }
+        ]
+    )
+    code, checks = _checks(cli, *seeded.pair_args())
+    assert code == 0, checks
+    assert checks["destination project STUDY"]["status"] == "pass"
+    answered = [
+        e
+        for e in seeded.dst.request_log.entries()
+        if e["path"] == "/data/projects" and "permissions=edit" in e["query"]
+    ]
+    assert answered and all(e["status"] == 200 for e in answered)
+    result = cli("project", "transfer", *seeded.pair_args(), "--yes")
+    assert result.code == 0, result.err

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from planner.errors import BadRequest, Conflict, NetworkError, NotFound, ServerError
+from planner.errors import (
+    BadRequest,
+    Conflict,
+    NetworkError,
+    NotFound,
+    PermissionDenied,
+    ServerError,
+)
 from planner.inventory import FileEntry, Resource
 from planner.plan import Level, Step, StepKind
 from planner.progress import NullReporter
@@ -148,6 +155,18 @@ class RecordingBackend:
     def __init__(self, upload_errors: list[Exception] | None = None) -> None:
         self.upload_errors = list(upload_errors or [])
         self.uploads: list[dict[str, str]] = []
+        self.prearchive: list[dict[str, str]] = []  # rows of /data/prearchive/projects/P
+        self.deleted: list[str] = []
+
+    def get_rows(self, path, params=None) -> list[dict[str, str]]:
+        assert path == "/data/prearchive/projects/P", path
+        return list(self.prearchive)
+
+    def request_text(self, method, path, params=None, **kw) -> str:
+        assert method == "DELETE", (method, path)
+        self.deleted.append(path)
+        self.prearchive = [r for r in self.prearchive if "/data" + r["url"] != path]
+        return ""
 
     def download(self, path, dest, params=None, *, on_bytes=None) -> int:
         import zipfile
@@ -278,3 +297,116 @@ def test_an_unknown_step_kind_fails_the_step_not_the_run(tmp_path: Path) -> None
     step = Step("x:S", "delete_everything", "S", Level.SUBJECT)  # type: ignore[arg-type]
     outcome = run_step(step, _ctx(tmp_path, RecordingBackend()))
     assert not outcome.ok and "unknown step kind" in outcome.error
+
+
+def test_a_dicom_zip_import_asks_to_merge_into_the_session(tmp_path: Path) -> None:
+    # DicomZipImporter.archiveSession (1.8.10+) merges into an existing session only with
+    # allowSessionMerge=true; `overwrite` is not read there but is for the SI handler.
+    (tmp_path / "work").mkdir()
+    backend = RecordingBackend()
+    assert run_step(_scan_step(), _ctx(tmp_path, backend)).ok
+    params = backend.uploads[0]
+    assert params["import-handler"] == "DICOM-zip"
+    assert params["allowSessionMerge"] == "true"
+    assert params["dest"] == "/archive/projects/P/subjects/S/experiments/E"
+    assert "prevent_anon" not in params, "sent only when the config asks"
+
+
+def test_the_session_importer_of_older_servers_is_sent_what_it_was(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    backend = RecordingBackend()
+    ctx = _ctx(tmp_path, backend)
+    ctx.import_handler = "SI"
+    assert run_step(_scan_step(), ctx).ok
+    params = backend.uploads[0]
+    assert params["import-handler"] == "SI" and params["overwrite"] == "append"
+    assert "allowSessionMerge" not in params
+
+
+def test_prevent_anon_is_sent_when_set(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    for handler in ("DICOM-zip", "SI"):
+        backend = RecordingBackend()
+        ctx = _ctx(tmp_path, backend)
+        ctx.import_handler = handler
+        ctx.prevent_anon = True
+        assert run_step(_scan_step(), ctx).ok
+        assert backend.uploads[0]["prevent_anon"] == "true"
+
+
+# -- what a failed import leaves in the prearchive ----------------------------------------------
+
+
+def _pre(ts: str, folder: str, status: str, tag: str = "") -> dict[str, str]:
+    return {
+        "project": "P",
+        "timestamp": ts,
+        "folderName": folder,
+        "name": folder,
+        "tag": tag,
+        "status": status,
+        "url": f"/prearchive/projects/P/{ts}/{folder}",
+    }
+
+
+class LeavesPrearchive(RecordingBackend):
+    """An import that fails after XNAT put the upload in the prearchive (DicomZipImporter
+    wraps any archive failure in a 400), next to sessions that were there before."""
+
+    def __init__(self, error: Exception, *, delete_fails: bool = False) -> None:
+        super().__init__([error])
+        self.delete_fails = delete_fails
+        self.prearchive = [_pre("20240101_000000000", "E", "CONFLICT"), _pre("1", "OTHER", "ERROR")]
+
+    def upload(self, method, path, src, params=None, *, content_type="", on_bytes=None) -> str:
+        if self.upload_errors:
+            self.prearchive.append(_pre("20990101_000000000", "E", "CONFLICT"))
+            self.prearchive.append(_pre("20990101_000000001", "F", "CONFLICT"))  # not ours
+            self.prearchive.append(_pre("20990101_000000002", "E", "READY"))  # not a leftover
+        return super().upload(method, path, src, params, content_type=content_type)
+
+    def request_text(self, method, path, params=None, **kw) -> str:
+        if self.delete_fails:
+            raise PermissionDenied("403", status=403, reason="Unable to modify session data")
+        return super().request_text(method, path, params, **kw)
+
+
+def test_a_failed_import_removes_the_prearchive_session_it_created_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    # PrearcSessionResource.handleDelete; TestPrearchiveMgmt.testPrearchiveSessionDelete
+    (tmp_path / "work").mkdir()
+    backend = LeavesPrearchive(BadRequest("400", status=400, reason="unable to archive"))
+    outcome = run_step(_scan_step(), _ctx(tmp_path, backend))
+    assert not outcome.ok
+    assert backend.deleted == ["/data/prearchive/projects/P/20990101_000000000/E"]
+    left = {r["url"] for r in backend.prearchive}
+    assert "/prearchive/projects/P/20240101_000000000/E" in left, "there before: never touched"
+    assert "curl" not in outcome.error
+
+
+def test_a_leftover_that_cannot_be_removed_is_reported_with_its_removal(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    backend = LeavesPrearchive(BadRequest("400", status=400), delete_fails=True)
+    outcome = run_step(_scan_step(), _ctx(tmp_path, backend))
+    assert not outcome.ok
+    assert "prearchive session /prearchive/projects/P/20990101_000000000/E (CONFLICT)" in (
+        outcome.error
+    )
+    assert (
+        "curl -u USER -X DELETE 'http://fake/data/prearchive/projects/P/20990101_000000000/E'"
+        in (outcome.error)
+    )
+    assert "src=/prearchive/projects/P/20990101_000000000/E" in outcome.error
+
+
+def test_a_gateway_timeout_leaves_the_prearchive_alone_and_says_so(tmp_path: Path) -> None:
+    # A 504 comes from a proxy: XNAT may still be archiving the upload.
+    (tmp_path / "work").mkdir()
+    ctx = _ctx(tmp_path, LeavesPrearchive(ServerError("504", status=504)))
+    ctx.retry_count = 0
+    backend = ctx.dst
+    outcome = run_step(_scan_step(), ctx)
+    assert not outcome.ok
+    assert backend.deleted == []  # type: ignore[attr-defined]
+    assert "may still be working on it" in outcome.error

@@ -462,3 +462,32 @@ def test_write_template_refuses_to_overwrite(tmp_path):
     write_template(p, "C", "D", force=True)
     assert load_config(p).dest_project == "D"
     assert [x.name for x in p.parent.iterdir()] == ["transfer.yaml"]  # no temp left behind
+
+
+# -- prevent_anon ---------------------------------------------------------------------------
+
+
+def test_prevent_anon_is_off_unless_asked(tmp_path):
+    assert TransferConfig().prevent_anon is False
+    assert load_config(write(tmp_path, "prevent_anon: true\n")).prevent_anon is True
+    assert load_config(write(tmp_path, "prevent_anon: false\n")).prevent_anon is False
+    assert TransferConfig(prevent_anon=True).to_dict()["prevent_anon"] is True
+    assert TransferConfig.from_dict({"prevent_anon": True}).prevent_anon is True
+
+
+@pytest.mark.parametrize("text", ["prevent_anon: maybe\n", "prevent_anon: 1\n", "prevent_anon:\n"])
+def test_prevent_anon_must_be_a_boolean(tmp_path, text):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert info.value.field == "prevent_anon" and info.value.line == 1
+
+
+def test_a_misspelt_prevent_anon_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="prevent_anon"):
+        load_config(write(tmp_path, "prevent_anonymization: true\n"))
+
+
+def test_the_template_warns_about_prevent_anon():
+    text = render_template("A", "B")
+    assert "\nprevent_anon: false\n" in text
+    assert "privacy policy" in text

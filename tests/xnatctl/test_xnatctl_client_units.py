@@ -56,6 +56,19 @@ def test_get_rows_returns_string_rows():
 
 
 @responses.activate
+def test_get_rows_match_column_names_without_case():
+    # XNAT's SQL-built listings answer lower-case names on PostgreSQL
+    # (DefaultGroupsAndPermissionsCache.getProjectsForDatatypeAction).
+    responses.get(
+        f"{URL}/data/projects",
+        json={"ResultSet": {"Result": [{"id": "P1", "secondary_id": "one"}]}},
+    )
+    (row,) = client().get_rows("/data/projects", {"permissions": "edit"})
+    assert row["ID"] == "P1" and row.get("secondary_ID") == "one"
+    assert list(row) == ["id", "secondary_id"]
+
+
+@responses.activate
 def test_get_rows_rejects_a_reply_that_is_not_a_listing():
     responses.get(f"{URL}/data/projects", json={"items": []})
     with pytest.raises(MalformedReply, match="ResultSet"):
