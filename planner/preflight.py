@@ -137,7 +137,10 @@ def run_preflight(
         NetworkError: "check the URL and that the server is up",
     }
     read_hints = {
-        NotFound: "check the project ID (IDs are case-sensitive)",
+        NotFound: (
+            "check the project ID (IDs are case-sensitive); XNAT also answers 404 when the "
+            "user may not see the project, so ask its owner to add the user"
+        ),
         PermissionDenied: "ask a project owner to add the user to the project",
     }
     write_hints = {

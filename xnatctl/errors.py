@@ -101,7 +101,11 @@ _BACKEND_HINTS: list[tuple[type[BaseException], str]] = [
     (LoginRefused, "check the user name and password (an alias token counts as both)"),
     (AuthenticationFailed, 'check the user and password, or run "xnatctl auth login -p PROFILE"'),
     (NetworkError, ""),  # the client's message already says what to check
-    (NotFound, "check the name and that it exists on that server"),
+    (
+        NotFound,
+        "check the name and that it exists on that server; XNAT also answers 404 for a "
+        "project the user may not see, so ask its owner for access if it does exist",
+    ),
     (PermissionDenied, "ask a project owner for access, or use another account"),
 ]
 

@@ -11,6 +11,7 @@ TestImport.testPrearcMergeNewScan).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -121,18 +122,14 @@ def test_four_workers_never_overlap_imports_of_one_session(sim_pair, tmp_path: P
         assert query["prevent_anon"] == ["true"]  # the config asked for it
 
 
-class ArchiveFailsOnce:
-    """The destination, whose first import lands in the prearchive and then fails to archive.
+class ConflictBeforeFirstWrite:
+    """The destination, where another study's session of the same labels appears just before
+    this run's first write (after the stale check, as another uploader's would)."""
 
-    That is what XNAT 1.8.10+ does when archiving is refused (DicomZipImporter: the upload is
-    in the prearchive, then any archive failure becomes a 400 "unable to archive for the
-    Prearchive session"). xnatsim archives or refuses before the prearchive, so the test makes
-    the prearchive session for real (an import with a prearchive ``dest``) and then fails.
-    """
-
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, make_conflict: Any) -> None:
         self.inner = inner
-        self.failed = 0
+        self.make_conflict = make_conflict
+        self.done = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -141,15 +138,18 @@ class ArchiveFailsOnce:
     def url(self) -> str:
         return self.inner.url
 
-    def upload(self, method: str, path: str, src: Path, params: Any = None, **kw: Any) -> str:
-        if path == "/data/services/import" and not self.failed:
-            self.failed += 1
-            staged = {**params, "dest": f"/prearchive/projects/{params['PROJECT_ID']}"}
-            self.inner.upload(method, path, src, staged, **kw)
-            from planner.errors import BadRequest
+    def _first_write(self) -> None:
+        if not self.done:
+            self.done = True
+            self.make_conflict()
 
-            reason = "unable to archive for the Prearchive session"
-            raise BadRequest(f"POST {path}: HTTP 400 {reason}", status=400, reason=reason)
+    def request_text(self, method: str, path: str, *args: Any, **kw: Any) -> str:
+        if method != "GET":
+            self._first_write()
+        return self.inner.request_text(method, path, *args, **kw)
+
+    def upload(self, method: str, path: str, src: Path, params: Any = None, **kw: Any) -> str:
+        self._first_write()
         return self.inner.upload(method, path, src, params, **kw)
 
 
@@ -208,7 +208,15 @@ def test_a_failed_import_leaves_nothing_in_the_prearchive(sim_pair, tmp_path: Pa
             tool_version="test",
         )
 
-    failing = ArchiveFailsOnce(dst)
+    plan = plan_now()
+    # Just before the first write, the destination gains a session of the same label from
+    # another study (seeded with another seed, so other StudyInstanceUIDs): XNAT's archiver
+    # refuses to merge a second study into it (PrearcSessionArchiver.checkForConflicts),
+    # DicomZipImporter turns that into a bare 400 and leaves the upload in the prearchive as
+    # CONFLICT.
+    failing = ConflictBeforeFirstWrite(
+        dst, lambda: seed_project(dst_sim.url, replace(spec, seed=7), auth=ADMIN)
+    )
     options = ApplyOptions(
         workers=2,
         retry_count=1,
@@ -217,8 +225,9 @@ def test_a_failed_import_leaves_nothing_in_the_prearchive(sim_pair, tmp_path: Pa
         failed_dir=tmp_path / "failed",
     )
     state = StateDB(tmp_path / "s.db")
-    result = apply_plan(plan_now(), src, failing, state, options)  # type: ignore[arg-type]
-    assert failing.failed == 1
+    dst_sim.request_log.clear()
+    result = apply_plan(plan, src, failing, state, options)  # type: ignore[arg-type]
+    assert failing.done, "the conflicting session was made before the first import"
     assert result.status == "failed"
     assert any("unable to archive" in error for _, error in result.failed_steps)
     assert not any("prearchive session" in error for _, error in result.failed_steps), (
@@ -226,10 +235,21 @@ def test_a_failed_import_leaves_nothing_in_the_prearchive(sim_pair, tmp_path: Pa
     )
     assert _prearchive(dst_sim) == before, "the import's own leftover is gone, no other"
     deletes = [e for e in dst_sim.request_log.entries() if e["method"] == "DELETE"]
-    assert len(deletes) == 1 and deletes[0]["path"].startswith(
-        f"/data/prearchive/projects/{PROJECT}/"
+    assert deletes and all(
+        d["path"].startswith(f"/data/prearchive/projects/{PROJECT}/") for d in deletes
     )
 
+    # The user removes the conflicting session; a later run is not tripped up by anything.
+    (other,) = take_snapshot(dst, PROJECT).subjects.values()
+    assert set(other.experiments) == set(subject.experiments)
+    for label in other.experiments:
+        gone = requests.delete(
+            f"{dst_sim.url}/data/projects/{PROJECT}/subjects/{other.label}/experiments/{label}",
+            params={"removeFiles": "true"},
+            auth=ADMIN,
+            timeout=30,
+        )
+        assert gone.ok, gone.text
     # A later run is not tripped up by anything: it completes the transfer.
     again = apply_plan(plan_now(), src, dst, state, options)
     assert again.status == "completed", again.failed_steps

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from planner.errors import PermissionDenied
+from planner.errors import NotFound
 from xnatctl.connect import client_for_profile
 from xnatctl.context import AppContext
 from xnatctl.errors import ExitCode, describe, exit_code_for
@@ -187,17 +187,20 @@ def test_a_400_is_not_retried(cli, srv):
     assert len(requests_to(srv, "/xapi/users/username")) == 1
 
 
-def test_a_project_the_user_may_not_see_is_a_permission_error(cli, srv, monkeypatch):
+def test_a_project_the_user_may_not_see_is_not_found(cli, srv, monkeypatch):
+    # XNAT answers 404, not 403, for a private project the user has no role in
+    # (TestAliasTokenService, TestSharing), so the hint must name both causes.
     admin = admin_session(srv)
     assert admin.post(srv.url + "/xapi/users", json={"username": "bob", "password": "pw"}).ok
     assert admin.put(srv.url + "/data/projects/SECRET").ok
     add_profile(cli, "bob", srv.url, user="bob")
     assert login(cli, "bob", "pw").code == 0
     ctx = AppContext.create(retry_base_delay=0.001)
-    with client_for_profile(ctx, "bob") as client, pytest.raises(PermissionDenied) as info:
+    with client_for_profile(ctx, "bob") as client, pytest.raises(NotFound) as info:
         client.get_json("/data/projects/SECRET")
-    assert exit_code_for(info.value) == ExitCode.PERMISSION == 6
-    assert "GET /data/projects/SECRET: HTTP 403" in describe(info.value)
+    assert exit_code_for(info.value) == ExitCode.NOT_FOUND == 5
+    assert "GET /data/projects/SECRET: HTTP 404" in describe(info.value)
+    assert "may not see" in describe(info.value)
 
 
 def test_a_comment_in_config_survives_config_use(cli, srv, config_dir):
