@@ -481,9 +481,11 @@ def import_params(ctx: StepContext, project: str, subject: str, experiment: str)
     """The query of one scan's import into the planned session.
 
     ``dest`` of archive form makes XNAT archive at once. DICOM-zip (1.8.10+) archives through
-    the prearchive and merges into an existing session only with ``allowSessionMerge=true``
-    (``DicomZipImporter.archiveSession``; it never reads ``overwrite``); the session importer
-    (SI) of older servers merges with ``overwrite=append``, which is sent to both.
+    the prearchive and merges into an existing session only when allowed to
+    (``DicomZipImporter.archiveSession``). XNAT's ``Importer.parseOverrideValue`` derives that
+    permission from ``overwrite`` for every handler, replacing any ``allowSessionMerge`` sent:
+    ``overwrite=append`` is what lets both handlers merge. ``allowSessionMerge=true`` states
+    the same intent for DICOM-zip and costs nothing where it is overridden.
     """
     params = {
         "import-handler": ctx.import_handler,
