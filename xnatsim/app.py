@@ -237,12 +237,32 @@ class XnatApp:
             return self.service(req, segs[1:], user)
         if head == "prearchive":
             return self.services.prearchive(req, segs[1:], user)
+        if head == "config" and segs[1:] == ["anon", "script"] and m == "GET":
+            return self.site_anon_script(req)
         if head == "search" and len(segs) >= 2 and segs[1] == "elements":
             return self.search_elements(req, segs[2:])
         if head in ("projects", "subjects", "experiments"):
             target = self.resolver.resolve(segs, user)
             return self.data.dispatch(req, target, user)
         raise HTTPError(404, f"Not found: {req.path}")
+
+    def site_anon_script(self, req: Request) -> Response:
+        """`GET /data/config/anon/script`: the site script as XNAT's config service stores it
+        (`ConfigResource`); its `id` is the code DicomEdit records in each anonymized file."""
+        enabled = bool(self.settings.get("anonymize", True))
+        row = {
+            "id": anonymize.SITE_SCRIPT_ID,
+            "tool": "anon",
+            "path": "script",
+            "project": "",
+            "user": "admin",
+            "reason": "Initial site-wide anonymization script",
+            "contents": anonymize.DEFAULT_SCRIPT,
+            "status": "enabled" if enabled else "disabled",
+            "version": "1",
+            "unversioned": "false",
+        }
+        return listing.render_table(req, [row], list(row))
 
     def service(self, req: Request, segs: list[str], user: str) -> Response:
         name = segs[0] if segs else ""

@@ -319,9 +319,9 @@ def _anonymize_session(sess: StagedSession) -> None:
     for scan in sess.scans.values():
         for f in scan.files:
             path = Path(f.path)
-            if apply_default_script(path, labels):
-                f.size = path.stat().st_size
-                f.md5 = file_md5(path)
+            apply_default_script(path, labels)
+            f.size = path.stat().st_size
+            f.md5 = file_md5(path)
 
 
 def archived_scans(store: Store) -> ExistingScans:

@@ -32,7 +32,9 @@ def _file_digests(srv, project: str) -> dict[str, str]:
             scan = row["URI"].split("/scans/")[1].split("/")[0]
             key = f"{exp['label']}/{scan}/{row['collection']}/{row['Name']}"
             assert key not in digests, f"duplicate file {key}"
-            digests[key] = row["digest"]
+            # A scan's DICOM counts by name: the destination's site anonymization script
+            # rewrites headers and records itself, so its digests differ from the source's.
+            digests[key] = "" if row["collection"] == "DICOM" else row["digest"]
     return digests
 
 

@@ -109,14 +109,16 @@ def options(tmp_path: Path) -> ApplyOptions:
 
 
 def scan_files(inv: Inventory) -> dict[str, tuple[tuple[str, int, str], ...]]:
-    """Every scan resource's files (path, size, MD5) by session/scan/label."""
+    """Every scan resource's files (path, size, MD5) by session/scan/label; DICOM by path
+    only, since the destination's site anonymization script rewrites its headers."""
     out: dict[str, tuple[tuple[str, int, str], ...]] = {}
     for s in inv.subjects.values():
         for e in s.experiments.values():
             for sc in e.scans.values():
                 for label, r in sc.resources.items():
+                    dicom = label == "DICOM"
                     out[f"{e.label}/{sc.id}/{label}"] = tuple(
-                        (f.path, f.size, f.digest) for f in r.files
+                        (f.path, 0 if dicom else f.size, "" if dicom else f.digest) for f in r.files
                     )
     return out
 

@@ -3,9 +3,9 @@ XNAT 1.8.11 (`SiteConfigPreferences.getEnableSitewideAnonymizationScript` defaul
 default `id.das` script, `GradualDicomImporter.call`, `SessionImporter.call`, `AnonymizeApi`).
 
 The Java reads the DeidentificationMethodCodeSequence codes that DicomEdit records per applied
-script and compares them with script IDs from XNAT's config service; xnatsim has no config
-service, so these ports assert what the default script itself does to the headers and bytes.
-Project-specific scripts (the rest of TestAnonymizerLegacy) are not part of a default site.
+script and compares them with the script IDs of XNAT's config service
+(`GET /data/config/anon/script`); these ports do the same for the site script. Project-specific
+scripts (the rest of TestAnonymizerLegacy) are not part of a default site.
 """
 
 from __future__ import annotations
@@ -69,6 +69,19 @@ def test_default_anon_dicom_zip_upload(srv, admin, upload):
         inst = ENTRIES[name]
         assert ds.SOPInstanceUID == inst.sop_instance_uid
         assert ds.SeriesInstanceUID == inst.series_instance_uid
+        # TestAnonymizerLegacy.getCodes: one code per applied script, the site script's ID.
+        assert _codes(ds) == [_site_script_id(admin, srv)]
+
+
+def _codes(ds) -> list[str]:
+    return [item.CodeValue for item in ds.get("DeidentificationMethodCodeSequence", [])]
+
+
+def _site_script_id(s, srv) -> str:
+    # TestAnonymizerLegacy.getSiteScriptId: ResultSet.Result[0].id of the site script's config.
+    r = s.get(f"{srv.url}/data/config/anon/script", params={"format": "json"})
+    assert r.status_code == 200, r.text
+    return r.json()["ResultSet"]["Result"][0]["id"]
 
 
 def test_routing_reads_the_original_headers(srv, admin, tmp_path):
@@ -127,14 +140,28 @@ def test_prevent_anon_skips_the_script(srv, admin, upload):
     assert {n: r["digest"] for n, r in _stored(admin, srv).items()} == md5s
 
 
-def test_matching_labels_leave_bytes_untouched(srv, admin, tmp_path):
-    # The script's three assignments change nothing when the headers already hold the routed
-    # labels, so re-importing data that XNAT exported is byte-stable.
+def test_matching_labels_still_change_the_bytes(srv, admin, tmp_path):
+    # DicomEdit records every script it applies (TestAnonymizerLegacy.getCodes), so even data
+    # whose headers already hold the routed labels, such as a file exported from another XNAT,
+    # changes bytes on import: a transfer can never count on equal MD5s for DICOM.
     inst = Instance(patient_name="ANON_SUBJ_1", patient_id="MR1", study_description="P1")
     path = tmp_path / "same.zip"
     md5s = write_zip(path, {"1.dcm": inst})
     assert post_zip(admin, srv, path, dest=DEST).status_code == 200
-    assert {n: r["digest"] for n, r in _stored(admin, srv).items()} == md5s
+    [(name, row)] = _stored(admin, srv).items()
+    assert row["digest"] != md5s[name]
+    ds = header(admin, srv, row["URI"])
+    assert (str(ds.PatientName), ds.PatientID, ds.StudyDescription) == ("ANON_SUBJ_1", "MR1", "P1")
+    assert _codes(ds) == [_site_script_id(admin, srv)]
+    # Importing what XNAT exported records the script a second time.
+    again = tmp_path / "again.zip"
+    again.write_bytes(
+        admin.get(f"{srv.url}{EXP}/scans/1/resources/DICOM/files", params={"format": "zip"}).content
+    )
+    other = "/archive/projects/P1/subjects/ANON_SUBJ_1/experiments/MR2"
+    assert post_zip(admin, srv, again, dest=other).status_code == 200
+    [row2] = _stored(admin, srv, EXP[: -len("MR1")] + "MR2").values()
+    assert _codes(header(admin, srv, row2["URI"])) == [_site_script_id(admin, srv)] * 2
 
 
 def test_session_importer_anonymizes_unless_prearchive(srv, admin, upload):
