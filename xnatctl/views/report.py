@@ -13,10 +13,10 @@ from rich.table import Table
 
 from planner.diff import human_bytes
 from planner.drift import DRIFT_CLASSES, IN_SYNC, DriftReport
-from planner.preflight import FAIL, PASS, Check
+from planner.preflight import FAIL, INFO, PASS, Check
 
-_MARKS = {PASS: "[green]✔[/]", FAIL: "[red]✘[/]"}
-_PLAIN_MARKS = {PASS: "ok", FAIL: "FAIL"}
+_MARKS = {PASS: "[green]✔[/]", FAIL: "[red]✘[/]", INFO: "[blue]i[/]"}
+_PLAIN_MARKS = {PASS: "ok", FAIL: "FAIL", INFO: "info"}
 
 
 # -- apply -----------------------------------------------------------------------------------
