@@ -44,7 +44,8 @@ def probe_pair(xnatsim_factory, cli, monkeypatch, tmp_path):
         for srv in (src, dst):
             seed_project(srv.url, SMALL, auth=ADMIN)
         # Someone else's upload waiting in the destination's prearchive: never the probe's.
-        zip_path = make_study().series[0].write_zip(tmp_path / "other.zip")
+        other = make_study()
+        zip_path = other.series[0].write_zip(tmp_path / "other.zip")
         reply = requests.post(
             f"{dst.url}/data/services/import",
             params={
@@ -58,7 +59,8 @@ def probe_pair(xnatsim_factory, cli, monkeypatch, tmp_path):
             timeout=30,
         )
         assert reply.status_code == 200, reply.text
-        assert len(_rows(dst.url, "/data/prearchive/projects")) == 1
+        waiting = _rows(dst.url, "/data/prearchive/projects")
+        assert other.study_uid in {row["tag"] for row in waiting}
         monkeypatch.setenv("XNATCTL_USER", "admin")
         monkeypatch.setenv("XNATCTL_PASSWORD", "admin")
         assert cli("config", "add-profile", "src", "--url", src.url).code == 0
