@@ -35,6 +35,9 @@ from planner.steps import describe, import_handler_for, import_query, post_impor
 SCRATCH_PREFIX = "xnatctl_probe_"
 SESSION_SUFFIX = "_MR"
 ANONYMIZATION_PATH = "/xapi/anonymize/site/enabled"
+# Projects where the user may delete subjects (``DefaultGroupsAndPermissionsCache
+# .getProjectsForDatatypeAction``, as ``planner.preflight.may_write`` asks for edit).
+DELETABLE_PROJECTS = {"permissions": "delete", "dataType": "xnat:subjectData"}
 
 
 def scratch_label() -> str:
@@ -124,6 +127,7 @@ class _Probe:
     def claim_label(self) -> None:
         """Refuse a label that exists: the clean-up would otherwise delete someone's data."""
         name = "scratch subject"
+        self._may_delete(name)
         taken: list[str] = []
         for what, path in (("subject", self.subject_path), ("session", self.session_path)):
             try:
@@ -153,6 +157,26 @@ class _Probe:
                 "it, then run the probe again",
             )
         self.add(name, PASS, f"{self.subject} (session {self.session}) is free in {self.project}")
+
+    def _may_delete(self, name: str) -> None:
+        """Refuse to write what the user could not delete: XNAT's members add data but may
+        not delete it (NRG's TestSharing), so only owners (and admins) may run the probe."""
+        try:
+            rows = get_listing(self.backend, "/data/projects", DELETABLE_PROJECTS)
+        except BackendError as exc:
+            self.fail(
+                name,
+                f"could not tell whether the user may delete in {self.project} "
+                f"({describe(exc)}); nothing was written",
+            )
+        if not any(r.get("ID", "").lower() == self.project.lower() for r in rows):
+            self.fail(
+                name,
+                f"the user may add data to {self.project} but not delete it, so the probe "
+                "could not remove its scratch subject; nothing was written",
+                "run the probe as an owner of the destination project (members may not "
+                "delete); transfers themselves need only member rights",
+            )
 
     def import_series(self) -> None:
         for i, series in enumerate(self.study.series):

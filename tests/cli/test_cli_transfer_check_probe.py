@@ -203,6 +203,7 @@ def test_probe_text_output_names_what_it_writes(probe_pair, cli):
     assert "info probe: what it writes: creates subject xnatctl_probe_" in result.out
     assert "nothing else is written" in result.out
     assert "ok probe: clean-up" in result.out
+    assert "    note: verification matches DICOM by file name and SOPInstanceUID" in result.out
     assert "All checks passed." in result.out
 
 
@@ -289,3 +290,36 @@ def test_scratch_labels_do_not_repeat():
     assert len(labels) == 50
     # XNAT keeps labels of [A-Za-z0-9_-] as they are (anything else would be sanitised)
     assert all(re.fullmatch(r"xnatctl_probe_\d{8}T\d{6}Z_[0-9a-f]{8}", x) for x in labels)
+
+
+def test_probe_refuses_a_member_who_could_not_delete_its_scratch_subject(
+    probe_pair, cli, monkeypatch
+):
+    # NRG TestSharing: project members add data but may not delete it, so the probe's
+    # clean-up would fail; it refuses before writing anything.
+    pair = probe_pair()
+    for srv in (pair.src, pair.dst):
+        reply = requests.post(
+            f"{srv.url}/xapi/users",
+            json={"username": "mia", "password": "pw-mia", "email": "m@example.org"},
+            auth=ADMIN,
+            timeout=30,
+        )
+        assert reply.status_code in (200, 201), reply.text
+        reply = requests.put(
+            f"{srv.url}/data/projects/{PROJECT}/users/Members/mia", auth=ADMIN, timeout=30
+        )
+        assert reply.status_code == 200, reply.text
+    monkeypatch.setenv("XNATCTL_USER", "mia")
+    monkeypatch.setenv("XNATCTL_PASSWORD", "pw-mia")
+    before = _destination_state(pair)
+    pair.dst.request_log.clear()
+    code, checks = _probe(cli, pair)
+    assert code == 1
+    assert checks[f"destination project {PROJECT}"]["status"] == "pass"
+    refusal = checks["probe: scratch subject"]
+    assert refusal["status"] == "fail"
+    assert "not delete" in refusal["detail"] and "owner" in refusal["hint"]
+    assert checks["probe: clean-up"]["status"] == "not_run"
+    assert [e["path"] for e in _writes(pair)] == ["/data/services/import"]
+    assert _destination_state(pair) == before

@@ -221,6 +221,8 @@ def render_checks(checks: list[Check], console: Console) -> None:
         console.print(line, highlight=False)
         if check.status == FAIL and check.hint:
             console.print(f"    what to do: {check.hint}", highlight=False)
+        elif check.status == INFO and check.hint:
+            console.print(f"    note: {check.hint}", highlight=False)
     failed = sum(1 for c in checks if c.status == FAIL)
     if failed:
         console.print(f"[red]{failed} check(s) failed.[/]")
