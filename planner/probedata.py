@@ -188,6 +188,8 @@ def compare_headers(
         try:
             uid = sop_instance_uid(data)
         except Exception:
+            uid = ""
+        if not uid:  # not DICOM, or no SOPInstanceUID: nothing to pair it with
             report.unreadable.append(name)
             continue
         uids[name] = uid
