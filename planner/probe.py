@@ -432,14 +432,10 @@ def run_probe(backend: XnatBackend, project: str) -> list[Check]:
             Path(tmp),
         )
         probe.describe_scope()
-        steps = (
-            probe.server_facts,
-            probe.claim_label,
-            probe.import_series,
-        )
         try:
-            for step in steps:
-                step()
+            probe.server_facts()
+            probe.claim_label()
+            probe.import_series()
             experiment = probe.read_back()
             probe.download_and_compare(experiment)
         except _Stop:
