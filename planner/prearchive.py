@@ -40,6 +40,7 @@ class PrearchiveSession:
     tag: str  # StudyInstanceUID
     status: str
     url: str  # /prearchive/projects/P/TS/FOLDER, as XNAT lists it (no /data)
+    subject: str = ""
 
     @property
     def path(self) -> str:
@@ -59,6 +60,7 @@ class PrearchiveSession:
             tag=row.get("tag", ""),
             status=row.get("status", "").upper(),
             url=url,
+            subject=row.get("subject", ""),
         )
 
 

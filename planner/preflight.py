@@ -31,6 +31,7 @@ WRITABLE_PROJECTS = {"permissions": "edit", "dataType": "xnat:subjectData"}
 PASS = "pass"
 FAIL = "fail"
 NOT_RUN = "not_run"
+INFO = "info"  # a finding to know about (a version, a header rewrite), neither pass nor fail
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Check:
 
     @property
     def ok(self) -> bool:
-        return self.status == PASS
+        return self.status in (PASS, INFO)
 
 
 def _run(name: str, probe: Callable[[], str], hints: dict[type, str]) -> Check:
@@ -128,8 +129,14 @@ def run_preflight(
     source_project: str,
     dest: XnatBackend | BackendError,
     dest_project: str,
+    *,
+    probe: bool = False,
 ) -> list[Check]:
-    """Run every check; a side whose client could not even be built is passed as its error."""
+    """Run every check; a side whose client could not even be built is passed as its error.
+
+    ``probe`` adds the destination probe (``planner.probe``), which writes a scratch subject
+    and removes it again, when the destination project is writable.
+    """
     checks: list[Check] = []
     unreachable = {NetworkError: "fix the profile's URL, or start the server and retry"}
     login_hints = {
@@ -191,8 +198,14 @@ def run_preflight(
                 import_hints,
             )
         )
+        if probe:
+            from planner.probe import run_probe  # the probe builds on these checks' Check
+
+            checks.extend(run_probe(dest, dest_project))
     else:
         checks.append(
             Check("destination accepts DICOM-zip imports", NOT_RUN, "destination not writable")
         )
+        if probe:
+            checks.append(Check("probe", NOT_RUN, "destination not writable: nothing written"))
     return checks

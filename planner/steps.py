@@ -478,7 +478,14 @@ def _looks_like_archive_conflict(exc: BackendError) -> bool:
 
 
 def import_params(ctx: StepContext, project: str, subject: str, experiment: str) -> dict[str, str]:
-    """The query of one scan's import into the planned session.
+    """The query of one scan's import into the planned session, for this run's context."""
+    return import_query(ctx.import_handler, project, subject, experiment, ctx.prevent_anon)
+
+
+def import_query(
+    handler: str, project: str, subject: str, experiment: str, prevent_anon: bool = False
+) -> dict[str, str]:
+    """The query of one import into ``project/subject/experiment`` with ``handler``.
 
     ``dest`` of archive form makes XNAT archive at once. DICOM-zip (1.8.10+) archives through
     the prearchive and merges into an existing session only when allowed to
@@ -486,20 +493,53 @@ def import_params(ctx: StepContext, project: str, subject: str, experiment: str)
     permission from ``overwrite`` for every handler, replacing any ``allowSessionMerge`` sent:
     ``overwrite=append`` is what lets both handlers merge. ``allowSessionMerge=true`` states
     the same intent for DICOM-zip and costs nothing where it is overridden.
+    Apply and the destination probe (``planner.probe``) both import with this query.
     """
     params = {
-        "import-handler": ctx.import_handler,
+        "import-handler": handler,
         "PROJECT_ID": project,
         "SUBJECT_ID": subject,
         "EXPT_LABEL": experiment,
         "dest": f"/archive/projects/{project}/subjects/{subject}/experiments/{experiment}",
         "overwrite": "append",
     }
-    if ctx.import_handler == "DICOM-zip":
+    if handler == "DICOM-zip":
         params["allowSessionMerge"] = "true"
-    if ctx.prevent_anon:
+    if prevent_anon:
         params["prevent_anon"] = "true"
     return params
+
+
+def post_import(
+    dst: XnatBackend,
+    zip_path: Path,
+    params: dict[str, str],
+    *,
+    project: str,
+    experiment: str,
+    on_leftovers: Callable[[list[str]], None] | None = None,
+) -> str:
+    """POST one zip to the import service and return the reply (the archive URI).
+
+    DICOM-zip archives through the prearchive: when the import fails, the prearchive session
+    it created is removed (``planner.prearchive``) and what could not be removed is passed to
+    ``on_leftovers`` before the error is raised again.
+    """
+    watch = (
+        ImportWatch.start(dst, project, experiment)
+        if params.get("import-handler") == "DICOM-zip"
+        else None
+    )
+    try:
+        return dst.upload(
+            "POST", "/data/services/import", zip_path, params, content_type="application/zip"
+        )
+    except Exception as exc:
+        if watch is not None:
+            left = watch.clean_up(zip_path, remove=answered_by_xnat(exc))
+            if on_leftovers is not None:
+                on_leftovers(left)
+        raise
 
 
 def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
@@ -516,6 +556,11 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
     leftovers: list[str] = []
     tries = 0
 
+    def on_leftovers(left: list[str]) -> None:
+        leftovers[:] = left
+        for note in left:
+            ctx.reporter.warning(f"{step.address}: {note}")
+
     def attempt(n: int) -> None:
         nonlocal tries
         tries = n
@@ -526,27 +571,14 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
             params["overwrite_files"] = "true"
         try:
             with ctx.exclusive(session_key(step)):
-                # DICOM-zip archives through the prearchive: see what a failure leaves there.
-                watch = (
-                    ImportWatch.start(ctx.dst, project, experiment)
-                    if ctx.import_handler == "DICOM-zip"
-                    else None
+                post_import(
+                    ctx.dst,
+                    job.path,
+                    params,
+                    project=project,
+                    experiment=experiment,
+                    on_leftovers=on_leftovers,
                 )
-                try:
-                    ctx.dst.upload(
-                        "POST",
-                        "/data/services/import",
-                        job.path,
-                        params,
-                        content_type="application/zip",
-                    )
-                except Exception as exc:
-                    if watch is not None:
-                        left = watch.clean_up(job.path, remove=answered_by_xnat(exc))
-                        leftovers[:] = left
-                        for note in left:
-                            ctx.reporter.warning(f"{step.address}: {note}")
-                    raise
         except (Conflict, BadRequest) as exc:
             # XNAT's DICOM-zip handler reports an archive conflict as 400 ("unable to archive"),
             # the session importer as 409: either way, check what the destination holds.

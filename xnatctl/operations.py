@@ -510,6 +510,7 @@ def transfer_check(
     dest_user: str | None,
     dest_pass: str | None,
     dest_pass_stdin: bool,
+    probe: bool = False,
 ) -> bool:
     from planner.preflight import run_preflight
     from xnatctl.views.report import checks_to_json, render_checks
@@ -525,7 +526,7 @@ def transfer_check(
     except BackendError as exc:
         dst = exc
     try:
-        checks = run_preflight(src, project, dst, dest_project)
+        checks = run_preflight(src, project, dst, dest_project, probe=probe)
     finally:
         for client in (src, dst):
             if isinstance(client, XnatClient):

@@ -240,10 +240,20 @@ def transfer_check(
     dest_user: DestUserOpt = None,
     dest_pass: DestPassOpt = None,
     dest_pass_stdin: DestPassStdinOpt = False,
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe",
+            help="Also import a tiny scratch session into the destination project as a "
+            "transfer would, read and download it, report what the server changes, then "
+            "delete it. Writes nothing else.",
+        ),
+    ] = False,
     output: OutputOpt = None,
 ) -> None:
     """Check both servers before a transfer: reachable, logins, projects, write rights, import.
 
+    With --probe, also try a real import on a scratch subject and remove it again.
     Exits 1 when any check fails; each failure says what to do.
     """
     from xnatctl import operations as ops
@@ -258,6 +268,7 @@ def transfer_check(
         dest_user=dest_user,
         dest_pass=dest_pass,
         dest_pass_stdin=dest_pass_stdin,
+        probe=probe,
     )
     if not ok:
         raise typer.Exit(int(ExitCode.FAILED))

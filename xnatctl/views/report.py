@@ -13,10 +13,10 @@ from rich.table import Table
 
 from planner.diff import human_bytes
 from planner.drift import DRIFT_CLASSES, IN_SYNC, DriftReport
-from planner.preflight import FAIL, PASS, Check
+from planner.preflight import FAIL, INFO, PASS, Check
 
-_MARKS = {PASS: "[green]✔[/]", FAIL: "[red]✘[/]"}
-_PLAIN_MARKS = {PASS: "ok", FAIL: "FAIL"}
+_MARKS = {PASS: "[green]✔[/]", FAIL: "[red]✘[/]", INFO: "[blue]i[/]"}
+_PLAIN_MARKS = {PASS: "ok", FAIL: "FAIL", INFO: "info"}
 
 
 # -- apply -----------------------------------------------------------------------------------
@@ -221,6 +221,8 @@ def render_checks(checks: list[Check], console: Console) -> None:
         console.print(line, highlight=False)
         if check.status == FAIL and check.hint:
             console.print(f"    what to do: {check.hint}", highlight=False)
+        elif check.status == INFO and check.hint:
+            console.print(f"    note: {check.hint}", highlight=False)
     failed = sum(1 for c in checks if c.status == FAIL)
     if failed:
         console.print(f"[red]{failed} check(s) failed.[/]")
