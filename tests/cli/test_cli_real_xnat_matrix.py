@@ -30,6 +30,7 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 import numpy as np
 import pydicom
@@ -53,6 +54,7 @@ class Case:
     settings: dict[str, Any] = field(default_factory=dict)
     manual_prearchive: bool = False
     renumbered_scan: bool = False
+    handler: str = "DICOM-zip"  # the import handler apply must choose for this server
 
     @property
     def anonymizes(self) -> bool:
@@ -63,7 +65,7 @@ CASES = [
     Case("defaults"),
     Case("no-anonymization", settings={"anonymize": False}),
     Case("manual-prearchive", manual_prearchive=True),
-    Case("xnat-1.8.9", settings={"version": "1.8.9"}),
+    Case("xnat-1.8.9", settings={"version": "1.8.9"}, handler="SI"),
     Case("renumbered-scan", renumbered_scan=True),
 ]
 
@@ -292,6 +294,16 @@ def test_a_transfer_converges(setup: Setup, cli) -> None:
     again = cli("project", "transfer", *setup.args(), "--yes", "--workers", "4")
     assert again.code == 0, again.err + again.out
     assert "No changes" in again.out, again.out
+
+    # Every import used the handler that archives straight into the session on this server,
+    # and nothing is left waiting in the destination's prearchive.
+    imports = [
+        parse_qs(e["query"])
+        for e in setup.dst.request_log.entries()
+        if e["method"] == "POST" and e["path"] == "/data/services/import"
+    ]
+    assert imports and {q["import-handler"][0] for q in imports} == {setup.case.handler}
+    assert _rows(setup.dst.url, f"/data/prearchive/projects/{DEST}") == []
 
     source, dest = picture(setup.src.url, SOURCE), picture(setup.dst.url, DEST)
 
