@@ -6,6 +6,7 @@ xnatctl's config, state DB and plan), so the demo never touches the user's own c
 
 from __future__ import annotations
 
+import io
 import os
 import shlex
 import shutil
@@ -13,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pydicom
 import requests
 
 from xnatsim.seed import SeedSpec, seed_project
@@ -21,6 +23,7 @@ from xnatsim.server import start_server
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
 PROJECT = "DEMO"
+DEST_PROJECT = "DEMO_DEV"  # another ID: the destination's anonymization writes it into the DICOM
 ADMIN = ("admin", "admin")
 
 
@@ -38,6 +41,29 @@ def xnatctl(*args: str, stdin: str | None = None, check: bool = True) -> int:
     if check and proc.returncode != 0:
         raise SystemExit(f"demo: 'xnatctl {args[0]} {args[1]}' exited {proc.returncode}")
     return proc.returncode
+
+
+def show_study_description(url: str, project: str) -> None:
+    """Print (0008,1030) StudyDescription of the first DICOM file of the first scan of the
+    project's first session: the same instance differs only where anonymization wrote."""
+    base = f"{url}/data/projects/{project}"
+    rows = requests.get(
+        f"{base}/experiments", params={"format": "json"}, auth=ADMIN, timeout=30
+    ).json()["ResultSet"]["Result"]
+    session = sorted(r["label"] for r in rows if r["xsiType"].endswith("SessionData"))[0]
+    files = requests.get(
+        f"{base}/experiments/{session}/scans/1/resources/DICOM/files",
+        params={"format": "json"},
+        auth=ADMIN,
+        timeout=30,
+    ).json()["ResultSet"]["Result"]
+    first = sorted(files, key=lambda r: r["Name"])[0]
+    body = requests.get(f"{url}{first['URI']}", auth=ADMIN, timeout=30).content
+    ds = pydicom.dcmread(io.BytesIO(body))
+    print(
+        f"{project}: {session} scan 1 {first['Name']}: SOPInstanceUID {ds.SOPInstanceUID}, "
+        f"StudyDescription {ds.StudyDescription!r}"
+    )
 
 
 def main() -> None:
@@ -63,8 +89,12 @@ def main() -> None:
             f"{report.subjects} subjects, {report.sessions} sessions, {report.scans} scans, "
             f"{report.files} files, {report.bytes / 1e6:.1f} MB"
         )
-        requests.put(f"{dst.url}/data/projects/{PROJECT}", auth=ADMIN, timeout=30)
-        print(f"created an empty project {PROJECT} on the destination")
+        requests.put(f"{dst.url}/data/projects/{DEST_PROJECT}", auth=ADMIN, timeout=30)
+        print(
+            f"created an empty project {DEST_PROJECT} on the destination; like a default "
+            "XNAT, its site anonymization script writes the project into each DICOM file's "
+            "StudyDescription on import"
+        )
 
         banner("Profiles and logins")
         xnatctl("config", "add-profile", "source", "--url", src.url, "--user", "admin")
@@ -73,7 +103,7 @@ def main() -> None:
         xnatctl("auth", "login", "-p", "dest", "--password-stdin", stdin="admin\n")
 
         pair = ["-p", "source", "-P", PROJECT, "--dest-profile", "dest"]
-        pair += ["--dest-project", PROJECT]
+        pair += ["--dest-project", DEST_PROJECT]
 
         banner("Pre-flight checks")
         xnatctl("project", "transfer-check", *pair)
@@ -84,6 +114,10 @@ def main() -> None:
 
         banner("Apply the saved plan (parallel, recorded step by step, verified)")
         xnatctl("project", "apply", plan_file, "--yes")
+
+        banner("The destination's copy of a DICOM file, as its anonymization left it")
+        show_study_description(src.url, PROJECT)
+        show_study_description(dst.url, DEST_PROJECT)
 
         banner("Drift check: are the two servers in step?")
         xnatctl("project", "drift", *pair)

@@ -271,6 +271,7 @@ class PlanBuilder(ChangeCollector):
     def _upload_resource(self, address: str, r: Resource, repair: bool, why: str) -> str:
         parts = address.split("/")
         sp = f"/data/projects/{quote_segment(self.src_project)}"
+        extra: dict[str, str] = {}
         target: dict[str, Any] = {"project": self.dst_project}
         label_q = quote_segment(r.label)
         if parts[0] == A.PROJECT:
@@ -300,6 +301,10 @@ class PlanBuilder(ChangeCollector):
                 owner = "scan"
                 source_path = f"{ep}/scans/{quote_segment(scan_src.id)}/resources/{label_q}"
                 depends = (scan_step or exp_step,)
+                if scan_dst is None and DICOM in scan_src.resources and scan_src.uid:
+                    # The import numbers the new scan by its SeriesNumber, not the source ID:
+                    # the upload finds it by series UID once the import has made it.
+                    extra = {"scan_uid": scan_src.uid, "source_scan_id": scan_src.id}
             else:
                 owner, source_path, depends = "experiment", f"{ep}/resources/{label_q}", (exp_step,)
         target["label"] = r.label
@@ -317,6 +322,7 @@ class PlanBuilder(ChangeCollector):
                 "bytes": r.total_bytes,
                 "files_digest": files_digest(r),
                 "repair": repair,
+                **extra,
             },
             target,
             depends,

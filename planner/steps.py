@@ -35,7 +35,7 @@ from tenacity import (
 from planner import fields as F
 from planner import walk as W
 from planner.backend import XnatBackend, quote_segment
-from planner.errors import BackendError, BadRequest, Conflict, MalformedReply
+from planner.errors import BackendError, BadRequest, Conflict, MalformedReply, NotFound
 from planner.gates import session_key
 from planner.inventory import Resource, Scan
 from planner.plan import Step, StepKind
@@ -631,10 +631,37 @@ def _run_zip_step(
     return StepOutcome(OK, bytes_moved=job.bytes, attempts=tries(), note="; ".join(note or []))
 
 
+def resource_owner(step: Step, dst: XnatBackend) -> str:
+    """The destination path of the entity an upload_resource step writes to.
+
+    A resource of a scan the same run imports is planned with the scan's series UID
+    (``scan_uid``): DICOM import numbers the destination scan by its SeriesNumber, which need
+    not be the source scan ID, and XNAT answers 404 "Unable to identify scan" for a resource
+    of a scan that does not exist (``XNATTemplate``). So the scan is found here, in the
+    destination experiment's document, by the walk's pairing (ID when the series UIDs agree,
+    else series UID), as verification will pair it.
+    """
+    t, f = step.target, step.facts
+    uid = str(f.get("scan_uid") or "")
+    if f.get("owner_level") != "scan" or not uid:
+        return owner_path(t)
+    exp_path = owner_path({k: v for k, v in t.items() if k != "scan"})
+    item = _document_item(dst.get_json(exp_path), exp_path)
+    source = Scan(id=str(f.get("source_scan_id") or t["scan"]), uid=uid)
+    pairs = W.pair_scans({source.id: source}, _dest_scans(item))[0]
+    if not pairs:
+        raise NotFound(
+            f"no scan of series {uid} in experiment {t['experiment']} on the destination "
+            f"for the resource of source scan {source.id}",
+            status=404,
+        )
+    return owner_path(t | {"scan": pairs[0][1].id})
+
+
 def _upload_resource(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
     t, f = step.target, step.facts
     label = t.get("label") or f["label"]
-    resource_path = f"{owner_path(t)}/resources/{quote_segment(label)}"
+    label_q = quote_segment(label)
     create_params = _clean_params({"format": f.get("format"), "content": f.get("content")})
     job = _ZipJob(ctx, step)
     flat = job.path.with_name(job.path.name[: -len(".zip")] + ".flat.zip")
@@ -650,6 +677,7 @@ def _upload_resource(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome
             job.fetch(f"{f['source_path']}/files", {"format": "zip"}, dicom=False)
             if not was_valid or not flat.exists():
                 repack_relative(job.path, flat)
+        resource_path = f"{resource_owner(step, ctx.dst)}/resources/{label_q}"
         # A 409 says the folder exists already: its files are uploaded with overwrite below.
         with contextlib.suppress(Conflict):
             ctx.dst.request_text("PUT", resource_path, create_params)
