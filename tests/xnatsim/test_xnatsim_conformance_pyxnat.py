@@ -9,9 +9,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import pyxnat
 import requests
-
-pyxnat = pytest.importorskip("pyxnat")
 
 FILES = {"a.dcm": b"A" * 100, "b.dcm": b"B" * 50}
 
