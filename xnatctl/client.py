@@ -51,6 +51,9 @@ IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_REASON = 300
 SESSION_COOKIE = "JSESSIONID"
+# The account XNAT runs requests as when they carry no live session and the site does not
+# require a login (Users.DEFAULT_GUEST_USERNAME); nobody can log in as it.
+GUEST_USER = "guest"
 _H3 = re.compile(r"<h3[^>]*>(.*?)</h3>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 _TOKEN = re.compile(r"^[A-Za-z0-9._-]{8,200}$")
@@ -128,6 +131,33 @@ def _describe_connection_error(exc: BaseException) -> str:
     return "connection failed"
 
 
+def new_session_id(response: requests.Response, sent: str | None) -> str | None:
+    """The session id a reply sets when it is not the one we sent, else None.
+
+    XNAT's ``XnatExpiredPasswordFilter`` calls ``request.getSession()`` on every request, so a
+    request whose session the server no longer knows is given a new one, and the reply sets
+    its ``JSESSIONID`` cookie; a request in a live session gets no such cookie. On a site
+    that does not require a login, that new session is the guest's: the reply is what guest
+    may see (403 or 404 where our data exists, or an empty listing), not what we may see.
+    An empty value (a logout clearing the cookie) is no new session.
+    """
+    if not sent:
+        return None
+    for cookie in response.cookies:
+        if cookie.name == SESSION_COOKIE and cookie.value and cookie.value != sent:
+            return cookie.value
+    return None
+
+
+class SessionReplaced(Exception):
+    """A reply came in a session other than ours; raised inside ``_send`` and handled there."""
+
+    def __init__(self, session_id: str, response: requests.Response) -> None:
+        super().__init__("the server answered in a new session")
+        self.session_id = session_id
+        self.response = response
+
+
 # Seconds to wait for the reply to an upload once its body is sent (XNAT archives first).
 UPLOAD_REPLY_TIMEOUT = 3600.0
 
@@ -164,6 +194,12 @@ class XnatClient:
     and password. With a password and no token, the client opens a session on first use;
     when the server refuses a token and a password is at hand, it logs in again once,
     tells ``on_session`` (so the cache can be updated) and retries the request.
+
+    A site that does not require a login never refuses a token: it runs the request as
+    guest in a new session. A reply that sets a new session cookie is therefore checked once
+    (``GET /xapi/users/username`` in that new session): ``guest`` means our session is gone
+    and is treated like a 401; a real user means the server only renamed our session, which
+    is then kept. Replies without a new cookie cost nothing extra, 404s included.
     """
 
     def __init__(
@@ -291,6 +327,40 @@ class XnatClient:
             self._on_session(token)
         return True
 
+    def _session_kept(self, sent: str | None, session_id: str) -> bool:
+        """Whether ``session_id``, set by a reply to a request in session ``sent``, is ours.
+
+        True only when the server answers in it as a user other than guest (it renamed our
+        session); then it becomes the token. False when it is guest's (ours expired), and
+        also when another thread has already replaced the token (retry with that one).
+        """
+        with self._auth_lock:
+            if self._token != sent:
+                return False
+            try:
+                who = self._send_once(
+                    "GET", "/xapi/users/username", None, None, None, False, None, session_id
+                )
+            except (BackendError, SessionReplaced):
+                return False
+            name = who.text.strip()
+            if not name or name == GUEST_USER:
+                return False
+            self._token = session_id
+        if self._on_session is not None:
+            self._on_session(session_id)
+        return True
+
+    def _session_expired(self, status: int | None, reason: str) -> SessionExpired:
+        if self.profile:
+            message = (
+                f"Session for profile '{self.profile}' expired or invalid; run "
+                f'"xnatctl auth login -p {self.profile}"'
+            )
+        else:
+            message = f"the session for {self._url} expired or is invalid; log in again"
+        return SessionExpired(message, status=status, reason=reason)
+
     def _ensure_session(self) -> None:
         if self._token is None and self._password is not None and self.user is not None:
             with self._auth_lock:
@@ -379,14 +449,31 @@ class XnatClient:
                 if renew and not renewed and self._renew(token):
                     renewed = True
                     continue
-                if self.profile:
-                    message = (
-                        f"Session for profile '{self.profile}' expired or invalid; run "
-                        f'"xnatctl auth login -p {self.profile}"'
-                    )
-                else:
-                    message = f"the session for {self._url} expired or is invalid; log in again"
-                raise SessionExpired(message, status=exc.status, reason=exc.reason) from None
+                raise self._session_expired(exc.status, exc.reason) from None
+            except SessionReplaced as replaced:
+                response = replaced.response
+                if renew and self._session_kept(token, replaced.session_id):
+                    return self._accept(method, path, response)
+                status = response.status_code
+                reason = "the server answered as guest: the session has ended"
+                if status < 400 and not idempotent:
+                    # Done as guest and not safe to repeat: keep the reply, renew for the rest.
+                    log.warning("%s %s ran in a new session: %s", method, path, reason)
+                    if renew and self._renew(token):
+                        return response
+                    response.close()
+                    raise self._session_expired(status, reason) from None
+                response.close()
+                if renew and not renewed and self._renew(token):
+                    renewed = True
+                    continue
+                raise self._session_expired(status, reason) from None
+
+    def _accept(self, method: str, path: str, response: requests.Response) -> requests.Response:
+        """A reply to hand back as it is: raise for an error status like ``_send_once``."""
+        if response.status_code >= 400:
+            self._raise_for(method, path, response)
+        return response
 
     def _no_credentials_message(self, method: str, path: str) -> str:
         if self.profile:
@@ -440,9 +527,11 @@ class XnatClient:
             raise NetworkError(f"{method} {path}: request failed ({type(exc).__name__})") from None
         elapsed = (time.monotonic() - started) * 1000
         log.debug("%s %s -> %s (%.0f ms)", method, path, response.status_code, elapsed)
-        if response.status_code >= 400:
-            self._raise_for(method, path, response)
-        return response
+        if response.status_code != 401:  # a 401 says plainly that the session is gone
+            replaced = new_session_id(response, token)
+            if replaced is not None:
+                raise SessionReplaced(replaced, response)
+        return self._accept(method, path, response)
 
     def _raise_for(self, method: str, path: str, response: requests.Response) -> None:
         status = response.status_code

@@ -146,10 +146,14 @@ class XnatApp:
         if user is None and required:
             if self.require_login:
                 raise HTTPError(401, "Authentication required", REALM)
+            # XnatExpiredPasswordFilter calls request.getSession() on every request, so a
+            # request without a live session gets a new one and the container sets its
+            # JSESSIONID cookie: the client can tell that its own session is gone.
             user = GUEST
+            self._set_session_cookie(req, self.auth.new_session(GUEST))
         if user is not None:
             req.user = user
-        if user is not None and user != GUEST:
+        if user is not None:
             timeout_ms = int(self.auth.session_timeout * 1000)
             req.set_cookies.append(
                 f'SESSION_EXPIRATION_TIME="{int(time.time() * 1000)},{timeout_ms}"; Path=/'

@@ -68,7 +68,16 @@ def select(
     cols = default_cols
     if req.params.get("columns") and not fixed_columns:
         wanted = [c.strip() for c in req.params["columns"].split(",") if c.strip()]
-        cols = [lower[c.lower()] for c in wanted if c.lower() in lower]
+        cols = []
+        for c in wanted:
+            if c.lower() in lower:
+                cols.append(lower[c.lower()])
+            elif "/" in c and c.rsplit("/", 1)[1].lower() in lower:
+                # An xpath such as xnat:mrSessionData/date (QueryOrganizerResource.populateQuery
+                # adds it as a field; formatHeaders names the column by its xpath).
+                source = lower[c.rsplit("/", 1)[1].lower()]
+                rows = [{**r, c: r.get(source)} for r in rows]
+                cols.append(c)
         if uri_always and "URI" not in cols and "URI" in available:
             cols.append("URI")
     total = len(rows)

@@ -31,8 +31,11 @@ def test_expt_assessment_xml_crud(srv, admin):
     url = f"{assessors}/TEST_E1_R1"
     xml_headers = {"Content-Type": "text/xml"}
 
+    def rows(listing: str) -> list[dict]:
+        return admin.get(listing, params={"format": "json"}).json()["ResultSet"]["Result"]
+
     def count(listing: str) -> int:
-        return len(admin.get(listing, params={"format": "json"}).json()["ResultSet"]["Result"])
+        return len(rows(listing))
 
     def rater(where: str) -> str:
         r = admin.get(where, params={"format": "xml"})
@@ -49,6 +52,7 @@ def test_expt_assessment_xml_crud(srv, admin):
     assert r.status_code == 200, r.text
     assert admin.get(assessors, params={"format": "html"}).status_code == 200
     assert rater(url) == "Another Rater"
+    assert count(f"{url}/projects") == 1
 
     assert admin.delete(url).status_code == 200
     assert count(assessors) == 0
@@ -61,11 +65,16 @@ def test_expt_assessment_xml_crud(srv, admin):
     assert count(by_id) == 1
     assert admin.get(f"{by_id}/{aid}", params={"format": "xml"}).status_code == 200
 
-    # Not ported here: the suite next shares the assessor into project1 (`PUT
-    # .../assessors/{A}/projects/{P}`, 200 in XNAT although the session itself is not shared)
-    # and counts `GET .../assessors/{A}/projects` rows (1, 2, 1). xnatsim refuses that share
-    # with 409 until the session is shared and serves no per-object projects listing; both
-    # belong to xnatsim's sharing code, not its file handling.
+    # check no sharing: the assessor lives in its session's project only
+    projects = f"{srv.url}/data/experiments/{sid}/assessors/{aid}/projects"
+    assert [r["ID"] for r in rows(projects)] == ["P2"]
+    # share the assessor into P1 (the fixture's project), whose session is not shared there:
+    # ExptAssessmentResource.handlePut checks only rights, so XNAT answers 200
+    assert admin.put(f"{projects}/P1", params={"format": "xml"}).status_code == 200
+    assert sorted(r["ID"] for r in rows(projects)) == ["P1", "P2"]
+    # delete from P1: only the share goes
+    assert admin.delete(f"{projects}/P1", params={"format": "json"}).status_code == 200
+    assert [r["ID"] for r in rows(projects)] == ["P2"]
     assert admin.get(f"{by_id}/{aid}", params={"format": "xml"}).status_code == 200
     assert count(by_id) == 1
 

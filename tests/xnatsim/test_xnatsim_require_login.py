@@ -91,6 +91,27 @@ def test_expired_session_silently_becomes_guest(open_site):
     assert requests.put(f"{url}/data/projects/PUB/subjects/S9", cookies=cookies).status_code == 403
 
 
+def test_a_request_without_a_live_session_gets_a_new_session_cookie(open_site):
+    # XnatExpiredPasswordFilter.doFilterInternal calls request.getSession() on every request:
+    # a request whose session is gone gets a new one, and with it a new JSESSIONID cookie;
+    # a request in a live session gets none. Clients tell a lost session by this cookie.
+    url = open_site.url
+    sid = requests.get(f"{url}/data/JSESSION", auth=("olga", "pw")).text
+    live = requests.get(f"{url}/data/projects/PUB/subjects", cookies={"JSESSIONID": sid})
+    assert live.status_code == 200 and "JSESSIONID" not in live.cookies
+    assert "SESSION_EXPIRATION_TIME" in live.cookies
+    time.sleep(0.8)
+    r = requests.get(f"{url}/data/projects/PUB/subjects", cookies={"JSESSIONID": sid})
+    assert r.status_code == 200
+    new_sid = r.cookies.get("JSESSIONID")
+    assert new_sid and new_sid != sid
+    # the new session is guest's, and stays so without a further new cookie
+    again = requests.get(f"{url}/xapi/users/username", cookies={"JSESSIONID": new_sid})
+    assert again.text == "guest" and "JSESSIONID" not in again.cookies
+    fresh = requests.get(f"{url}/data/projects")
+    assert fresh.cookies.get("JSESSIONID") not in (None, sid, new_sid)
+
+
 def test_expired_session_is_401_when_login_is_required(xnatsim_factory):
     srv = xnatsim_factory(
         users=[{"username": "olga", "password": "pw"}],
