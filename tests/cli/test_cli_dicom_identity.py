@@ -2,16 +2,14 @@
 
 Real XNAT 1.8.11 applies its site-wide anonymization script on every import by default
 (``SiteConfigPreferences.getEnableSitewideAnonymizationScript``; the default script sets
-StudyDescription, PatientName and PatientID), so a destination's DICOM differs in size and
-MD5 from the source's. xnatsim does not rewrite headers, so the rewrite is simulated the
-moment each import step finishes (before apply verifies the experiment, as on a real server)
-by replacing the destination's files with header-modified copies of the same names
-(``PUT .../resources/DICOM/files/NAME?overwrite=true&inbody=true``).
+StudyDescription, PatientName and PatientID, and DicomEdit records itself in
+DeidentificationMethodCodeSequence), so a destination's DICOM differs in size and MD5 from the
+source's even between projects of the same ID. xnatsim does the same by default, so these
+tests see a real rewrite on every import.
 
 Also a source scan whose ID is not its SeriesNumber: DICOM import numbers the destination
 scan by its SeriesNumber (TestImport.testModifiedSeriesUIDs relies on that numbering), so
-verification, drift and a second transfer must pair the two by series UID, as the plan does.
-"""
+verification, drift and a second transfer must pair the two by series UID, as the plan does."""
 
 from __future__ import annotations
 
@@ -31,7 +29,6 @@ from planner.apply import ApplyOptions, apply_plan
 from planner.config import TransferConfig
 from planner.diff import make_plan
 from planner.plan import Plan, StepKind
-from planner.progress import STEP_OK, NullReporter
 from planner.snapshot import take_snapshot
 from planner.state import PairKey, StateDB
 
@@ -66,41 +63,16 @@ def _put_file(url: str, owner: str, name: str, body: bytes) -> None:
     assert reply.status_code in (200, 201), reply.text
 
 
-def rewrite_headers(url: str, owner: str, *, patient: str = "ANON", names: Any = None) -> None:
-    """Replace a scan's DICOM files with header-modified copies of the same names, as the
-    default site anonymization script does (StudyDescription, PatientName, PatientID)."""
-    for name, uri in _files(url, owner).items():
-        if names is not None and name not in names:
-            continue
-        raw = requests.get(uri, auth=ADMIN, timeout=30)
-        raw.raise_for_status()
-        ds = pydicom.dcmread(io.BytesIO(raw.content))
-        ds.StudyDescription = PROJECT
-        ds.PatientName = f"{patient}_REWRITTEN_BY_THE_DESTINATION"
-        ds.PatientID = f"{patient}_SESSION"
-        out = io.BytesIO()
-        ds.save_as(out, enforce_file_format=True)
-        _put_file(url, owner, name, out.getvalue())
-
-
-class RewritingReporter(NullReporter):
-    """Rewrites the destination's headers as each import step finishes: the destination's
-    anonymization, applied before apply verifies the experiment."""
-
-    def __init__(self, dst_url: str) -> None:
-        self.dst_url = dst_url
-        self.rewritten: list[str] = []
-
-    def step_finished(self, step: Any, status: str, error: str = "") -> None:
-        if step.kind != StepKind.IMPORT_SCAN or status != STEP_OK:
-            return
-        t = step.target
-        owner = (
-            f"/data/projects/{t['project']}/subjects/{t['subject']}"
-            f"/experiments/{t['experiment']}/scans/{t['scan']}"
-        )
-        rewrite_headers(self.dst_url, owner)
-        self.rewritten.append(step.address)
+def replace_header(url: str, owner: str, name: str) -> None:
+    """Replace one destination file with a header-modified copy of the same name, as someone
+    editing the destination after the transfer would."""
+    raw = requests.get(_files(url, owner)[name], auth=ADMIN, timeout=30)
+    raw.raise_for_status()
+    ds = pydicom.dcmread(io.BytesIO(raw.content))
+    ds.PatientName = "SOMEONE_ELSE"
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    _put_file(url, owner, name, out.getvalue())
 
 
 def _plan(src: Any, dst: Any) -> Plan:
@@ -121,11 +93,11 @@ def _scan_owner(subject: str, session: str, scan: str) -> str:
 
 @pytest.fixture
 def rewritten(seeded, tmp_path: Path):
-    """The seeded pair after one transfer whose destination rewrote every DICOM header; the
-    state DB is the CLI's, so the CLI's drift and transfer see what apply remembered."""
+    """The seeded pair after one transfer (the destination's site script rewrote every DICOM
+    header); the state DB is the CLI's, so the CLI's drift and transfer see what apply
+    remembered."""
     src, dst = client(seeded.src.url), client(seeded.dst.url)
     state = StateDB(Path(os.environ["XNATCTL_CONFIG_DIR"]) / "transfer.db")
-    reporter = RewritingReporter(seeded.dst.url)
     options = ApplyOptions(
         workers=2,
         retry_count=1,
@@ -133,13 +105,13 @@ def rewritten(seeded, tmp_path: Path):
         work_dir=tmp_path / "work",
         failed_dir=tmp_path / "failed",
     )
-    result = apply_plan(_plan(src, dst), src, dst, state, options, reporter=reporter)
-    # TestImport-style check of the simulation: the destination's bytes really differ.
-    assert reporter.rewritten
+    plan = _plan(src, dst)
+    result = apply_plan(plan, src, dst, state, options)
     assert result.status == "completed", (result.failed_steps, result.verification.failures)
     assert result.verification.failed == 0 and result.verification.checked > 0
     pair = PairKey(src.url, PROJECT, dst.url, PROJECT)
-    assert len(state.remembered_scans(pair)) == len(reporter.rewritten)
+    imported = [s for s in plan.steps if s.kind == StepKind.IMPORT_SCAN]
+    assert imported and len(state.remembered_scans(pair)) == len(imported)
     state.close()
     yield seeded, src, dst
     src.close()
@@ -216,7 +188,7 @@ def test_a_destination_file_replaced_later_is_a_difference(rewritten, cli) -> No
     subject, session, scan = _one_scan(src)
     owner = _scan_owner(subject, session, scan)
     first = sorted(_files(pair.dst.url, owner))[0]
-    rewrite_headers(pair.dst.url, owner, patient="SOMEONE_ELSE", names={first})
+    replace_header(pair.dst.url, owner, first)
     drift = cli("project", "drift", *pair.pair_args())
     assert drift.code == 2, drift.out
     assert "destination files changed since they were last found equal" in drift.out
