@@ -3,9 +3,10 @@
 XNAT applies its site-wide anonymization script to every DICOM import by default
 (``SiteConfigPreferences.getEnableSitewideAnonymizationScript``; the default script sets
 StudyDescription to the project, PatientName to the subject label and PatientID to the
-session label). A destination's copy of a scan's DICOM therefore differs in bytes, size and
-MD5 from the source's whenever project or labels differ, although it holds the same
-instances. So:
+session label) and DicomEdit records each script it applies in the file
+(DeidentificationMethodCodeSequence; NRG's TestAnonymizerLegacy reads it). A destination's
+copy of a scan's DICOM therefore differs in bytes, size and MD5 from the source's, although
+it holds the same instances. So:
 
 - the DICOM files of a scan's ``DICOM`` resource are the same when their names and count
   agree; header rewrites by the destination do not count;

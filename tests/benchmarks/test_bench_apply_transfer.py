@@ -2,9 +2,13 @@
 
 The floor is the least any tool must do: per scan, stream the DICOM zip from the source to a
 temp file and POST it to the destination's import service, four at a time, with
-``requests`` and a thread pool, nothing else. Apply does the same plus what makes it safe:
-the stale check (two snapshots), zip validation, state DB records, subject and experiment
-creation and per-experiment verification. Both run in subprocesses against the same two
+``requests`` and a thread pool, nothing else. Like any client of XNAT 1.8.10+, it never sends
+two imports into one session at once (uploads of one study share a prearchive session and
+the archiver refuses concurrent archiving, ``PrearcDatabase``/``PrearcSessionArchiver``), and
+it takes the scans round-robin over sessions so the four threads work on different ones.
+Apply does the same plus what makes it safe: the stale check (two snapshots), zip
+validation, state DB records, subject and experiment creation and per-experiment
+verification. Both run in subprocesses against the same two
 xnatsim servers (into two destination projects) so that wall time and peak RSS are theirs.
 """
 
@@ -55,8 +59,14 @@ FLOOR = PEAK_RSS + textwrap.dedent(
     import requests
 
     src_url, dst_url, project, jobs_file, work = sys.argv[1:6]
-    jobs = json.load(open(jobs_file))
-    local = __import__("threading").local()
+    by_session = {}
+    for job in json.load(open(jobs_file)):
+        by_session.setdefault((job["subject"], job["exp"]), []).append(job)
+    queues = list(by_session.values())
+    jobs = [q[i] for i in range(max(map(len, queues))) for q in queues if i < len(q)]
+    threading = __import__("threading")
+    session_locks = {key: threading.Lock() for key in by_session}
+    local = threading.local()
 
     def session():
         if not hasattr(local, "s"):
@@ -76,11 +86,12 @@ FLOOR = PEAK_RSS + textwrap.dedent(
             tmp.flush()
             tmp.seek(0)
             dest = f"/archive/projects/{project}/subjects/{job['subject']}/experiments/{job['exp']}"
-            r = s.post(f"{dst_url}/data/services/import", data=tmp,
-                       params={"import-handler": "DICOM-zip", "PROJECT_ID": project,
-                               "SUBJECT_ID": job["subject"], "EXPT_LABEL": job["exp"],
-                               "dest": dest, "overwrite": "append"},
-                       headers={"Content-Type": "application/zip"})
+            with session_locks[(job["subject"], job["exp"])]:
+                r = s.post(f"{dst_url}/data/services/import", data=tmp,
+                           params={"import-handler": "DICOM-zip", "PROJECT_ID": project,
+                                   "SUBJECT_ID": job["subject"], "EXPT_LABEL": job["exp"],
+                                   "dest": dest, "overwrite": "append"},
+                           headers={"Content-Type": "application/zip"})
             r.raise_for_status()
             return tmp.tell()
 
@@ -221,6 +232,6 @@ def test_bench_apply_against_the_floor(xnatsim_factory, tmp_path: Path) -> None:
     best_apply = min(a["wall"] for a in applies)
     peak = max(a["rss_kb"] for a in applies) / 1024
     print(
-        f"apply / floor throughput (best of each): {best_floor / best_apply:.0%} (aim >= 85%); "
+        f"apply / floor throughput (best of each): {best_floor / best_apply:.0%} (aim >= 90%); "
         f"apply peak RSS {peak:.0f} MB (aim < 200 MB)"
     )
