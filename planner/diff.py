@@ -551,32 +551,10 @@ class DiffResult:
     equal_scans: tuple[ScanMemory, ...] = ()
 
 
-def make_plan(
-    src: Inventory,
-    dst: Inventory,
-    config: TransferConfig,
-    *,
-    completed_subjects: Mapping[str, str],
-    state_serial: int,
-    source_profile: str = "",
-    dest_profile: str = "",
-    created_at: str,
-    tool_version: str,
-    memory: Memory | None = None,
-) -> Plan:
-    """Diff two inventories into a plan (see the module doc)."""
-    return diff_inventories(
-        src,
-        dst,
-        config,
-        completed_subjects=completed_subjects,
-        state_serial=state_serial,
-        source_profile=source_profile,
-        dest_profile=dest_profile,
-        created_at=created_at,
-        tool_version=tool_version,
-        memory=memory,
-    ).plan
+def make_plan(src: Inventory, dst: Inventory, config: TransferConfig, **options: Any) -> Plan:
+    """The plan alone: ``diff_inventories`` (whose keyword arguments these are) without the
+    scan pairs it found equal."""
+    return diff_inventories(src, dst, config, **options).plan
 
 
 def diff_inventories(

@@ -24,6 +24,23 @@ def admin_session(srv: SimServer, user: str = "admin", password: str = "admin") 
     return session
 
 
+def add_user(
+    srv: SimServer, username: str, password: str, *, project: str = "", group: str = ""
+) -> None:
+    """Create a user on `srv` (as admin) and, with `project` and `group` (`Owners`,
+    `Members` or `Collaborators`), give it that role in the project."""
+    admin = admin_session(srv)
+    reply = admin.post(
+        f"{srv.url}/xapi/users",
+        json={"username": username, "password": password, "email": f"{username}@example.org"},
+        timeout=30,
+    )
+    assert reply.status_code in (200, 201), reply.text
+    if project and group:
+        reply = admin.put(f"{srv.url}/data/projects/{project}/users/{group}/{username}", timeout=30)
+        assert reply.status_code == 200, reply.text
+
+
 @pytest.fixture
 def xnatsim_factory(tmp_path: Path) -> Iterator[Callable[..., SimServer]]:
     """Start servers in fresh `tmp_path` subdirs (or a given `data_dir`); all stop at teardown.

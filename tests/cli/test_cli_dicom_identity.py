@@ -18,12 +18,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pydicom
 import pytest
 import requests
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from planner.apply import ApplyOptions, apply_plan
 from planner.config import TransferConfig
@@ -31,6 +29,8 @@ from planner.diff import make_plan
 from planner.plan import Plan, StepKind
 from planner.snapshot import take_snapshot
 from planner.state import PairKey, StateDB
+
+from .renumbered import add_renumbered_scan
 
 ADMIN = ("admin", "admin")
 PROJECT = "STUDY"
@@ -228,61 +228,12 @@ def _instance(url: str, owner: str, *, number: int) -> str:
     return new
 
 
-# -- a scan whose ID is not its SeriesNumber -------------------------------------------------
-
-
-def _dicom(series_uid: str, study_uid: str, number: int, instance: int) -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset("x.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.SeriesNumber = number
-    ds.SeriesDescription = "T2_relabelled"
-    ds.Modality = "MR"
-    ds.InstanceNumber = instance
-    ds.PatientName = "RENUM"
-    ds.PatientID = "RENUM_MR1"
-    ds.StudyDate = "20240102"
-    ds.Rows = ds.Columns = 4
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.PixelData = (np.arange(16, dtype=np.uint16) + instance).tobytes()
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
-def _put(url: str, path: str, params: dict[str, str]) -> None:
-    reply = requests.put(f"{url}{path}", params=params, auth=ADMIN, timeout=30)
-    assert reply.status_code in (200, 201), f"PUT {path}: {reply.status_code} {reply.text}"
-
-
 def test_a_scan_renumbered_by_the_import_verifies_and_stays_in_sync(seeded, cli) -> None:
     # Source scan 7 holds a series whose SeriesNumber is 3 (a scan re-labelled on the source);
     # the destination's import makes it scan 3. Plan, verification and drift pair them by
     # series UID (planner.walk), so the transfer verifies and a second one has nothing to do.
     url = seeded.src.url
-    session = f"/data/projects/{PROJECT}/subjects/RENUM/experiments/RENUM_MR1"
-    _put(url, f"/data/projects/{PROJECT}/subjects/RENUM", {})
-    _put(url, session, {"xsiType": "xnat:mrSessionData", "date": "2024-01-02"})
-    series, study = generate_uid(), generate_uid()
-    _put(
-        url,
-        f"{session}/scans/7",
-        {"xsiType": "xnat:mrScanData", "type": "T2_relabelled", "UID": series},
-    )
-    _put(url, f"{session}/scans/7/resources/DICOM", {"format": "DICOM"})
-    owner = f"{session}/scans/7"
-    for i in (1, 2):
-        _put_file(url, owner, f"MR.3.{i}.dcm", _dicom(series, study, 3, i))
+    series = add_renumbered_scan(url, PROJECT, instances=2)
 
     src = client(url)
     try:

@@ -32,16 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-import numpy as np
 import pydicom
 import pytest
 import requests
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from xnatsim.seed import SeedSpec, seed_project
 
 from .conftest import ADMIN
+from .renumbered import add_renumbered_scan
 
 SOURCE = "NEURO"
 DEST = "NEURO_DEV"
@@ -177,67 +175,6 @@ def _put(url: str, path: str, params: dict[str, str] | None = None, **kw: Any) -
     assert reply.status_code in (200, 201), f"PUT {path}: {reply.status_code} {reply.text}"
 
 
-def _instance(series_uid: str, study_uid: str, series_number: int, number: int) -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"  # MR image storage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset("x.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.SeriesNumber = series_number
-    ds.SeriesDescription = "T2_relabelled"
-    ds.StudyDescription = SOURCE
-    ds.Modality = "MR"
-    ds.InstanceNumber = number
-    ds.PatientName = "RENUM"
-    ds.PatientID = "RENUM_MR1"
-    ds.StudyDate = "20240102"
-    ds.Rows = ds.Columns = 16
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.PixelData = (np.arange(256, dtype=np.uint16) + number).tobytes()
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
-def add_renumbered_scan(url: str) -> None:
-    """Scan 7 of RENUM_MR1 holds a series whose SeriesNumber is 3 (a scan re-labelled on the
-    source), plus a NIFTI resource; built with plain REST writes as in
-    tests/cli/test_cli_dicom_identity.py."""
-    session = f"/data/projects/{SOURCE}/subjects/RENUM/experiments/RENUM_MR1"
-    _put(url, f"/data/projects/{SOURCE}/subjects/RENUM")
-    _put(url, session, {"xsiType": "xnat:mrSessionData", "date": "2024-01-02"})
-    series, study = generate_uid(), generate_uid()
-    scan = f"{session}/scans/7"
-    _put(url, scan, {"xsiType": "xnat:mrScanData", "type": "T2_relabelled", "UID": series})
-    _put(url, f"{scan}/resources/DICOM", {"format": "DICOM"})
-    octets = {"Content-Type": "application/octet-stream"}
-    for i in (1, 2, 3):
-        body = _instance(series, study, 3, i)
-        _put(
-            url,
-            f"{scan}/resources/DICOM/files/MR.3.{i}.dcm",
-            {"inbody": "true"},
-            data=body,
-            headers=octets,
-        )
-    _put(url, f"{scan}/resources/NIFTI", {"format": "NIFTI", "content": "RAW"})
-    _put(
-        url,
-        f"{scan}/resources/NIFTI/files/t2_relabelled.nii.gz",
-        {"inbody": "true"},
-        data=b"\x1f\x8b not really a volume",
-        headers=octets,
-    )
-
-
 @dataclass
 class Setup:
     src: Any
@@ -267,7 +204,7 @@ def setup(request, xnatsim_factory, cli, monkeypatch) -> Setup:
         auth=ADMIN,
     )
     if case.renumbered_scan:
-        add_renumbered_scan(src.url)
+        add_renumbered_scan(src.url, SOURCE, instances=3, nifti=True)
     _put(dst.url, f"/data/projects/{DEST}")
     if case.manual_prearchive:
         _put(dst.url, f"/data/projects/{DEST}/prearchive_code/0")

@@ -7,6 +7,8 @@ import os
 
 import requests
 
+from xnatsim.testing import add_user
+
 from .conftest import ADMIN, PROJECT
 
 
@@ -122,15 +124,7 @@ def test_unwritable_plan_out_is_refused_before_any_request(seeded, cli, tmp_path
 
 def test_read_only_destination_fails_fast_with_exit_6(seeded, cli, monkeypatch):
     for srv, role in ((seeded.src, "Members"), (seeded.dst, "Collaborators")):
-        requests.post(
-            f"{srv.url}/xapi/users",
-            json={"username": "ro", "password": "pw-ro", "email": "ro@example.org"},
-            auth=ADMIN,
-            timeout=30,
-        ).raise_for_status()
-        requests.put(
-            f"{srv.url}/data/projects/{PROJECT}/users/{role}/ro", auth=ADMIN, timeout=30
-        ).raise_for_status()
+        add_user(srv, "ro", "pw-ro", project=PROJECT, group=role)
     monkeypatch.setenv("XNATCTL_USER", "ro")
     monkeypatch.setenv("XNATCTL_PASSWORD", "pw-ro")
     seeded.dst.request_log.clear()

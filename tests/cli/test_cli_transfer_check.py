@@ -6,6 +6,8 @@ import json
 
 import requests
 
+from xnatsim.testing import add_user
+
 from .conftest import ADMIN, PROJECT
 
 
@@ -49,20 +51,8 @@ def test_missing_project_fails_with_a_hint(seeded, cli):
 
 
 def test_collaborator_only_destination_is_not_writable(seeded, cli, monkeypatch):
-    for srv in (seeded.src, seeded.dst):
-        reply = requests.post(
-            f"{srv.url}/xapi/users",
-            json={"username": "carol", "password": "pw-carol", "email": "c@example.org"},
-            auth=ADMIN,
-            timeout=30,
-        )
-        assert reply.status_code in (200, 201), reply.text
-    role = {"src": "Members", "dst": "Collaborators"}
-    for name, srv in (("src", seeded.src), ("dst", seeded.dst)):
-        reply = requests.put(
-            f"{srv.url}/data/projects/{PROJECT}/users/{role[name]}/carol", auth=ADMIN, timeout=30
-        )
-        assert reply.status_code == 200, reply.text
+    add_user(seeded.src, "carol", "pw-carol", project=PROJECT, group="Members")
+    add_user(seeded.dst, "carol", "pw-carol", project=PROJECT, group="Collaborators")
     monkeypatch.setenv("XNATCTL_USER", "carol")
     monkeypatch.setenv("XNATCTL_PASSWORD", "pw-carol")
     code, checks = _checks(cli, *seeded.pair_args())
@@ -76,17 +66,7 @@ def test_collaborator_only_destination_is_not_writable(seeded, cli, monkeypatch)
 def test_a_member_of_the_destination_may_write(seeded, cli, monkeypatch):
     # XNAT's restrict=edit would leave members out: members add data but do not own the project
     for srv in (seeded.src, seeded.dst):
-        reply = requests.post(
-            f"{srv.url}/xapi/users",
-            json={"username": "mia", "password": "pw-mia", "email": "m@example.org"},
-            auth=ADMIN,
-            timeout=30,
-        )
-        assert reply.status_code in (200, 201), reply.text
-        reply = requests.put(
-            f"{srv.url}/data/projects/{PROJECT}/users/Members/mia", auth=ADMIN, timeout=30
-        )
-        assert reply.status_code == 200, reply.text
+        add_user(srv, "mia", "pw-mia", project=PROJECT, group="Members")
     monkeypatch.setenv("XNATCTL_USER", "mia")
     monkeypatch.setenv("XNATCTL_PASSWORD", "pw-mia")
     code, checks = _checks(cli, *seeded.pair_args())

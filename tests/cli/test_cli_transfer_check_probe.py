@@ -17,6 +17,7 @@ import requests
 from planner import probe as probe_module
 from planner.probedata import make_study
 from xnatsim.seed import SeedSpec, seed_project
+from xnatsim.testing import add_user
 
 from .conftest import ADMIN, PROJECT, Pair
 
@@ -299,17 +300,7 @@ def test_probe_refuses_a_member_who_could_not_delete_its_scratch_subject(
     # clean-up would fail; it refuses before writing anything.
     pair = probe_pair()
     for srv in (pair.src, pair.dst):
-        reply = requests.post(
-            f"{srv.url}/xapi/users",
-            json={"username": "mia", "password": "pw-mia", "email": "m@example.org"},
-            auth=ADMIN,
-            timeout=30,
-        )
-        assert reply.status_code in (200, 201), reply.text
-        reply = requests.put(
-            f"{srv.url}/data/projects/{PROJECT}/users/Members/mia", auth=ADMIN, timeout=30
-        )
-        assert reply.status_code == 200, reply.text
+        add_user(srv, "mia", "pw-mia", project=PROJECT, group="Members")
     monkeypatch.setenv("XNATCTL_USER", "mia")
     monkeypatch.setenv("XNATCTL_PASSWORD", "pw-mia")
     before = _destination_state(pair)
