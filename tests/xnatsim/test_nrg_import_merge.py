@@ -237,3 +237,31 @@ def test_non_path_based_import(env):
     )
     assert r.status_code == 200
     assert [x["status"] for x in prearchive_rows(s, srv.url, P)] == ["READY"]
+
+
+def test_import_into_an_existing_session_keeps_its_date_and_resources(env):
+    # TestImport.testDataProjectExperimentOldRes: a session made first (with its own date and a
+    # session resource), then a scan imported into it with overwrite=append: the scan is
+    # added, the session's date is not overwritten by the DICOM's StudyDate and the resource
+    # stays. This is how a transfer fills a session it created.
+    srv, s, tmp = env
+    base = f"{srv.url}/data/projects/{P}/subjects/SUBJ_0002/experiments/OLDRES"
+    assert s.put(base, params={"xsiType": "xnat:mrSessionData", "date": "2000-01-01"}).ok
+    body = b"a session resource made before the import"
+    put = s.put(
+        f"{base}/resources/TEST/files/notes.txt",
+        params={"inbody": "true"},
+        data=body,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert put.status_code in (200, 201), put.text
+    mr = zip_of(tmp, "mr_1", [Series(1, "T1")])
+    r = post_zip(s, srv.url, mr, dest=dest("OLDRES", "SUBJ_0002"), overwrite="append")
+    assert r.status_code == 200, r.text
+    scans = s.get(f"{base}/scans", params={"format": "json"}).json()["ResultSet"]["Result"]
+    assert len(scans) == 1
+    exps = s.get(
+        f"{srv.url}/data/projects/{P}/subjects/SUBJ_0002/experiments", params={"format": "json"}
+    ).json()["ResultSet"]["Result"]
+    assert [e["date"] for e in exps if e["label"] == "OLDRES"] == ["2000-01-01"]
+    assert s.get(f"{base}/resources/TEST/files/notes.txt").content == body

@@ -2,7 +2,10 @@
 (XNAT 1.8.11: `DicomZipImporter`, `GradualDicomImporter`, `PrearcSessionArchiver.correctScanID`,
 `HandlePetMr`).
 
-Not ported: TestImport's merge, prearchive and user-cache scenarios (archive side), and
+TestImport's merge and prearchive scenarios are in test_nrg_import_merge.py. Not ported:
+TestImport.testUserCacheUploadAndImport*, which upload to a user's cache
+(`/data/user/cache/...`) and follow XNAT's event tracking, neither of which xnatsim serves nor a
+transfer uses; and
 TestDicomModalityAssignment.testModalityExtractionPetMrSplit: splitting one PET/MR upload into
 a PET and an MR session (`PrearchiveSeparatePetMrHandler`) is an archive-side operation xnatsim
 does not perform, so `pet_mr` takes only "petmr" and "pet".
