@@ -321,9 +321,9 @@ class _Probe:
                 "DICOM header rewrite",
                 INFO,
                 f"this server rewrites DICOM on import: {changes}",
-                "verification matches DICOM by file name and SOPInstanceUID, so the rewrite is "
-                "expected; prevent_anon: true in the transfer config asks the server to skip "
-                "its site anonymization script",
+                "transfers compare DICOM by file names and count (the probe checked that each "
+                "SOPInstanceUID arrived), so the rewrite is expected; prevent_anon: true in the "
+                "transfer config asks the server to skip its site anonymization script",
             )
         else:
             self.add("DICOM header rewrite", INFO, "none: every header arrived as sent")

@@ -158,8 +158,17 @@ def _elements(data: bytes) -> dict[str, tuple[str, str]]:
 
 
 def _value_text(value: Any) -> str:
+    """One short line per value: a sequence as its items' code values (or its length), so a
+    rewrite such as DicomEdit's DeidentificationMethodCodeSequence reads at a glance."""
+    import pydicom
+
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, pydicom.Sequence):
+        codes = [str(item.get("CodeValue", "")) for item in value]
+        if codes and all(codes):
+            return f"{len(codes)} item(s), code values {', '.join(codes)}"
+        return f"{len(value)} item(s)"
     return str(value)
 
 

@@ -204,7 +204,7 @@ def test_probe_text_output_names_what_it_writes(probe_pair, cli):
     assert "info probe: what it writes: creates subject xnatctl_probe_" in result.out
     assert "nothing else is written" in result.out
     assert "ok probe: clean-up" in result.out
-    assert "    note: verification matches DICOM by file name and SOPInstanceUID" in result.out
+    assert "    note: transfers compare DICOM by file names and count" in result.out
     assert "All checks passed." in result.out
 
 
