@@ -58,7 +58,8 @@ __all__ = [
     "StateError",
 ]
 
-RUN_STATUSES = ("running", "completed", "failed", "interrupted", "aborted")
+# "stopped": ended by an error no later step could avoid (a session that cannot be renewed).
+RUN_STATUSES = ("running", "completed", "failed", "interrupted", "aborted", "stopped")
 STEP_STATUSES = ("pending", "running", "done", "failed", "skipped")
 BUSY_TIMEOUT_MS = 30_000
 
@@ -130,7 +131,11 @@ def _now() -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists on this host (or may: no permission)."""
+    """True when a process with this pid runs on this host (or may: no permission).
+
+    A zombie (exited, not yet reaped by its parent) still answers ``kill(pid, 0)`` but will
+    never release a lock: it counts as gone.
+    """
     if pid <= 0:
         return False
     try:
@@ -138,10 +143,20 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return not _zombie(pid)
     except OSError:
         return False
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` is a zombie, by its state in ``/proc`` (False where there is none)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return bool(fields) and fields[0] in ("Z", "X")
 
 
 def _user() -> str:
