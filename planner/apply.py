@@ -841,6 +841,10 @@ def apply_plan(
                 f"took over the lock on {plan.dest.project} left by a process that is gone: "
                 f"{lock.took_over.describe()}"
             )
+        try:  # runs of dead processes here end as interrupted (reports only show them so)
+            state.reap_dead_runs()
+        except Exception as exc:
+            reporter.warning(f"could not close the records of dead runs: {describe(exc)}")
         raw_source = options.source_inventory
         if check_stale:
             reporter.info("checking that the plan is still current")

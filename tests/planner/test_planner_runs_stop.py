@@ -196,7 +196,7 @@ def test_a_file_that_is_not_dicom_in_a_dicom_resource_is_not_retried(
 
 
 def test_temporary_zips_are_private_while_they_exist(world_small, tmp_path: Path) -> None:
-    sims, src, dst = world_small
+    _sims, src, dst = world_small
     modes: list[int] = []
 
     def look(step: Step, nbytes: int) -> None:
