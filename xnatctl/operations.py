@@ -234,6 +234,30 @@ def make_transfer_plan(
     return MadePlan(found.plan, source, dest)
 
 
+def check_local_dirs(ctx: AppContext) -> None:
+    """Refuse an unusable state DB or work directory before any server is read: a snapshot
+    can take minutes, and apply needs both to record steps and hold downloads."""
+    from planner.state import StateError
+
+    work = ctx.state_dir / "work"
+    for directory in (ctx.state_dir, work, ctx.state_dir / "failed"):
+        try:
+            ensure_private_dir(directory)
+            if not os.access(directory, os.W_OK | os.X_OK):
+                raise PermissionError(13, "not writable")
+        except OSError as exc:
+            raise CliError(
+                f"the work directory {directory} cannot be used: {exc.strerror or exc}",
+                hint="fix its permissions, or point XDG_STATE_HOME elsewhere",
+            ) from None
+    try:
+        StateDB(ctx.state_db_path).close()
+    except StateError as exc:
+        raise CliError(
+            str(exc), hint="fix it, or point XNATCTL_CONFIG_DIR at another directory"
+        ) from None
+
+
 def check_plan_out(path: Path | None) -> None:
     """Refuse an unwritable --plan-out before spending minutes on a snapshot."""
     if path is None:

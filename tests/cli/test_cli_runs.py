@@ -169,3 +169,26 @@ def test_sigterm_stops_a_transfer_like_ctrl_c(seeded, tmp_path):
         assert db.lock_holder(seeded.dst.url, PROJECT) is None
         run = db.runs(project=PROJECT)[0]
     assert raw_status(int(run["id"])) == "interrupted"
+
+
+def test_an_unusable_state_db_is_reported_before_the_snapshot_in_one_line(seeded, cli):
+    db = Path(os.environ["XNATCTL_CONFIG_DIR"]) / "transfer.db"
+    db.write_bytes(b"this is not a database" * 100)
+    seeded.src.request_log.clear()
+    result = cli("project", "transfer", *seeded.pair_args(), "--yes")
+    assert result.code == 1
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert "is not a usable state DB" in result.err
+    assert seeded.src.request_log.entries() == [], "refused before the snapshot"
+
+
+def test_an_unusable_work_directory_is_reported_before_the_snapshot(seeded, cli):
+    state_dir = Path(os.environ["XDG_STATE_HOME"]) / "xnatctl"
+    state_dir.mkdir(parents=True)
+    (state_dir / "work").write_text("a file where the work directory belongs")
+    seeded.src.request_log.clear()
+    result = cli("project", "transfer", *seeded.pair_args(), "--yes")
+    assert result.code == 1
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert f"the work directory {state_dir / 'work'} cannot be used" in result.err
+    assert seeded.src.request_log.entries() == []

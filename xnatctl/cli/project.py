@@ -111,6 +111,8 @@ def transfer(
         config, project, dest_project, workers, copy_shared=copy_shared or None
     )
     ops.check_plan_out(plan_out)
+    if not dry_run:
+        ops.check_local_dirs(app_ctx)
     src, dst = ops.connect_pair(
         app_ctx,
         dest_profile=dest_profile,
@@ -160,6 +162,7 @@ def apply(
 
     app_ctx = app_context(ctx, profile=profile, output=output)
     plan = load_plan(plan_file)
+    ops.check_local_dirs(app_ctx)
     cfg = ops.config_from_plan(plan, workers)
     src, dst = ops.connect_for_plan(
         app_ctx,
