@@ -57,6 +57,7 @@ from planner.steps import (
     StepOutcome,
     describe,
     import_handler_for,
+    is_fatal,
     run_step,
 )
 from planner.verify import ExperimentVerification, VerificationSummary, verify_experiment
@@ -73,6 +74,7 @@ COMPLETED = "completed"
 FAILED_RUN = "failed"
 INTERRUPTED = "interrupted"
 ABORTED = "aborted"
+STOPPED = "stopped"
 
 _INLINE = (StepKind.CREATE_SUBJECT, StepKind.CREATE_EXPERIMENT)
 _PROJECT_KEY = A.PROJECT
@@ -135,6 +137,9 @@ class ApplyResult:
     # A second Ctrl-C left steps running in worker threads: the caller should exit at once
     # rather than wait for them (they are redone, safely, by the next run).
     abandoned_steps: bool = False
+    # The error that stopped the run at once (``planner.steps.is_fatal``): the caller reports
+    # it (a session that expired with nothing to renew it needs a new login).
+    stopped_by: BaseException | None = None
 
     @property
     def ok(self) -> bool:
@@ -163,6 +168,7 @@ class ApplyResult:
             "kept_zips": [str(p) for p in self.kept_zips],
             "circuit_breaker_tripped": self.circuit_breaker_tripped,
             "conflicts": [list(x) for x in self.conflicts],
+            "stopped_by": describe(self.stopped_by) if self.stopped_by is not None else "",
         }
 
 
@@ -273,6 +279,7 @@ class _Run:
         self.exp_steps: dict[str, list[Step]] = defaultdict(list)
         self.consecutive_failed = 0
         self.stop = False
+        self.stopped_by: BaseException | None = None
         self.window: SessionWindow[tuple[Step, bool]] = SessionWindow()
         self.slots = TransferSlots(options.workers)
         self.ctx = StepContext(
@@ -394,6 +401,8 @@ class _Run:
                     )
             return verdict
         except Exception as exc:
+            if is_fatal(exc):
+                raise
             return ExperimentVerification(
                 exp_key, False, False, False, None, (f"verification failed: {describe(exc)}",)
             )
@@ -496,7 +505,10 @@ class _Run:
         result.abandoned_steps = abandon
         result.duration = time.monotonic() - started
         result.throughput = result.bytes_moved / result.duration if result.duration else 0.0
-        if self.cancel.is_set():
+        result.stopped_by = self.stopped_by
+        if self.stopped_by is not None:
+            result.status = STOPPED
+        elif self.cancel.is_set():
             result.status = INTERRUPTED
         elif result.circuit_breaker_tripped:
             result.status = ABORTED
@@ -631,14 +643,29 @@ class _Run:
                 try:
                     verdict = fut.result()
                 except Exception as exc:
+                    if is_fatal(exc):
+                        self._halt(exc)
+                        self._verified(item, None)
+                        continue
                     verdict = ExperimentVerification(
                         item, False, False, False, None, (describe(exc),)
                     )
                 self._verified(item, verdict)
 
+    def _halt(self, exc: BaseException) -> None:
+        """Stop the run for an error every later step would meet too: submit nothing more,
+        let the steps in flight end at their next attempt boundary, report the error."""
+        if self.stopped_by is None:
+            self.stopped_by = exc
+            self.reporter.warning(f"stopping the run: {describe(exc)}")
+        self.stop = True
+        self.cancel.set()
+
     def _step_done(self, step: Step, outcome: StepOutcome, *, skipped: bool = False) -> None:
         subj, exp = _keys(step.address)
-        if outcome.note == "cancelled":
+        if outcome.note == "fatal" and outcome.fatal is not None:
+            self._halt(outcome.fatal)
+        if outcome.note in ("cancelled", "fatal"):
             return  # its groups stay open: pending for the next run
         sgroup = self.subjects[subj]
         egroup = self.experiments.get(exp) if exp else None
@@ -814,6 +841,10 @@ def apply_plan(
                 f"took over the lock on {plan.dest.project} left by a process that is gone: "
                 f"{lock.took_over.describe()}"
             )
+        try:  # runs of dead processes here end as interrupted (reports only show them so)
+            state.reap_dead_runs()
+        except Exception as exc:
+            reporter.warning(f"could not close the records of dead runs: {describe(exc)}")
         raw_source = options.source_inventory
         if check_stale:
             reporter.info("checking that the plan is still current")

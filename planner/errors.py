@@ -16,6 +16,9 @@ class BackendError(Exception):
     """
 
     transient: bool = False
+    # True when every later request of a run would fail the same way (a session that cannot
+    # be renewed): apply stops the run at once instead of failing each remaining step.
+    fatal: bool = False
 
     def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
         super().__init__(message)

@@ -58,7 +58,8 @@ __all__ = [
     "StateError",
 ]
 
-RUN_STATUSES = ("running", "completed", "failed", "interrupted", "aborted")
+# "stopped": ended by an error no later step could avoid (a session that cannot be renewed).
+RUN_STATUSES = ("running", "completed", "failed", "interrupted", "aborted", "stopped")
 STEP_STATUSES = ("pending", "running", "done", "failed", "skipped")
 BUSY_TIMEOUT_MS = 30_000
 
@@ -118,7 +119,8 @@ class LockHeld(Exception):
         hint = (
             "wait for it to finish"
             if holder.host == socket.gethostname()
-            else "wait for it to finish; if that process is gone, release the lock by hand"
+            else "wait for it to finish; if that process is gone, release the lock with "
+            f"'xnatctl project unlock -P {dest_project}'"
         )
         super().__init__(
             f"project {dest_project} on {dest_url} is locked by {holder.describe()}; {hint}"
@@ -130,7 +132,11 @@ def _now() -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists on this host (or may: no permission)."""
+    """True when a process with this pid runs on this host (or may: no permission).
+
+    A zombie (exited, not yet reaped by its parent) still answers ``kill(pid, 0)`` but will
+    never release a lock: it counts as gone.
+    """
     if pid <= 0:
         return False
     try:
@@ -138,10 +144,20 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return not _zombie(pid)
     except OSError:
         return False
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` is a zombie, by its state in ``/proc`` (False where there is none)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return bool(fields) and fields[0] in ("Z", "X")
 
 
 def _user() -> str:
@@ -253,18 +269,27 @@ def _create_private(path: Path) -> None:
 
 
 class StateDB:
-    def __init__(self, path: Path) -> None:
+    """The state DB; ``readonly`` opens an existing one for reports, which never write (a
+    run left 'running' by a dead process is shown as interrupted, not recorded so)."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         self._lock = threading.RLock()
         self._host = socket.gethostname()
         self._pair_ids: dict[PairKey, int] = {}
         try:
-            _create_private(self.path)
+            if readonly:
+                target, uri = f"{self.path.resolve().as_uri()}?mode=ro", True
+            else:
+                _create_private(self.path)
+                target, uri = str(self.path), False
             conn = sqlite3.connect(
-                str(self.path),
+                target,
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 check_same_thread=False,
                 isolation_level=None,
+                uri=uri,
             )
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state DB {self.path}: {exc}") from None
@@ -272,6 +297,9 @@ class StateDB:
         self.db = sqlite_utils.Database(conn)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if readonly:
+                self._check_version()
+                return
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -321,6 +349,15 @@ class StateDB:
                 c.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             elif current != SCHEMA_VERSION:
                 c.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+
+    def _check_version(self) -> None:
+        """For a read-only DB: refuse one written by a newer tool, as ``_migrate`` does."""
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StateError(
+                f"the state DB {self.path} was written by a newer xnatctl (schema version "
+                f"{current}; this one knows up to {SCHEMA_VERSION}); upgrade xnatctl"
+            )
 
     def schema_version(self) -> int:
         return int(self._rows("SELECT version FROM schema_version")[0]["version"])
@@ -411,7 +448,55 @@ class StateDB:
 
     def run(self, run_id: int) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM runs WHERE id = ?", (run_id,))
-        return _decode_run(rows[0]) if rows else None
+        return self._as_shown(_decode_run(rows[0])) if rows else None
+
+    def _as_shown(self, run: dict[str, Any]) -> dict[str, Any]:
+        """A run as reports show it, computed without writing: one left 'running' by a
+        process gone from this host is interrupted; a run that ended without its counts
+        (killed) gets them from what it recorded step by step (``run_progress``)."""
+        local = run.get("host") == self._host
+        if run.get("status") == "running" and local and not pid_alive(int(run.get("pid") or 0)):
+            run["status"] = "interrupted"
+        if run.get("status") != "running" and not run.get("counts"):
+            run["counts"] = self.run_progress(int(run["id"]))
+        return run
+
+    def run_progress(self, run_id: int) -> dict[str, Any]:
+        """What a run did, from its recorded steps and completed subjects: subjects it
+        completed are synced, subjects and experiments with a failed step failed, and those
+        with steps left unfinished pending."""
+        steps = self._rows("SELECT address, status FROM steps WHERE run_id = ?", (run_id,))
+        done = {
+            r["subject"]
+            for r in self._rows("SELECT subject FROM subjects_done WHERE run_id = ?", (run_id,))
+        }
+        subjects: dict[str, set[str]] = {}
+        experiments: dict[str, set[str]] = {}
+        for row in steps:
+            parts = str(row["address"]).split("/")
+            status = str(row["status"])
+            subjects.setdefault(parts[0], set()).add(status)
+            if len(parts) >= 2 and parts[0] != A.PROJECT and parts[1] != "resources":
+                experiments.setdefault(f"{parts[0]}/{parts[1]}", set()).add(status)
+
+        def tally(groups: dict[str, set[str]], complete: set[str] | None) -> dict[str, int]:
+            counts = {"synced": 0, "failed": 0, "skipped": 0, "pending": 0}
+            for key, statuses in groups.items():
+                if key == A.PROJECT:
+                    continue
+                if "failed" in statuses:
+                    counts["failed"] += 1
+                elif (key in complete) if complete is not None else statuses == {"done"}:
+                    counts["synced"] += 1
+                else:
+                    counts["pending"] += 1
+            return counts
+
+        return {
+            "subjects": tally(subjects, done),
+            "experiments": tally(experiments, None),
+            "recovered": True,
+        }
 
     def runs(
         self,
@@ -423,10 +508,10 @@ class StateDB:
     ) -> list[dict[str, Any]]:
         """Runs, newest first. ``project`` matches either side; the others match one side.
 
-        A run still marked running whose process is gone from this host is reported (and
-        recorded) as interrupted, so status never shows a dead transfer as in progress.
+        A run still marked running whose process is gone from this host is reported as
+        interrupted (without writing: ``_as_shown``), so status never shows a dead transfer
+        as in progress.
         """
-        self.reap_dead_runs()
         where, params = [], []
         if source_project is not None:
             where.append("source_project = ?")
@@ -442,7 +527,7 @@ class StateDB:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(int(limit))
-        return [_decode_run(r) for r in self._rows(sql, tuple(params))]
+        return [self._as_shown(_decode_run(r)) for r in self._rows(sql, tuple(params))]
 
     def reap_dead_runs(self) -> int:
         """Mark runs left 'running' by a process that no longer exists here as interrupted."""
@@ -755,6 +840,25 @@ class StateDB:
             return None
         r = rows[0]
         return LockInfo(r["owner"], r["host"], int(r["pid"]), r["operation"], r["acquired_at"])
+
+    def locks(self, dest_project: str) -> list[tuple[str, LockInfo]]:
+        """(destination URL, holder) of every lock on a project of this ID, on any server."""
+        rows = self._rows(
+            "SELECT dest_url, owner, host, pid, operation, acquired_at FROM locks"
+            " WHERE dest_project = ? ORDER BY dest_url",
+            (dest_project,),
+        )
+        return [
+            (
+                r["dest_url"],
+                LockInfo(r["owner"], r["host"], int(r["pid"]), r["operation"], r["acquired_at"]),
+            )
+            for r in rows
+        ]
+
+    def held_by_live_local_process(self, info: LockInfo) -> bool:
+        """Whether a lock's holder is a process running on this host (never to be broken)."""
+        return info.host == self._host and pid_alive(info.pid)
 
     def break_lock(self, dest_url: str, dest_project: str) -> LockInfo | None:
         """Remove a lock whoever holds it (for a holder on another host known to be gone)."""

@@ -16,6 +16,7 @@ the destination already holds exactly the planned files.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -97,6 +98,8 @@ class StepOutcome:
     attempts: int = 0
     kept_zip: Path | None = None
     note: str = ""
+    # The error that ends the whole run (``is_fatal``), with note "fatal".
+    fatal: BaseException | None = None
 
     @property
     def ok(self) -> bool:
@@ -105,6 +108,11 @@ class StepOutcome:
 
 def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, BackendError) and exc.transient
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """An error no later step can avoid (a session that cannot be renewed): stop the run."""
+    return isinstance(exc, BackendError) and exc.fatal
 
 
 def describe(exc: BaseException) -> str:
@@ -187,6 +195,15 @@ def zip_name(address: str) -> str:
     return address.replace("/", "__") + ".zip"
 
 
+def private_file(path: Path) -> None:
+    """Create ``path`` empty and owner-only (0600) before anything writes into it: temporary
+    zips hold patient data like kept ones, whatever the umask."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
 def _clean_params(values: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in values.items() if v not in (None, "")}
 
@@ -204,6 +221,8 @@ def run_step(step: Step, ctx: StepContext, *, resumed: bool = False) -> StepOutc
     except Cancelled as exc:
         return StepOutcome(FAILED, f"cancelled: {exc}", note="cancelled")
     except Exception as exc:  # one broken step must not take the run down with it
+        if is_fatal(exc):
+            return StepOutcome(FAILED, describe(exc), note="fatal", fatal=exc)
         return StepOutcome(FAILED, describe(exc))
 
 
@@ -242,6 +261,8 @@ def _create(
     except Conflict as exc:
         return StepOutcome(FAILED, on_conflict(exc) if on_conflict else describe(exc))
     except Exception as exc:
+        if is_fatal(exc):
+            raise
         return StepOutcome(FAILED, describe(exc))
     return StepOutcome(OK, dest_id=dest_id.splitlines()[0] if dest_id else "", attempts=n)
 
@@ -378,6 +399,8 @@ def _update_experiment(step: Step, ctx: StepContext, resumed: bool) -> StepOutco
     except DocumentError as exc:
         return StepOutcome(FAILED, f"the source's XML document cannot be carried: {exc}")
     except Exception as exc:
+        if is_fatal(exc):
+            raise
         return StepOutcome(FAILED, describe(exc))
     return StepOutcome(OK, attempts=n)
 
@@ -398,6 +421,7 @@ class _ZipJob:
             return
         self.path.unlink(missing_ok=True)
         self.downloaded = False
+        private_file(self.path)
 
         def progress(n: int) -> None:
             self.ctx.reporter.step_progress(self.step, n)
@@ -623,6 +647,9 @@ def _run_zip_step(
         job.discard()
         raise
     except Exception as exc:
+        if is_fatal(exc):  # the run stops: nothing is wrong with this zip, keep none
+            job.discard()
+            raise
         outcome = _failed_with_zip(job, exc, tries())
         if leftovers:
             outcome.error += "; " + "; ".join(leftovers)
@@ -676,6 +703,7 @@ def _upload_resource(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome
             was_valid = job.valid
             job.fetch(f"{f['source_path']}/files", {"format": "zip"}, dicom=False)
             if not was_valid or not flat.exists():
+                private_file(flat)
                 repack_relative(job.path, flat)
         resource_path = f"{resource_owner(step, ctx.dst)}/resources/{label_q}"
         # A 409 says the folder exists already: its files are uploaded with overwrite below.

@@ -32,6 +32,14 @@ class InvalidZip(BackendError):
     transient = True
 
 
+class NotDicom(InvalidZip):
+    """An intact entry of a DICOM zip is not DICOM: the source resource holds it, so every
+    download gives it again (the CRC proved it arrived as sent) and XNAT's import refuses it
+    (400 "unable to read DICOM object"). Retrying cannot help."""
+
+    transient = False
+
+
 @dataclass(frozen=True)
 class ZipSummary:
     entries: int
@@ -90,7 +98,11 @@ def validate_zip(
                 ) from exc
             total += size
             if dicom and not looks_like_dicom(head):
-                raise InvalidZip(f"entry {info.filename} of downloaded zip {name} is not DICOM")
+                raise NotDicom(
+                    f"entry {info.filename} of downloaded zip {name} is not DICOM; the source's "
+                    "DICOM resource holds a file XNAT's import refuses: move it to another "
+                    "resource on the source, then make a new plan"
+                )
     if expected_files is not None and entries != expected_files:
         raise InvalidZip(
             f"downloaded zip {name} holds {entries} files where the plan expects {expected_files}"

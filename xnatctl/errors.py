@@ -73,13 +73,19 @@ class ConfigFileError(UsageError):
 class SessionExpired(AuthenticationFailed):
     """A cached session was refused and there is no password to open a new one."""
 
+    fatal = True
+
 
 class NoCredentials(AuthenticationFailed):
     """The server wants credentials and we have neither a session nor a password."""
 
+    fatal = True
+
 
 class LoginRefused(AuthenticationFailed):
     """The server refused the user name and password (or alias token) themselves."""
+
+    fatal = True
 
 
 class RateLimited(BadRequest):

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,7 +129,8 @@ def connect_for_plan(
         ("destination", dst, plan.dest.url),
     ):
         if client.url.rstrip("/") != endpoint_url.rstrip("/"):
-            raise UsageError(
+            # A plan that cannot be used exits 1, whatever the reason (planner.planfile).
+            raise CliError(
                 f"the plan's {side} is {endpoint_url}, but the {side} given now is {client.url}",
                 hint="apply a plan with the servers it was made for, or make a new plan",
             )
@@ -229,6 +232,30 @@ def make_transfer_plan(
         # side still shows although DICOM is compared by names.
         state.remember_scans(pair, found.equal_scans)
     return MadePlan(found.plan, source, dest)
+
+
+def check_local_dirs(ctx: AppContext) -> None:
+    """Refuse an unusable state DB or work directory before any server is read: a snapshot
+    can take minutes, and apply needs both to record steps and hold downloads."""
+    from planner.state import StateError
+
+    work = ctx.state_dir / "work"
+    for directory in (ctx.state_dir, work, ctx.state_dir / "failed"):
+        try:
+            ensure_private_dir(directory)
+            if not os.access(directory, os.W_OK | os.X_OK):
+                raise PermissionError(13, "not writable")
+        except OSError as exc:
+            raise CliError(
+                f"the work directory {directory} cannot be used: {exc.strerror or exc}",
+                hint="fix its permissions, or point XDG_STATE_HOME elsewhere",
+            ) from None
+    try:
+        StateDB(ctx.state_db_path).close()
+    except StateError as exc:
+        raise CliError(
+            str(exc), hint="fix it, or point XNATCTL_CONFIG_DIR at another directory"
+        ) from None
 
 
 def check_plan_out(path: Path | None) -> None:
@@ -346,7 +373,7 @@ def run_apply(
     reporter = progress_reporter(sys.stderr, force_terminal=None if not ctx.quiet else False)
     state = StateDB(ctx.state_db_path)
     try:
-        with reporter:
+        with reporter, sigterm_as_interrupt():
             try:
                 result = apply_plan(
                     plan,
@@ -376,10 +403,32 @@ def run_apply(
         # anything (the state DB stays open for them until then; the next run redoes them).
         _exit_now("")
     state.close()
+    if result.stopped_by is not None:
+        # Every later step would have met the same error (a session that expired with
+        # nothing to renew it): it ends the command with its own code and hint.
+        raise result.stopped_by
     if result.status == "interrupted":
         return int(ExitCode.INTERRUPTED)
     complete = result.ok and not result.failed_steps and not result.conflicts
     return int(ExitCode.OK) if complete else int(ExitCode.FAILED)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While applying, SIGTERM (a service manager stopping us, ``kill``) is a Ctrl-C: steps end
+    at an attempt boundary, the lock is released and the run is recorded as interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _remove_orphaned_downloads(ctx: AppContext, work_dir: Path) -> None:
@@ -434,9 +483,10 @@ def _remembered_scans(
 
 
 def _open_state_readonly(ctx: AppContext, project: str) -> StateDB | None:
+    """The state DB opened for reading only: reports never change what runs recorded."""
     if not ctx.state_db_path.exists():
         return None
-    return StateDB(ctx.state_db_path)
+    return StateDB(ctx.state_db_path, readonly=True)
 
 
 def transfer_status(ctx: AppContext, project: str) -> None:
@@ -564,3 +614,63 @@ def drift_check(
     else:
         render_drift(report, ctx.out, show_in_sync=show_in_sync)
     return report.in_sync
+
+
+# -- locks -----------------------------------------------------------------------------------
+
+
+def unlock_project(ctx: AppContext, project: str, *, dest_url: str | None, yes: bool) -> None:
+    """Release a destination project's lock left by a process that cannot release it itself
+    (killed on another host, or a machine that crashed). Shows the holder first; a process
+    still running on this host is never unlocked under it."""
+    from planner.state import lock_info_dict
+
+    locks: list = []
+    if ctx.state_db_path.exists():
+        with StateDB(ctx.state_db_path) as state:
+            locks = state.locks(project)
+    if dest_url:
+        locks = [(url, info) for url, info in locks if url.rstrip("/") == dest_url.rstrip("/")]
+    if not locks:
+        if ctx.json_output:
+            ctx.print_json({"project": project, "released": False, "holder": None})
+        else:
+            ctx.out.print(f"No lock is held on project {project}.", highlight=False)
+        return
+    if len(locks) > 1:
+        urls = ", ".join(url for url, _info in locks)
+        raise UsageError(
+            f"project {project} is locked on more than one server ({urls})",
+            hint="say which with --dest-url URL",
+        )
+    url, holder = locks[0]
+    ctx.note(f"Project {project} on {url} is locked by {holder.describe()}")
+    with StateDB(ctx.state_db_path) as state:
+        if state.held_by_live_local_process(holder):
+            raise CliError(
+                f"the lock on {project} is held by process {holder.pid} running on this host",
+                hint="wait for it to finish, or stop it (Ctrl-C, or kill "
+                f"{holder.pid}): it releases the lock itself",
+            )
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageError(
+                    "refusing to release a lock without confirmation, and there is no "
+                    "terminal to ask on",
+                    hint="make sure that process is gone, then run again with --yes",
+                )
+            question = f"Release it? Only if process {holder.pid} on {holder.host} is gone"
+            if not typer.confirm(question, default=False, err=True):
+                raise CliError("the lock was kept", hint="nothing was changed")
+        state.break_lock(url, project)
+    if ctx.json_output:
+        ctx.print_json(
+            {
+                "project": project,
+                "dest_url": url,
+                "released": True,
+                "holder": lock_info_dict(holder),
+            }
+        )
+    else:
+        ctx.out.print(f"Released the lock on {project} at {url}.", highlight=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from xnatctl.fileio import atomic_write
 
 DEFAULT_TIMEOUT = 60.0
 PROFILE_KEYS = ("url", "user", "verify_ssl", "ca_bundle", "timeout")
+# config.yaml's top level: as strict as a profile's settings (a typo is reported, not ignored).
+TOP_KEYS = ("default_profile", "profiles")
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,15 @@ class ProfileStore:
         if not isinstance(doc, CommentedMap):
             raise ConfigFileError(
                 f"{self.path}: the file must be a mapping with 'profiles'", hint="fix the file"
+            )
+        unknown = [str(k) for k in doc if str(k) not in TOP_KEYS]
+        if unknown:
+            key = unknown[0]
+            close = difflib.get_close_matches(key, TOP_KEYS, n=1)
+            raise ConfigFileError(
+                f"{self._where(doc, key)}: unknown setting {key!r}"
+                + (f" (did you mean {close[0]!r}?)" if close else ""),
+                hint=f"known top-level settings: {', '.join(TOP_KEYS)}",
             )
         profiles = doc.get("profiles")
         if profiles is None:

@@ -253,7 +253,7 @@ def test_stale_lock_is_taken_over(db):
 
 def test_lock_from_another_host_is_respected_and_can_be_broken(db):
     _plant_lock(db, dead_pid(), host="elsewhere.example")
-    with pytest.raises(LockHeld, match="release the lock by hand"):
+    with pytest.raises(LockHeld, match="xnatctl project unlock -P P"):
         db.acquire_lock("https://dst", "P", operation="transfer")
     assert db.break_lock("https://dst", "P").host == "elsewhere.example"
     db.acquire_lock("https://dst", "P", operation="transfer")

@@ -193,3 +193,13 @@ def test_console_script_entry_runs_and_exits_with_codes(tmp_path):
     assert bad.returncode == 64
     assert bad.stdout == ""
     assert bad.stderr.startswith("error: unknown profile 'nope'")
+
+
+def test_an_unknown_top_level_key_is_reported_with_a_suggestion(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("defualt_profile: a\nprofiles:\n  a:\n    url: https://a.example\n")
+    with pytest.raises(ConfigFileError) as info:
+        ProfileStore(path).names()
+    text = describe(info.value)
+    assert "line 1: unknown setting 'defualt_profile' (did you mean 'default_profile'?)" in text
+    assert exit_code_for(info.value) == ExitCode.USAGE

@@ -111,6 +111,8 @@ def transfer(
         config, project, dest_project, workers, copy_shared=copy_shared or None
     )
     ops.check_plan_out(plan_out)
+    if not dry_run:
+        ops.check_local_dirs(app_ctx)
     src, dst = ops.connect_pair(
         app_ctx,
         dest_profile=dest_profile,
@@ -160,6 +162,7 @@ def apply(
 
     app_ctx = app_context(ctx, profile=profile, output=output)
     plan = load_plan(plan_file)
+    ops.check_local_dirs(app_ctx)
     cfg = ops.config_from_plan(plan, workers)
     src, dst = ops.connect_for_plan(
         app_ctx,
@@ -227,6 +230,28 @@ def transfer_history(
 
     app_ctx = app_context(ctx, output=output)
     ops.transfer_history(app_ctx, project, limit)
+
+
+@app.command("unlock")
+def unlock(
+    ctx: typer.Context,
+    project: Annotated[str, typer.Option("-P", "--project", help="Destination project ID.")],
+    dest_url: Annotated[
+        str | None,
+        typer.Option("--dest-url", help="The destination server, when locks on several exist."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Release without asking.")] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Release a destination project's lock whose holder is gone (e.g. on another host).
+
+    Shows who holds it (user, host, pid, operation, since when); refuses while the holder is
+    a process running on this host; asks before releasing unless --yes.
+    """
+    from xnatctl import operations as ops
+
+    app_ctx = app_context(ctx, output=output)
+    ops.unlock_project(app_ctx, project, dest_url=dest_url, yes=yes)
 
 
 @app.command("transfer-check")
