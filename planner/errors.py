@@ -52,6 +52,30 @@ class ServerError(BackendError):
     transient = True
 
 
+class NotXnat(BackendError):
+    """The server answered, but not as XNAT does: a wrong URL, a plain web server, a proxy's
+    own page. Checked only where XNAT always answers (``/data/JSESSION``,
+    ``/xapi/siteConfig/buildInfo``), so a real XNAT is never taken for something else."""
+
+
+NOT_XNAT_HINT = (
+    "check the URL: it must be the XNAT site's own address (where /data/projects answers), "
+    "e.g. https://xnat.example.org or https://example.org/xnat"
+)
+
+
+def not_xnat_because(url: str, request: str, exc: BackendError | None = None) -> NotXnat:
+    """The one wording of "this is not an XNAT": which request gave which answer."""
+    status = exc.status if exc is not None else None
+    if exc is None:
+        answer = "gave no XNAT reply"
+    elif status is not None:
+        answer = f"answered HTTP {status}" + (f" ({exc.reason})" if exc.reason else "")
+    else:
+        answer = f"answered {exc.reason or exc}"
+    return NotXnat(f"{url} does not look like an XNAT server: {request} {answer}", status=status)
+
+
 class NetworkError(BackendError):
     """No usable response: refused connection, timeout, dropped or truncated body."""
 

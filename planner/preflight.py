@@ -16,13 +16,16 @@ from pathlib import Path
 
 from planner.backend import XnatBackend, quote_segment
 from planner.errors import (
+    NOT_XNAT_HINT,
     AuthenticationFailed,
     BackendError,
     NetworkError,
     NotFound,
+    NotXnat,
     PermissionDenied,
 )
 from planner.rows import get_listing
+from planner.snapshot import build_info
 
 # Projects the user may add data to. `restrict=edit` would ask who may edit the project
 # itself, which XNAT's default groups give to owners only, leaving members out.
@@ -60,10 +63,10 @@ def _server_version(backend: XnatBackend) -> str:
     """The version proves the server is there; a 401 proves it too (bad credentials are the
     login check's business, reported there with their own hint)."""
     try:
-        info = backend.get_json("/xapi/siteConfig/buildInfo")
+        info = build_info(backend)
     except AuthenticationFailed:
         return "the server answered, but refused the credentials before giving its version"
-    version = info.get("version", "") if isinstance(info, dict) else ""
+    version = info.get("version", "")
     return f"XNAT {version}" if version else "XNAT (version not reported)"
 
 
@@ -138,7 +141,10 @@ def run_preflight(
     and removes it again, when the destination project is writable.
     """
     checks: list[Check] = []
-    unreachable = {NetworkError: "fix the profile's URL, or start the server and retry"}
+    unreachable = {
+        NetworkError: "fix the profile's URL, or start the server and retry",
+        NotXnat: NOT_XNAT_HINT,
+    }
     login_hints = {
         AuthenticationFailed: "check the user and password, or run 'xnatctl auth login'",
         NetworkError: "check the URL and that the server is up",

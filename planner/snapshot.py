@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 from planner import fields as F
 from planner.backend import Params, Row, XnatBackend, quote_segment
-from planner.errors import BackendError, MalformedReply, NotFound
+from planner.errors import BackendError, BadRequest, MalformedReply, NotFound, not_xnat_because
 from planner.inventory import (
     Assessor,
     Experiment,
@@ -40,6 +40,7 @@ from planner.rows import as_rows
 
 ProgressCallback = Callable[[int, int], None]
 
+BUILD_INFO = "/xapi/siteConfig/buildInfo"
 SUBJECT_COLUMNS = "ID,label,project"
 EXPERIMENT_COLUMNS = "ID,label,xsiType,date,subject_ID,subject_label,project"
 # Which fields count is ``planner.fields``'s; the documents read here already carry them.
@@ -238,15 +239,24 @@ def _text(value: Any) -> str:
 # -- public API ------------------------------------------------------------------------------
 
 
+def build_info(backend: XnatBackend) -> dict[str, Any]:
+    """XNAT's build information (open on every XNAT since 1.7); ``NotXnat`` when the server
+    does not answer it as an XNAT would, so a wrong URL is named as such."""
+    try:
+        info = backend.get_json(BUILD_INFO)
+    except (NotFound, BadRequest, MalformedReply) as exc:
+        raise not_xnat_because(backend.url, f"GET {BUILD_INFO}", exc) from None
+    if not isinstance(info, dict):
+        raise not_xnat_because(backend.url, f"GET {BUILD_INFO}")
+    return info
+
+
 def server_version(backend: XnatBackend) -> str:
     """XNAT's version from ``/xapi/siteConfig/buildInfo``, or ``""`` when it does not say."""
     try:
-        info = backend.get_json("/xapi/siteConfig/buildInfo")
+        return _text(build_info(backend).get("version"))
     except BackendError:
         return ""
-    if isinstance(info, dict):
-        return _text(info.get("version"))
-    return ""
 
 
 def snapshot_experiment(
@@ -385,7 +395,12 @@ def take_snapshot(
         project_resources = _build_resources(project_metas, _file_rows(counted, f"{p}/files"))
 
     subj_path = f"{p}/subjects"
-    subject_rows = _rows(counted, subj_path, {"columns": SUBJECT_COLUMNS})
+    try:
+        subject_rows = _rows(counted, subj_path, {"columns": SUBJECT_COLUMNS})
+    except NotFound:
+        if not version:  # no project, or no XNAT at all? Asked only on this error path.
+            build_info(backend)
+        raise
     exp_path = f"{p}/experiments"
     experiment_rows = _rows(counted, exp_path, {"columns": EXPERIMENT_COLUMNS})
 

@@ -40,6 +40,7 @@ from planner.errors import (
     NotFound,
     PermissionDenied,
     ServerError,
+    not_xnat_because,
 )
 from xnatctl import __version__
 from xnatctl.errors import LoginRefused, NoCredentials, RateLimited, SessionExpired
@@ -286,21 +287,20 @@ class XnatClient:
             raise AuthenticationFailed(
                 f"no user and password to log in to {self._url}", status=None
             )
-        response = self._send(
-            "GET",
-            "/data/JSESSION",
-            None,
-            auth=(self.user, self._password),
-            use_token=False,
-            idempotent=True,
-        )
+        try:
+            response = self._send(
+                "GET",
+                "/data/JSESSION",
+                None,
+                auth=(self.user, self._password),
+                use_token=False,
+                idempotent=True,
+            )
+        except (NotFound, BadRequest) as exc:  # every XNAT serves /data/JSESSION
+            raise not_xnat_because(self._url, "GET /data/JSESSION", exc) from None
         token = response.cookies.get(SESSION_COOKIE) or response.text.strip()
         if not _TOKEN.match(token or ""):
-            raise MalformedReply(
-                f"GET /data/JSESSION: the server did not return a session id "
-                f"(got {reason_from_body(response.text)!r})",
-                status=response.status_code,
-            )
+            raise not_xnat_because(self._url, "GET /data/JSESSION (no session id)")
         self._token = token
         return token
 

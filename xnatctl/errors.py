@@ -12,11 +12,13 @@ import click
 import typer
 
 from planner.errors import (
+    NOT_XNAT_HINT,
     AuthenticationFailed,
     BackendError,
     BadRequest,
     NetworkError,
     NotFound,
+    NotXnat,
     PermissionDenied,
 )
 
@@ -97,6 +99,7 @@ class RateLimited(BadRequest):
 _BACKEND_CODES: list[tuple[type[BaseException], ExitCode]] = [
     (AuthenticationFailed, ExitCode.AUTH),
     (NetworkError, ExitCode.UNREACHABLE),
+    (NotXnat, ExitCode.UNREACHABLE),
     (NotFound, ExitCode.NOT_FOUND),
     (PermissionDenied, ExitCode.PERMISSION),
 ]
@@ -107,6 +110,7 @@ _BACKEND_HINTS: list[tuple[type[BaseException], str]] = [
     (LoginRefused, "check the user name and password (an alias token counts as both)"),
     (AuthenticationFailed, 'check the user and password, or run "xnatctl auth login -p PROFILE"'),
     (NetworkError, ""),  # the client's message already says what to check
+    (NotXnat, NOT_XNAT_HINT),
     (
         NotFound,
         "check the name and that it exists on that server; XNAT also answers 404 for a "
