@@ -67,6 +67,7 @@ class XnatApp:
         self.archiver = Archiver(
             store,
             prevent_cross_modality_merge=bool(settings.get("prevent_cross_modality_merge", True)),
+            use_sop_instance_uid=bool(settings.get("use_sop_instance_uid", True)),
         )
         self.resolver = Resolver(store, auth)
         self.data = DataHandlers(store, auth, bool(settings.get("checksums", True)))

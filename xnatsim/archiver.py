@@ -20,8 +20,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from xnatsim.catmerge import (
+    CAT_ENTRY_MATCH,
+    HAS_FILES,
+    CatalogConflict,
+    Entry,
+    Merged,
+    merge_catalog,
+    overwrite_conflict,
+)
 from xnatsim.importer import Routing, StagedFile, StagedScan, StagedSession
-from xnatsim.store import Store, now_text
+from xnatsim.store import Store, dicom_instance_uid, now_text
 from xnatsim.web import HTTPError
 
 MANUAL, AUTO_ARCHIVE, AUTO_ARCHIVE_OVERWRITE = 0, 4, 5
@@ -76,6 +85,11 @@ def modality_code(scan_xsi_type: str) -> str:
     return "PT" if code == "PE" else code
 
 
+def _incoming(scan: StagedScan) -> list[Entry]:
+    """The catalog entries an incoming scan brings (every imported file is a DICOM entry)."""
+    return [Entry(f.name, f.uid) for f in scan.files]
+
+
 def prearchive_url(project: str, ts: str, folder: str) -> str:
     return f"/prearchive/projects/{project}/{ts}/{folder}"
 
@@ -83,9 +97,18 @@ def prearchive_url(project: str, ts: str, folder: str) -> str:
 class Archiver:
     """Moves staged sessions into the prearchive and prearchive sessions into the archive."""
 
-    def __init__(self, store: Store, *, prevent_cross_modality_merge: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        prevent_cross_modality_merge: bool = True,
+        use_sop_instance_uid: bool = True,
+    ) -> None:
         self.store = store
         self.prevent_cross_modality_merge = prevent_cross_modality_merge
+        # SiteConfigPreferences.useSopInstanceUidToUniquelyIdentifyDicom (default true): an
+        # incoming DICOM entry is matched to an archived one by SOPInstanceUID before its name.
+        self.use_sop_instance_uid = use_sop_instance_uid
         self._held: set[str] = set()  # PrearcSessionArchiver.lock(): prearchive URLs, exp ids
         self._workflows: set[str] = set()  # experiments with an open archive workflow
         self._mutex = threading.Lock()
@@ -160,7 +183,9 @@ class Archiver:
                     os.replace(f.path, dest)
                     target.files = [x for x in target.files if x.name != f.name]
                     target.files.append(
-                        StagedFile(f.name, str(dest.relative_to(store.data_dir)), f.size, f.md5)
+                        StagedFile(
+                            f.name, str(dest.relative_to(store.data_dir)), f.size, f.md5, f.uid
+                        )
                     )
             c.execute(
                 "INSERT OR REPLACE INTO prearchive (project, timestamp, folder, status, subject,"
@@ -396,24 +421,54 @@ class Archiver:
             else:
                 ids[scan.scan_id] = scan.scan_id
         if not (opts.override or opts.overwrite_files):
-            for scan in sess.scans.values():
-                old = store.scan(existing["id"], ids[scan.scan_id])
-                if old is None:
-                    continue
-                res = store.resource("scan", str(old["pk"]), "DICOM")
-                names = {f["path"] for f in store.files(res["id"])} if res else set()
-                dup = sorted(names & {f.name for f in scan.files})
-                if dup:
-                    raise HTTPError(
-                        409,
-                        f"Session already contains file {dup[0]} in scan {old['scan_id']};"
-                        " retry with overwrite_files=true",
-                    )
+            # MergeSessionsA.checkForConflict: without overwrite permission any file of the
+            # same name, else any entry of the same SOPInstanceUID, refuses the whole merge.
+            found = {
+                overwrite_conflict(
+                    self._entries(existing["id"], ids[scan.scan_id]), _incoming(scan)
+                )
+                for scan in sess.scans.values()
+            }
+            for reason in (HAS_FILES, CAT_ENTRY_MATCH):
+                if reason in found:
+                    raise HTTPError(409, reason)
         return ids
+
+    def _entries(self, eid: str, scan_id: str) -> list[Entry]:
+        """The catalog entries of an archived scan's DICOM resource."""
+        old = self.store.scan(eid, scan_id)
+        res = self.store.resource("scan", str(old["pk"]), "DICOM") if old else None
+        if res is None:
+            return []
+        return [Entry(f["path"], f["uid"] or "") for f in self.store.files(res["id"])]
+
+    def _plan(self, sess: StagedSession, ids: dict[str, str], eid: str | None) -> dict:
+        """{new scan id: merged entries} for every scan, before any file moves:
+        `MergePrearcToArchiveSession.mergeSessions` runs `MergeCatCatalog` with
+        allowSessionMerge as its overwrite permission. A catalog conflict fails the archive
+        as a server error: `MergeSessionsA.call` wraps what `mergeSessions` throws."""
+        plans: dict[str, list[Merged]] = {}
+        for scan in sess.scans.values():
+            existing = self._entries(eid, ids[scan.scan_id]) if eid else []
+            try:
+                plans[scan.scan_id] = merge_catalog(
+                    existing,
+                    _incoming(scan),
+                    overwrite=True,
+                    use_uid=self.use_sop_instance_uid,
+                )
+            except CatalogConflict as exc:
+                raise HTTPError(500, exc.message) from None
+        return plans
 
     def _merge(self, sess: StagedSession, user: str, opts: ArchiveOptions, existing) -> str:
         store = self.store
         moved: list[Path] = []
+        replaced: list[Path] = []
+        for scan in sess.scans.values():
+            for f in scan.files:
+                if not f.uid:  # staged before entries carried their UID
+                    f.uid = dicom_instance_uid(Path(f.path))
         try:
             with store.write() as c:
                 ids = (
@@ -421,6 +476,7 @@ class Archiver:
                     if existing is None
                     else self._check_conflicts(sess, opts, existing)
                 )
+                plans = self._plan(sess, ids, None if existing is None else existing["id"])
                 subj = store.subject_by(sess.project, sess.subject)
                 sid = (
                     subj["id"]
@@ -439,7 +495,12 @@ class Archiver:
                 else:
                     eid = existing["id"]
                 for scan in sess.scans.values():
-                    self._archive_scan(c, eid, scan, ids[scan.scan_id], moved)
+                    self._archive_scan(
+                        c, eid, scan, ids[scan.scan_id], plans[scan.scan_id], moved, replaced
+                    )
+            for path in replaced:  # MergeCatCatalog.handleFilenameChange: the old name goes
+                with contextlib.suppress(OSError):
+                    path.unlink()
             return (
                 f"/data/archive/projects/{sess.project}/subjects/{sess.subject}"
                 f"/experiments/{sess.label}"
@@ -450,7 +511,16 @@ class Archiver:
                     path.unlink()
             raise
 
-    def _archive_scan(self, c, eid: str, scan: StagedScan, scan_id: str, moved: list[Path]) -> None:
+    def _archive_scan(
+        self,
+        c,
+        eid: str,
+        scan: StagedScan,
+        scan_id: str,
+        plan: list[Merged],
+        moved: list[Path],
+        replaced: list[Path],
+    ) -> None:
         store = self.store
         old = store.scan(eid, scan_id)
         if old is not None and old["xsi_type"] != scan.xsi_type:
@@ -465,47 +535,45 @@ class Archiver:
         res = store.one("SELECT * FROM resources WHERE id = ?", (rid,))
         root = store.resource_root(res)
         root.mkdir(parents=True, exist_ok=True)
-        for f in scan.files:
+        written = {f.name for f in scan.files}
+        for f, merged in zip(scan.files, plan, strict=True):
             dest = root / f.name
             existed = dest.exists()
             os.replace(f.path, dest)
             if not existed:
                 moved.append(dest)
-            c.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?)", (rid, f.name, f.size, f.md5))
+            if merged.renames and merged.replaces.name not in written:
+                old_name = merged.replaces.name
+                c.execute("DELETE FROM files WHERE resource_id = ? AND path = ?", (rid, old_name))
+                replaced.append(root / old_name)
+            c.execute(
+                "INSERT OR REPLACE INTO files (resource_id, path, size, md5, uid)"
+                " VALUES (?,?,?,?,?)",
+                (rid, f.name, f.size, f.md5, f.uid),
+            )
         n = c.execute("SELECT COUNT(*) FROM files WHERE resource_id = ?", (rid,)).fetchone()[0]
         c.execute("UPDATE scans SET frames = ? WHERE pk = ?", (str(n), pk))
 
     # -- the session importer and XNAT before 1.8.10 -------------------------------------
     def archive(self, sess: StagedSession, user: str, overwrite: str, overwrite_files: bool) -> str:
-        """Direct archiving by the session importer (`SI`), which reads `overwrite` itself:
-        `none` refuses an existing session, `append` merges, `delete` replaces it."""
-        store = self.store
-        if store.project(sess.project) is None:
+        """Archiving by the session importer (`SI`) to an archive destination.
+
+        `SessionImporter` reads `overwrite` itself (absent or `none`: no merge; `append`:
+        merge; `delete`/`override`: merge and override exceptions, nothing is deleted) and
+        `FinishImageUpload` archives inline through `PrearcSessionArchiver`, so the same
+        conflict checks and catalog merge apply as for a prearchived session; files may be
+        overwritten when asked (`overwrite_files=true`), when the project's code is 5, or
+        when exceptions are overridden."""
+        if self.store.project(sess.project) is None:
             raise HTTPError(400, f"Project {sess.project} does not exist")
-        exp = store.experiment_by(sess.project, sess.label)
-        if exp is not None:
-            if overwrite == "none":
-                raise HTTPError(409, PRE_EXISTS)
-            if exp["uid"] and sess.study_uid and exp["uid"] != sess.study_uid:
-                raise HTTPError(
-                    409, f"Session {sess.label} already exists with a different study instance UID"
-                )
-            subj = store.subject_by(sess.project, sess.subject)
-            if subj is None or exp["subject_id"] != subj["id"]:
-                raise HTTPError(409, f"Session {sess.label} already exists for another subject")
-            if overwrite == "delete":
-                store.delete_experiment(exp, remove_files=True)
-                exp = None
-            elif not overwrite_files:
-                for scan in sess.scans.values():
-                    if store.scan(exp["id"], scan.scan_id) is not None:
-                        raise HTTPError(
-                            409,
-                            f"Scan {scan.scan_id} already exists in session {sess.label};"
-                            " retry with overwrite_files=true",
-                        )
-        opts = ArchiveOptions(override=True, merge=True, overwrite_files=True)
-        return self._merge(sess, user, opts, exp)
+        merge, override = import_flags(None if overwrite == "none" else overwrite)
+        opts = ArchiveOptions(
+            override=override,
+            merge=merge,
+            overwrite_files=overwrite_files
+            or self.project_code(sess.project) == AUTO_ARCHIVE_OVERWRITE,
+        )
+        return self._archive(sess, user, opts)
 
     # -- the rebuild timer ---------------------------------------------------------------
     def rebuild_idle(self, idle_seconds: float, user: str = "admin") -> None:

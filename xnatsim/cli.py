@@ -81,6 +81,11 @@ def serve(
         "--prevent-cross-modality-merge/--allow-cross-modality-merge",
         help="Refuse to archive data of another session type into an existing session.",
     ),
+    use_sop_instance_uid: bool = typer.Option(
+        True,
+        "--use-sop-instance-uid/--match-dicom-by-name",
+        help="When sessions merge, match DICOM files by SOPInstanceUID before their names.",
+    ),
 ) -> None:
     """Run the server until SIGINT or SIGTERM."""
     from xnatsim.server import start_server
@@ -104,6 +109,7 @@ def serve(
         "pet_mr": pet_mr,
         "default_prearchive_code": default_prearchive_code,
         "prevent_cross_modality_merge": prevent_cross_modality_merge,
+        "use_sop_instance_uid": use_sop_instance_uid,
         "require_login": require_login,
     }
     try:

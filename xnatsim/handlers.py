@@ -688,8 +688,12 @@ class DataHandlers:
                     raise HTTPError(409, f"{rel} is a folder of this resource")
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, dest)
+                # An entry that exists is updated in place (`CatalogUtils.updateExistingCatEntry`):
+                # a DICOM entry keeps its SOPInstanceUID; a new one is a plain `cat:entry`.
                 c.execute(
-                    "INSERT OR REPLACE INTO files VALUES (?,?,?,?)",
+                    "INSERT INTO files (resource_id, path, size, md5) VALUES (?,?,?,?)"
+                    " ON CONFLICT(resource_id, path) DO UPDATE SET size = excluded.size,"
+                    " md5 = excluded.md5",
                     (res["id"], rel, size, md5 if self.checksums else None),
                 )
         if duplicates:

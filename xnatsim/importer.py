@@ -34,6 +34,7 @@ class StagedFile:
     path: str
     size: int
     md5: str
+    uid: str = ""  # SOPInstanceUID: the catalog entry's UID (`cat:dcmEntry`)
 
 
 @dataclass
@@ -201,7 +202,7 @@ class _SessionBuilder:
             desc = str(ds.get("SeriesDescription", "") or "")
             self.sess.scans[scan_id] = StagedScan(scan_id, xsi, desc, series_uid)
         name = self._name(item, scan_dir)
-        staged = StagedFile(name, str(item.path), item.size, item.md5)
+        staged = StagedFile(name, str(item.path), item.size, item.md5, str(ds.SOPInstanceUID))
         self.sess.scans[scan_id].files.append(staged)
         self.names.setdefault(scan_dir, {})[name] = (ds, staged, scan_id)
 

@@ -42,6 +42,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # XNAT's site preference preventCrossModalityMerge: refuse to merge data of another
     # session type into an existing session.
     "prevent_cross_modality_merge": True,
+    # SiteConfigPreferences.useSopInstanceUidToUniquelyIdentifyDicom: when a session merges
+    # into an archived one, DICOM files are matched by SOPInstanceUID before their names.
+    "use_sop_instance_uid": True,
     # SiteConfigPreferences.requireLogin: when false, requests without credentials (or with an
     # expired session) run as the guest account instead of getting 401.
     "require_login": True,

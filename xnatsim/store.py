@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS resources (
     description TEXT DEFAULT '', root TEXT NOT NULL, UNIQUE(owner_kind, owner_key, label));
 CREATE TABLE IF NOT EXISTS files (
     resource_id INTEGER NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, md5 TEXT,
-    PRIMARY KEY(resource_id, path));
+    uid TEXT DEFAULT '', PRIMARY KEY(resource_id, path));
 CREATE TABLE IF NOT EXISTS users (
     username TEXT PRIMARY KEY, password TEXT NOT NULL, admin INTEGER DEFAULT 0,
     email TEXT DEFAULT '', firstname TEXT DEFAULT '', lastname TEXT DEFAULT '',
@@ -112,6 +112,17 @@ class Exists(Exception):
         self.key = key
 
 
+def dicom_instance_uid(path: Path) -> str:
+    """The SOPInstanceUID in a file's DICOM header, or "" when it is not readable DICOM."""
+    import pydicom  # only the migration and old prearchive manifests need it
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
+        return str(ds.get("SOPInstanceUID", "") or "")
+    except Exception:  # any unreadable file is simply not a DICOM entry
+        return ""
+
+
 def now_text() -> str:
     """XNAT's timestamp style, local time with milliseconds."""
     return datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
@@ -151,6 +162,27 @@ class Store:
         cols = {r["name"] for r in conn.execute("PRAGMA table_info(prearchive)")}
         if "autoarchive" not in cols:
             conn.execute("ALTER TABLE prearchive ADD COLUMN autoarchive INTEGER")
+        cols = {r["name"] for r in conn.execute("PRAGMA table_info(files)")}
+        if "uid" not in cols:
+            conn.execute("ALTER TABLE files ADD COLUMN uid TEXT DEFAULT ''")
+            self._backfill_dicom_uids()
+
+    def _backfill_dicom_uids(self) -> None:
+        """Catalogs made before file entries carried a SOPInstanceUID: the importer's scan
+        `DICOM` resources get each readable file's UID from its header, so their entries are
+        DICOM entries (`cat:dcmEntry`) again; every other entry stays a plain `cat:entry`."""
+        conn = self.conn()
+        rows = conn.execute(
+            "SELECT f.resource_id, f.path, r.root FROM files f JOIN resources r"
+            " ON r.id = f.resource_id WHERE r.owner_kind = 'scan' AND r.label = 'DICOM'"
+        ).fetchall()
+        for row in rows:
+            uid = dicom_instance_uid(self.data_dir / row["root"] / row["path"])
+            if uid:
+                conn.execute(
+                    "UPDATE files SET uid = ? WHERE resource_id = ? AND path = ?",
+                    (uid, row["resource_id"], row["path"]),
+                )
 
     def _clean_tmp(self) -> None:
         """Leftovers of requests interrupted by a crash are never part of the archive."""
