@@ -35,6 +35,7 @@ from planner.backend import XnatBackend, quote_segment
 from planner.compare import completion_fingerprint, files_digest
 from planner.errors import NotFound
 from planner.gates import SessionWindow, TransferSlots, session_key
+from planner.homes import home_conflict
 from planner.inventory import Experiment, Inventory, Resource, Scan, Subject, content_fingerprint
 from planner.plan import ChangeStatus, Level, Plan, Step, StepKind
 from planner.progress import (
@@ -275,6 +276,9 @@ class _Run:
         self.stop = False
         self.window: SessionWindow[tuple[Step, bool]] = SessionWindow()
         self.slots = TransferSlots(options.workers)
+        self.homes: dict[str, str] = {}  # "subject/experiment" -> conflict, "" when none
+        self.home_locks: dict[str, threading.Lock] = {}
+        self.homes_lock = threading.Lock()
         self.ctx = StepContext(
             src=src,
             dst=dst,
@@ -327,7 +331,7 @@ class _Run:
             error = f"could not record the step in the state DB: {describe(exc)}"
             self.reporter.step_finished(step, STEP_FAILED, error)
             return StepOutcome(FAILED, error)
-        outcome = self._run_in_slot(step, resumed)
+        outcome = self._guarded(step, resumed)
         if outcome.note == "cancelled":
             # Left 'running' in the state DB: the next run treats it as resumed.
             self.reporter.step_finished(step, STEP_SKIPPED, "cancelled")
@@ -347,6 +351,33 @@ class _Run:
         status = STEP_OK if outcome.ok else STEP_FAILED
         self.reporter.step_finished(step, status, outcome.error)
         return outcome
+
+    def _guarded(self, step: Step, resumed: bool) -> StepOutcome:
+        """Run a step unless the experiment it writes into now belongs to another subject."""
+        try:
+            why = self._home_conflict(step)
+        except Exception as exc:  # no answer: writing blind could touch another subject
+            return StepOutcome(FAILED, f"could not check whose experiment it is: {describe(exc)}")
+        if why:
+            self.result.conflicts.append((step.address, why))
+            return StepOutcome(FAILED, why)
+        return self._run_in_slot(step, resumed)
+
+    def _home_conflict(self, step: Step) -> str:
+        """Asked once per experiment and run, before the first write into it
+        (``planner.homes``); later steps of the experiment reuse the answer."""
+        t = step.target
+        if not t.get("experiment") or not t.get("subject"):
+            return ""
+        key = f"{t['subject']}/{t['experiment']}"
+        with self.homes_lock:
+            lock = self.home_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self.homes:
+                self.homes[key] = home_conflict(
+                    self.dst, self.plan.dest.project, str(t["subject"]), str(t["experiment"])
+                )
+            return self.homes[key]
 
     def _run_in_slot(self, step: Step, resumed: bool) -> StepOutcome:
         """Pool steps writing to a session other than by import hold the session for the

@@ -587,7 +587,9 @@ def diff_inventories(
         changes.extend(skips)
 
     builder = PlanBuilder(f_src, f_dst, digests=src.digests and dst.digests, memory=memory)
-    W.walk(f_src, f_dst, builder)
+    # Conflicts are found against the whole destination: a label a completed (left out)
+    # subject holds would otherwise be written into by the plan's PUTs.
+    W.walk(f_src, f_dst, builder, homes=dst)
     changes.extend(builder.changes)
     changes.sort(key=lambda c: c.address)
     steps = tuple(sorted(builder.steps, key=lambda s: (s.address, s.kind.value)))

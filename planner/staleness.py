@@ -176,7 +176,7 @@ def dest_changes(plan: Plan, dest: Inventory, settled: set[str]) -> list[str]:
     traces on the destination are expected.
     """
     creates = {c.address for c in plan.changes if c.status == ChangeStatus.CREATE}
-    changed: list[str] = []
+    changed: list[str] = _labels_taken_elsewhere(plan, dest)
     for step in plan.steps:
         if step.id in settled or step.address not in creates:
             continue
@@ -200,6 +200,26 @@ def dest_changes(plan: Plan, dest: Inventory, settled: set[str]) -> list[str]:
             changed.append(f"assessor {step.address} now exists on the destination")
         elif step.kind == StepKind.CREATE_SUBJECT:
             changed.append(f"subject {step.address} now exists on the destination")
+    return changed
+
+
+def _labels_taken_elsewhere(plan: Plan, dest: Inventory) -> list[str]:
+    """Experiment labels the plan writes under one subject that another subject of the
+    destination now holds (XNAT would resolve the plan's writes to that experiment)."""
+    homes = {e_label: s_label for s_label, s in dest.subjects.items() for e_label in s.experiments}
+    changed: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for step in plan.steps:
+        subject, label = step.target.get("subject"), step.target.get("experiment")
+        if not subject or not label or (subject, label) in seen:
+            continue
+        seen.add((subject, label))
+        home = homes.get(label)
+        if home is not None and home != subject:
+            changed.append(
+                f"experiment {label} now exists on the destination under subject {home} "
+                f"(the plan writes it under {subject})"
+            )
     return changed
 
 
