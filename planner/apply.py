@@ -38,6 +38,8 @@ from planner.gates import SessionWindow, TransferSlots, session_key
 from planner.homes import home_conflict
 from planner.inventory import Experiment, Inventory, Resource, Scan, Subject, content_fingerprint
 from planner.plan import ChangeStatus, Level, Plan, Step, StepKind
+from planner.planfile import UnusablePlan
+from planner.planguard import PlanMismatch, check_plan, check_source_ids
 from planner.progress import (
     STEP_FAILED,
     STEP_OK,
@@ -818,6 +820,18 @@ def _in_thread(fn: Callable[..., Any], *args: Any) -> Future[Any]:
     return fut
 
 
+def _refuse_mismatch(plan: Plan, options: ApplyOptions, source: Inventory | None) -> None:
+    """Raise ``UnusablePlan`` when a step would write or read anywhere the plan's header (or
+    the source inventory at its address) does not say (``planner.planguard``)."""
+    try:
+        if source is None:
+            check_plan(plan)
+        else:
+            check_source_ids(plan, source)
+    except PlanMismatch as exc:
+        raise UnusablePlan(options.plan_file or "(not saved)", str(exc)) from None
+
+
 def apply_plan(
     plan: Plan,
     src: XnatBackend,
@@ -837,6 +851,7 @@ def apply_plan(
     """
     reporter = reporter or NullReporter()
     cancel = cancel or threading.Event()
+    _refuse_mismatch(plan, options, None)
     pair = pair_key(plan)
     lock = state.acquire_lock(plan.dest.url, plan.dest.project, operation="apply")
     try:
@@ -853,6 +868,7 @@ def apply_plan(
             if report.what_changed:
                 raise StalePlan(report.what_changed)
             raw_source = report.raw_source_inventory
+        _refuse_mismatch(plan, options, raw_source)
         options.work_dir.mkdir(parents=True, exist_ok=True)
         run_id = state.start_run(pair, config_hash=plan.config_hash, plan_file=options.plan_file)
         run = _Run(plan, src, dst, state, options, reporter, cancel, run_id, raw_source)

@@ -159,6 +159,9 @@ def _check_consistent(plan: Plan) -> None:
     ids = [s.id for s in plan.steps]
     if len(set(ids)) != len(ids):
         raise ValueError("it lists a step twice")
+    from planner.planguard import check_plan
+
+    check_plan(plan)  # every step writes and reads only where the header says
 
 
 def check_version(data: Any) -> None:
