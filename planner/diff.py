@@ -24,6 +24,7 @@ from planner.compare import (
     dicom_size,
     entity_size,
     files_digest,
+    scan_field_values,
     scan_fields_differ,
 )
 from planner.config import TransferConfig
@@ -435,13 +436,7 @@ class _ExperimentWork:
         fields_differ: bool = False,
     ) -> None:
         self.scans.append(scan.id)
-        values = {
-            "type": scan.type,
-            "series_description": scan.series_description,
-            "quality": scan.quality,
-            **scan.fields,
-        }
-        self.scan_fields[scan.id] = {k: v for k, v in sorted(values.items()) if v}
+        self.scan_fields[scan.id] = scan_field_values(scan)
         if import_step:
             self.imports.append(import_step)
         if created:

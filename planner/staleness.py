@@ -20,6 +20,7 @@ from typing import Any
 
 from planner import address as A
 from planner.backend import XnatBackend
+from planner.compare import scan_field_values
 from planner.inventory import Assessor, Experiment, Inventory, Resource, Scan, Subject
 from planner.plan import ChangeStatus, Plan, Step, StepKind
 from planner.sameness import source_unchanged
@@ -117,7 +118,8 @@ def _step_source_changes(
             return [f"subject {where} is gone from the source"]
         if f.get("source_id") and entity.id and entity.id != f["source_id"]:
             return [f"subject {where} was recreated on the source (ID {entity.id})"]
-        return []
+        # The subject is created with its demographics: the planned values must still hold.
+        return _fields_changed(f"subject {where}", entity.fields, f)
     if step.kind == StepKind.CREATE_EXPERIMENT:
         if not isinstance(entity, Experiment):
             return [f"experiment {where} is gone from the source"]
@@ -151,15 +153,16 @@ def _step_source_changes(
     if step.kind == StepKind.UPDATE_SUBJECT:
         if not isinstance(entity, Subject):
             return [f"subject {where} is gone from the source"]
-        if dict(entity.fields) != dict(f.get("fields") or {}):
-            return [f"subject {where}: its fields changed on the source"]
-        return []
+        return _fields_changed(f"subject {where}", entity.fields, f)
     if step.kind == StepKind.UPDATE_EXPERIMENT:
         if not isinstance(entity, Experiment | Assessor):
             return [f"{step.level} {where} is gone from the source"]
-        if dict(entity.fields) != dict(f.get("fields") or {}):
-            return [f"{step.level} {where}: its fields changed on the source"]
-        return []
+        out = _fields_changed(f"{step.level} {where}", entity.fields, f)
+        if "date" in f and (entity.date or "") != (f.get("date") or ""):
+            out.append(f"{step.level} {where} date changed to {entity.date or 'none'}")
+        if isinstance(entity, Experiment) and "scan_fields" in f:
+            out.extend(_scan_fields_changed(where, entity, f["scan_fields"]))
+        return out
     if step.kind == StepKind.CREATE_ASSESSOR:
         if not isinstance(entity, Assessor):
             return [f"assessor {where} is gone from the source"]
@@ -167,6 +170,36 @@ def _step_source_changes(
             return [f"assessor {where} was recreated on the source (ID {entity.id})"]
         return []
     return []
+
+
+def _fields_changed(where: str, now: dict[str, str], facts: dict[str, Any]) -> list[str]:
+    """The fields a step carries that no longer hold on the source, by name."""
+    if "fields" not in facts:
+        return []
+    planned = dict(facts.get("fields") or {})
+    names = sorted(k for k in set(now) | set(planned) if now.get(k, "") != planned.get(k, ""))
+    if not names:
+        return []
+    return [f"{where}: its fields changed on the source ({', '.join(names)})"]
+
+
+def _scan_fields_changed(
+    where: str, exp: Experiment, planned: dict[str, dict[str, str]]
+) -> list[str]:
+    """Scan fields (type, quality, notes...) the experiment's document would carry."""
+    out: list[str] = []
+    for scan_id, values in sorted(planned.items()):
+        scan = exp.scans.get(scan_id)
+        if scan is None:
+            continue  # a scan gone from the source is its own step's to report
+        now = scan_field_values(scan)
+        names = sorted(k for k in set(now) | set(values) if now.get(k) != values.get(k))
+        if names:
+            out.append(
+                f"experiment {where} scan {scan_id}: its fields changed on the source "
+                f"({', '.join(names)})"
+            )
+    return out
 
 
 def dest_changes(plan: Plan, dest: Inventory, settled: set[str]) -> list[str]:
