@@ -35,8 +35,11 @@ from planner.backend import XnatBackend, quote_segment
 from planner.compare import completion_fingerprint, files_digest
 from planner.errors import NotFound
 from planner.gates import SessionWindow, TransferSlots, session_key
+from planner.homes import home_conflict
 from planner.inventory import Experiment, Inventory, Resource, Scan, Subject, content_fingerprint
 from planner.plan import ChangeStatus, Level, Plan, Step, StepKind
+from planner.planfile import UnusablePlan
+from planner.planguard import PlanMismatch, check_plan, check_source_ids
 from planner.progress import (
     STEP_FAILED,
     STEP_OK,
@@ -282,6 +285,9 @@ class _Run:
         self.stopped_by: BaseException | None = None
         self.window: SessionWindow[tuple[Step, bool]] = SessionWindow()
         self.slots = TransferSlots(options.workers)
+        self.homes: dict[str, str] = {}  # "subject/experiment" -> conflict, "" when none
+        self.home_locks: dict[str, threading.Lock] = {}
+        self.homes_lock = threading.Lock()
         self.ctx = StepContext(
             src=src,
             dst=dst,
@@ -334,7 +340,7 @@ class _Run:
             error = f"could not record the step in the state DB: {describe(exc)}"
             self.reporter.step_finished(step, STEP_FAILED, error)
             return StepOutcome(FAILED, error)
-        outcome = self._run_in_slot(step, resumed)
+        outcome = self._guarded(step, resumed)
         if outcome.note == "cancelled":
             # Left 'running' in the state DB: the next run treats it as resumed.
             self.reporter.step_finished(step, STEP_SKIPPED, "cancelled")
@@ -354,6 +360,33 @@ class _Run:
         status = STEP_OK if outcome.ok else STEP_FAILED
         self.reporter.step_finished(step, status, outcome.error)
         return outcome
+
+    def _guarded(self, step: Step, resumed: bool) -> StepOutcome:
+        """Run a step unless the experiment it writes into now belongs to another subject."""
+        try:
+            why = self._home_conflict(step)
+        except Exception as exc:  # no answer: writing blind could touch another subject
+            return StepOutcome(FAILED, f"could not check whose experiment it is: {describe(exc)}")
+        if why:
+            self.result.conflicts.append((step.address, why))
+            return StepOutcome(FAILED, why)
+        return self._run_in_slot(step, resumed)
+
+    def _home_conflict(self, step: Step) -> str:
+        """Asked once per experiment and run, before the first write into it
+        (``planner.homes``); later steps of the experiment reuse the answer."""
+        t = step.target
+        if not t.get("experiment") or not t.get("subject"):
+            return ""
+        key = f"{t['subject']}/{t['experiment']}"
+        with self.homes_lock:
+            lock = self.home_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self.homes:
+                self.homes[key] = home_conflict(
+                    self.dst, self.plan.dest.project, str(t["subject"]), str(t["experiment"])
+                )
+            return self.homes[key]
 
     def _run_in_slot(self, step: Step, resumed: bool) -> StepOutcome:
         """Pool steps writing to a session other than by import hold the session for the
@@ -814,6 +847,18 @@ def _in_thread(fn: Callable[..., Any], *args: Any) -> Future[Any]:
     return fut
 
 
+def _refuse_mismatch(plan: Plan, options: ApplyOptions, source: Inventory | None) -> None:
+    """Raise ``UnusablePlan`` when a step would write or read anywhere the plan's header (or
+    the source inventory at its address) does not say (``planner.planguard``)."""
+    try:
+        if source is None:
+            check_plan(plan)
+        else:
+            check_source_ids(plan, source)
+    except PlanMismatch as exc:
+        raise UnusablePlan(options.plan_file or "(not saved)", str(exc)) from None
+
+
 def apply_plan(
     plan: Plan,
     src: XnatBackend,
@@ -833,6 +878,7 @@ def apply_plan(
     """
     reporter = reporter or NullReporter()
     cancel = cancel or threading.Event()
+    _refuse_mismatch(plan, options, None)
     pair = pair_key(plan)
     lock = state.acquire_lock(plan.dest.url, plan.dest.project, operation="apply")
     try:
@@ -853,6 +899,7 @@ def apply_plan(
             if report.what_changed:
                 raise StalePlan(report.what_changed)
             raw_source = report.raw_source_inventory
+        _refuse_mismatch(plan, options, raw_source)
         options.work_dir.mkdir(parents=True, exist_ok=True)
         run_id = state.start_run(pair, config_hash=plan.config_hash, plan_file=options.plan_file)
         run = _Run(plan, src, dst, state, options, reporter, cancel, run_id, raw_source)

@@ -148,6 +148,18 @@ def scan_fields_differ(src: Scan, dst: Scan) -> bool:
 compare_fields = F.compare_fields
 
 
+def scan_field_values(scan: Scan) -> dict[str, str]:
+    """A scan's fields as the experiment's XML document carries them to the destination (and
+    as a plan records them, so the stale check can tell when they changed)."""
+    values = {
+        "type": scan.type,
+        "series_description": scan.series_description,
+        "quality": scan.quality,
+        **scan.fields,
+    }
+    return {k: v for k, v in sorted(values.items()) if v}
+
+
 def compare_experiment_own(src: Experiment, dst: Experiment) -> tuple[str, ...]:
     out: list[str] = []
     if src.date and src.date != dst.date:

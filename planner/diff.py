@@ -24,6 +24,7 @@ from planner.compare import (
     dicom_size,
     entity_size,
     files_digest,
+    scan_field_values,
     scan_fields_differ,
 )
 from planner.config import TransferConfig
@@ -435,13 +436,7 @@ class _ExperimentWork:
         fields_differ: bool = False,
     ) -> None:
         self.scans.append(scan.id)
-        values = {
-            "type": scan.type,
-            "series_description": scan.series_description,
-            "quality": scan.quality,
-            **scan.fields,
-        }
-        self.scan_fields[scan.id] = {k: v for k, v in sorted(values.items()) if v}
+        self.scan_fields[scan.id] = scan_field_values(scan)
         if import_step:
             self.imports.append(import_step)
         if created:
@@ -479,17 +474,30 @@ def _without_subjects(inv: Inventory, labels: set[str]) -> Inventory:
 
 
 def _completed_skips(
-    raw_src: Inventory, src: Inventory, completed: Mapping[str, str], config: Mapping[str, Any]
+    raw_src: Inventory,
+    src: Inventory,
+    dst: Inventory,
+    completed: Mapping[str, str],
+    config: Mapping[str, Any],
 ) -> tuple[set[str], list[Change]]:
-    """Subjects an earlier run completed: skipped, noting new source data or new filters."""
+    """Subjects an earlier run completed: skipped, noting new source data or new filters.
+
+    A completed subject the destination no longer holds whole (missing, or lacking an
+    experiment, scan, assessor or resource the unchanged source has) is not skipped: its
+    record is no longer true, so it is compared, and repaired, like any other subject.
+    """
     labels: set[str] = set()
     changes: list[Change] = []
+    dst_subjects = {W.label_key(k): v for k, v in dst.subjects.items()}
     for label in sorted(src.subjects):
         if label not in completed:
             continue
         raw = raw_src.subjects.get(label, src.subjects[label])
         reason = COMPLETED
         news = completion_news(completed[label], raw, config)
+        there = dst_subjects.get(W.label_key(label))
+        if there is None or (not news and _lacks(src.subjects[label], there)):
+            continue
         if news:
             reason += "; " + " and ".join(news)
         files, nbytes = entity_size(src.subjects[label])
@@ -500,7 +508,48 @@ def _completed_skips(
     return labels, changes
 
 
+def _lacks(src: Subject, dst: Subject) -> bool:
+    """Does the destination subject lack anything of the (filtered) source subject, by label
+    and scan pairing? Only presence counts: files are what a full comparison is for."""
+
+    def missing(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+        return bool({W.label_key(k) for k in a} - {W.label_key(k) for k in b})
+
+    if missing(src.resources, dst.resources) or missing(src.experiments, dst.experiments):
+        return True
+    dst_exps = {W.label_key(k): v for k, v in dst.experiments.items()}
+    for label, se in src.experiments.items():
+        de = dst_exps[W.label_key(label)]
+        if missing(se.resources, de.resources) or missing(se.assessors, de.assessors):
+            return True
+        for la, sa in se.assessors.items():
+            da = next(v for k, v in de.assessors.items() if W.label_key(k) == W.label_key(la))
+            if missing(sa.resources, da.resources):
+                return True
+        pairs, _conflicts, src_only, _dst_only = W.pair_scans(se.scans, de.scans)
+        if src_only or any(missing(ss.resources, ds.resources) for ss, ds in pairs):
+            return True
+    return False
+
+
 # -- the plan --------------------------------------------------------------------------------
+
+
+def _after_completion(steps: list[Step], completed: Mapping[str, str], serial: int) -> list[Step]:
+    """Steps of a subject an earlier run completed carry the state serial they were planned
+    at. Such a step was done before, and the destination has lost (or never kept) its work
+    since: it must run again, not be skipped as "already done" by the state DB, while a
+    resumed run of this same plan still skips what it has done."""
+    if not completed:
+        return steps
+    keys = {W.label_key(k) for k in completed}
+    out = []
+    for step in steps:
+        subject = A.subject_of(step.address)
+        if subject is not None and W.label_key(subject) in keys:
+            step = replace(step, facts={**step.facts, "completed_before": serial})
+        out.append(step)
+    return out
 
 
 def summarize(steps: tuple[Step, ...], changes: tuple[Change, ...]) -> Summary:
@@ -581,16 +630,23 @@ def diff_inventories(
     ]
     if config.sync_new_only and completed_subjects:
         config_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config or {})
-        labels, skips = _completed_skips(src, f_src, completed_subjects, config_dict)
+        labels, skips = _completed_skips(src, f_src, f_dst, completed_subjects, config_dict)
         f_src = _without_subjects(f_src, labels)
         f_dst = _without_subjects(f_dst, labels)
         changes.extend(skips)
 
     builder = PlanBuilder(f_src, f_dst, digests=src.digests and dst.digests, memory=memory)
-    W.walk(f_src, f_dst, builder)
+    # Conflicts are found against the whole destination: a label a completed (left out)
+    # subject holds would otherwise be written into by the plan's PUTs.
+    W.walk(f_src, f_dst, builder, homes=dst)
     changes.extend(builder.changes)
     changes.sort(key=lambda c: c.address)
-    steps = tuple(sorted(builder.steps, key=lambda s: (s.address, s.kind.value)))
+    steps = tuple(
+        sorted(
+            _after_completion(builder.steps, completed_subjects, state_serial),
+            key=lambda s: (s.address, s.kind.value),
+        )
+    )
     all_changes = tuple(changes)
     config_dict = config.to_dict()
     plan = Plan(
@@ -645,14 +701,21 @@ def summary_line(plan: Plan) -> str:
     if s.skipped:
         tail += f"; {s.skipped} skipped"
     stale_skips = _skipped_with_new_data(plan)
+    completed = _skipped_as_completed(plan)
     if stale_skips:
         tail += (
             f" ({_n(stale_skips, 'subject')} completed earlier with new data on the source "
             "or under other filters: "
             "set sync_new_only: false to compare them)"
         )
+    elif completed:
+        # Skipped subjects were not compared: never call the servers in sync for them.
+        tail += (
+            f" ({_n(completed, 'subject')} completed by an earlier run, not compared with "
+            "the destination: set sync_new_only: false to compare them)"
+        )
     if not s.has_changes:
-        if not (s.differs or s.dest_only or s.conflicts or stale_skips):
+        if not (s.differs or s.dest_only or s.conflicts or completed):
             return "No changes: destination matches the source."
         return f"No changes to make: {tail}."
     scans = _n(s.scans_to_transfer + s.scans_to_create, "scan")
@@ -672,6 +735,17 @@ def summary_line(plan: Plan) -> str:
         parts.append(f"{updates} field update{'' if updates == 1 else 's'}")
     size = human_bytes(s.bytes_to_transfer)
     return f"Plan: {', '.join(parts)} to transfer ({size}); {tail}."
+
+
+def _skipped_as_completed(plan: Plan) -> int:
+    """Subjects skipped by ``sync_new_only``: not compared with the destination."""
+    return sum(
+        1
+        for c in plan.changes
+        if c.status == ChangeStatus.SKIPPED
+        and c.level == Level.SUBJECT
+        and c.reason.startswith(COMPLETED)
+    )
 
 
 def _skipped_with_new_data(plan: Plan) -> int:

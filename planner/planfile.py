@@ -9,10 +9,7 @@ crash never leaves half a plan behind. Plans carry no credentials: ``Endpoint`` 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,7 @@ from planner.plan import (
     StepKind,
     Summary,
 )
+from planner.safewrite import replace_file
 
 
 class UnusablePlan(Exception):
@@ -159,6 +157,9 @@ def _check_consistent(plan: Plan) -> None:
     ids = [s.id for s in plan.steps]
     if len(set(ids)) != len(ids):
         raise ValueError("it lists a step twice")
+    from planner.planguard import check_plan
+
+    check_plan(plan)  # every step writes and reads only where the header says
 
 
 def check_version(data: Any) -> None:
@@ -209,29 +210,10 @@ def dumps(plan: Plan) -> str:
 
 
 def save_plan(plan: Plan, path: Path | str) -> Path:
-    """Write ``plan`` to ``path`` atomically and return the path."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps(plan)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable where supported
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    return target
+    """Write ``plan`` to ``path`` atomically (through a symlink; never over anything but a
+    regular file, ``planner.safewrite``) and return the path."""
+    replace_file(path, dumps(plan))
+    return Path(path)
 
 
 def load_plan(path: Path | str) -> Plan:

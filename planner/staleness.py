@@ -20,6 +20,7 @@ from typing import Any
 
 from planner import address as A
 from planner.backend import XnatBackend
+from planner.compare import scan_field_values
 from planner.inventory import Assessor, Experiment, Inventory, Resource, Scan, Subject
 from planner.plan import ChangeStatus, Plan, Step, StepKind
 from planner.sameness import source_unchanged
@@ -117,7 +118,8 @@ def _step_source_changes(
             return [f"subject {where} is gone from the source"]
         if f.get("source_id") and entity.id and entity.id != f["source_id"]:
             return [f"subject {where} was recreated on the source (ID {entity.id})"]
-        return []
+        # The subject is created with its demographics: the planned values must still hold.
+        return _fields_changed(f"subject {where}", entity.fields, f)
     if step.kind == StepKind.CREATE_EXPERIMENT:
         if not isinstance(entity, Experiment):
             return [f"experiment {where} is gone from the source"]
@@ -151,15 +153,16 @@ def _step_source_changes(
     if step.kind == StepKind.UPDATE_SUBJECT:
         if not isinstance(entity, Subject):
             return [f"subject {where} is gone from the source"]
-        if dict(entity.fields) != dict(f.get("fields") or {}):
-            return [f"subject {where}: its fields changed on the source"]
-        return []
+        return _fields_changed(f"subject {where}", entity.fields, f)
     if step.kind == StepKind.UPDATE_EXPERIMENT:
         if not isinstance(entity, Experiment | Assessor):
             return [f"{step.level} {where} is gone from the source"]
-        if dict(entity.fields) != dict(f.get("fields") or {}):
-            return [f"{step.level} {where}: its fields changed on the source"]
-        return []
+        out = _fields_changed(f"{step.level} {where}", entity.fields, f)
+        if "date" in f and (entity.date or "") != (f.get("date") or ""):
+            out.append(f"{step.level} {where} date changed to {entity.date or 'none'}")
+        if isinstance(entity, Experiment) and "scan_fields" in f:
+            out.extend(_scan_fields_changed(where, entity, f["scan_fields"]))
+        return out
     if step.kind == StepKind.CREATE_ASSESSOR:
         if not isinstance(entity, Assessor):
             return [f"assessor {where} is gone from the source"]
@@ -169,6 +172,36 @@ def _step_source_changes(
     return []
 
 
+def _fields_changed(where: str, now: dict[str, str], facts: dict[str, Any]) -> list[str]:
+    """The fields a step carries that no longer hold on the source, by name."""
+    if "fields" not in facts:
+        return []
+    planned = dict(facts.get("fields") or {})
+    names = sorted(k for k in set(now) | set(planned) if now.get(k, "") != planned.get(k, ""))
+    if not names:
+        return []
+    return [f"{where}: its fields changed on the source ({', '.join(names)})"]
+
+
+def _scan_fields_changed(
+    where: str, exp: Experiment, planned: dict[str, dict[str, str]]
+) -> list[str]:
+    """Scan fields (type, quality, notes...) the experiment's document would carry."""
+    out: list[str] = []
+    for scan_id, values in sorted(planned.items()):
+        scan = exp.scans.get(scan_id)
+        if scan is None:
+            continue  # a scan gone from the source is its own step's to report
+        now = scan_field_values(scan)
+        names = sorted(k for k in set(now) | set(values) if now.get(k) != values.get(k))
+        if names:
+            out.append(
+                f"experiment {where} scan {scan_id}: its fields changed on the source "
+                f"({', '.join(names)})"
+            )
+    return out
+
+
 def dest_changes(plan: Plan, dest: Inventory, settled: set[str]) -> list[str]:
     """Entities the plan will create that someone else created on the destination since.
 
@@ -176,7 +209,7 @@ def dest_changes(plan: Plan, dest: Inventory, settled: set[str]) -> list[str]:
     traces on the destination are expected.
     """
     creates = {c.address for c in plan.changes if c.status == ChangeStatus.CREATE}
-    changed: list[str] = []
+    changed: list[str] = _labels_taken_elsewhere(plan, dest)
     for step in plan.steps:
         if step.id in settled or step.address not in creates:
             continue
@@ -200,6 +233,26 @@ def dest_changes(plan: Plan, dest: Inventory, settled: set[str]) -> list[str]:
             changed.append(f"assessor {step.address} now exists on the destination")
         elif step.kind == StepKind.CREATE_SUBJECT:
             changed.append(f"subject {step.address} now exists on the destination")
+    return changed
+
+
+def _labels_taken_elsewhere(plan: Plan, dest: Inventory) -> list[str]:
+    """Experiment labels the plan writes under one subject that another subject of the
+    destination now holds (XNAT would resolve the plan's writes to that experiment)."""
+    homes = {e_label: s_label for s_label, s in dest.subjects.items() for e_label in s.experiments}
+    changed: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for step in plan.steps:
+        subject, label = step.target.get("subject"), step.target.get("experiment")
+        if not subject or not label or (subject, label) in seen:
+            continue
+        seen.add((subject, label))
+        home = homes.get(label)
+        if home is not None and home != subject:
+            changed.append(
+                f"experiment {label} now exists on the destination under subject {home} "
+                f"(the plan writes it under {subject})"
+            )
     return changed
 
 

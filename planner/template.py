@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from planner.safewrite import NotARegularFile, replace_file, write_target
+
 __all__ = ["TemplateExists", "render_template", "write_template"]
 
 
@@ -126,34 +128,35 @@ def write_template(
     path: Path, source_project: str, dest_project: str, *, force: bool = False
 ) -> Path:
     """Write the template; an existing file is kept unless ``force`` is given."""
-    path = Path(path)
+    given = Path(path)
     text = render_template(source_project, dest_project)
-    if path.is_dir():
-        raise TemplateExists(f"{path} is a directory; give a file name such as transfer.yaml")
+    if given.is_dir():
+        raise TemplateExists(f"{given} is a directory; give a file name such as transfer.yaml")
+    try:
+        path = write_target(given)  # a symlink is written through, a FIFO or device refused
+    except NotARegularFile as exc:
+        raise TemplateExists(str(exc)) from None
     if path.exists() and not force:
         raise TemplateExists(
-            f"{path} already exists; not overwriting it (use --force to replace it)"
+            f"{given} already exists; not overwriting it (use --force to replace it)"
         )
+    if force:
+        replace_file(path, text, mode=0o644)
+        return given
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    exists = f"{given} already exists; not overwriting it (use --force to replace it)"
     try:
         tmp.write_text(text, encoding="utf-8")
-        if force:
+        # link() fails if someone created the file meanwhile: no silent overwrite
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise TemplateExists(exists) from None
+        except OSError:
+            if path.exists() or path.is_symlink():
+                raise TemplateExists(exists) from None
             os.replace(tmp, path)
-        else:
-            # link() fails if someone created the file meanwhile: no silent overwrite
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise TemplateExists(
-                    f"{path} already exists; not overwriting it (use --force to replace it)"
-                ) from None
-            except OSError:
-                if path.exists():
-                    raise TemplateExists(
-                        f"{path} already exists; not overwriting it (use --force to replace it)"
-                    ) from None
-                os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path
+    return given

@@ -271,10 +271,16 @@ def _experiment_homes(inv: Inventory) -> dict[str, str]:
     return homes
 
 
-def walk(src: Inventory, dst: Inventory, visitor: Visitor) -> None:
-    """Walk two inventories of the same project on two servers, in sorted address order."""
+def walk(src: Inventory, dst: Inventory, visitor: Visitor, homes: Inventory | None = None) -> None:
+    """Walk two inventories of the same project on two servers, in sorted address order.
+
+    ``homes`` is the whole destination when ``dst`` leaves subjects out (completed ones under
+    ``sync_new_only``): XNAT finds an experiment by its label in the whole project, so a
+    label held by a subject left out of the walk is a conflict all the same.
+    """
     walk_resources(src.resources, dst.resources, A.project_resource, visitor)
-    dst_homes = _experiment_homes(dst)
+    homes = homes if homes is not None else dst
+    dst_homes = _experiment_homes(homes)
     # Destination experiments claimed by a source experiment of another subject: reported once,
     # as a conflict from the source side, never also as destination-only.
     elsewhere: set[tuple[str, str]] = set()
@@ -284,7 +290,7 @@ def walk(src: Inventory, dst: Inventory, visitor: Visitor) -> None:
             if home is not None and label_key(home) != label_key(s_label):
                 elsewhere.add((home, label_key(e_label)))
     for s_label, ss, ds in _pair_by_label(src.subjects, dst.subjects):
-        _walk_subject(s_label, ss, ds, dst, dst_homes, elsewhere, visitor)
+        _walk_subject(s_label, ss, ds, homes, dst_homes, elsewhere, visitor)
 
 
 def _walk_subject(

@@ -124,11 +124,12 @@ def _planner_exit_code(exc: BaseException) -> ExitCode | None:
     """Codes for the planner's own (non-HTTP) errors, imported lazily to keep startup light."""
     from planner.config import ConfigError
     from planner.planfile import UnusablePlan
+    from planner.safewrite import NotARegularFile
     from planner.staleness import StalePlan
     from planner.state import LockHeld, StateError
     from planner.template import TemplateExists
 
-    if isinstance(exc, ConfigError | TemplateExists):
+    if isinstance(exc, ConfigError | TemplateExists | NotARegularFile):
         return ExitCode.USAGE
     if isinstance(exc, UnusablePlan | StalePlan | LockHeld | StateError):
         return ExitCode.FAILED

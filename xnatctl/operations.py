@@ -262,9 +262,15 @@ def check_plan_out(path: Path | None) -> None:
     """Refuse an unwritable --plan-out before spending minutes on a snapshot."""
     if path is None:
         return
-    parent = path.parent if str(path.parent) else Path(".")
+    from planner.safewrite import NotARegularFile, write_target
+
     if path.exists() and path.is_dir():
         raise UsageError(f"--plan-out {path} is a directory", hint="give a file name")
+    try:
+        path = write_target(path)  # a symlink is written through: check its target's directory
+    except NotARegularFile as exc:
+        raise UsageError(f"--plan-out {exc}") from None
+    parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(
             f"--plan-out {path}: the directory {parent} does not exist",
@@ -275,8 +281,12 @@ def check_plan_out(path: Path | None) -> None:
 
 
 def save(plan: Plan, path: Path) -> None:
+    from planner.safewrite import NotARegularFile
+
     try:
         save_plan(plan, path)
+    except NotARegularFile as exc:
+        raise UsageError(f"--plan-out {exc}") from None
     except OSError as exc:
         raise CliError(
             f"could not save the plan to {path}: {exc.strerror or exc}",

@@ -387,18 +387,49 @@ def test_filtered_scan_resource_is_skipped(b):
     assert set(steps(p)) == {"S1", "S1/E1", "S1/E1/scans/1"}
 
 
-def test_sync_new_only_skips_completed_subjects(b):
+def _completed_world(b):
+    """``_world`` after S1 was transferred: a subject recorded complete is skipped only while
+    the destination still holds it whole."""
     src, dst = _world(b)
+    return src, replace(dst, subjects={**dst.subjects, "S1": src.subjects["S1"]})
+
+
+def test_sync_new_only_skips_completed_subjects(b):
+    src, dst = _completed_world(b)
     fp = subject_fingerprint(src.subjects["S1"])
     p = plan(src, dst, completed={"S1": fp})
     skip = next(c for c in p.changes if c.address == "S1")
     assert skip.status == ChangeStatus.SKIPPED and skip.reason == "completed by an earlier run"
     assert not any(s.address.startswith("S1") for s in p.steps)
     assert not any(c.address.startswith("S1/") for c in p.changes)
+    line = summary_line(p)
+    assert "1 subject completed by an earlier run, not compared with the destination" in line
+
+
+def test_a_completed_subject_the_destination_lacks_is_compared_again(b):
+    src, dst = _completed_world(b)
+    fp = completion_fingerprint(src.subjects["S1"], TransferConfig().to_dict())
+    missing = plan(src, _world(b)[1], completed={"S1": fp})
+    assert status(missing)["S1"] == ChangeStatus.CREATE
+    # Its steps were done once: they carry the serial they are planned at, so the state DB's
+    # record of the earlier run does not make apply skip them.
+    assert {s.facts.get("completed_before") for s in missing.steps if s.address[:2] == "S1"} == {3}
+    s1 = src.subjects["S1"]
+    no_scan = replace(
+        s1,
+        experiments={
+            "E1": replace(s1.experiments["E1"], scans={"1": s1.experiments["E1"].scans["1"]})
+        },
+    )
+    lacking = plan(
+        src, replace(dst, subjects={**dst.subjects, "S1": no_scan}), completed={"S1": fp}
+    )
+    assert status(lacking)["S1/E1/scans/2"] == ChangeStatus.CREATE
+    assert "destination matches the source" not in summary_line(lacking)
 
 
 def test_sync_new_only_notes_new_data(b):
-    src, dst = _world(b)
+    src, dst = _completed_world(b)
     p = plan(src, dst, completed={"S1": "an older fingerprint"})
     skip = next(c for c in p.changes if c.address == "S1")
     assert skip.reason == "completed by an earlier run; has new data on the source"
@@ -408,7 +439,7 @@ def test_sync_new_only_notes_new_data(b):
 
 
 def test_sync_new_only_notes_a_subject_completed_under_other_filters(b):
-    src, dst = _world(b)
+    src, dst = _completed_world(b)
     narrow = TransferConfig(
         filtering=parse_config(
             {"filtering": {"project_resources": {"sync_type": "none"}}}

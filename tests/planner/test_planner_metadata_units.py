@@ -232,7 +232,9 @@ def test_a_subject_field_changed_since_the_plan_makes_it_stale(b):
     p = plan(src, dst_of(b, b.subj("S1", fields={"gender": "male"})))
     assert source_changes(p, src, None) == []
     moved = b.inv(b.subj("S1", fields={"gender": "other"}))
-    assert source_changes(p, moved, None) == ["subject S1: its fields changed on the source"]
+    assert source_changes(p, moved, None) == [
+        "subject S1: its fields changed on the source (gender)"
+    ]
 
 
 # -- the update_experiment executor -----------------------------------------------------------
@@ -325,3 +327,14 @@ def test_scan_mapping_pairs_by_id_then_series_uid():
         "1": "1",
         "2": "7",
     }
+
+
+def test_a_created_subjects_demographics_changed_since_the_plan_make_it_stale(b):
+    # The subject is created with the demographics the plan carries: they must still hold.
+    src = b.inv(b.subj("S1", fields={"gender": "female"}))
+    p = plan(src, dst_of(b))
+    assert source_changes(p, src, None) == []
+    moved = b.inv(b.subj("S1", fields={"gender": "male"}))
+    assert source_changes(p, moved, None) == [
+        "subject S1: its fields changed on the source (gender)"
+    ]

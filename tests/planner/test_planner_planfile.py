@@ -100,12 +100,12 @@ def test_save_is_atomic_and_leaves_no_temp_files(a_plan, tmp_path):
 def test_failed_write_keeps_the_old_file(a_plan, tmp_path, monkeypatch):
     target = save_plan(a_plan, tmp_path / "plan.json")
     before = target.read_bytes()
-    import planner.planfile as pf
+    import planner.safewrite as sw  # the plan file is written by planner.safewrite
 
     def boom(*_a, **_k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(pf.os, "fsync", boom)
+    monkeypatch.setattr(sw.os, "fsync", boom)
     with pytest.raises(OSError, match="disk full"):
         save_plan(a_plan, target)
     assert target.read_bytes() == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 from rich.console import Console
 
@@ -71,6 +72,9 @@ def test_show_in_sync(b):
 
 def test_skipped_subject_is_shown_with_its_reason(b):
     src, dst = _world(b)
+    # A subject recorded complete is skipped only while the destination holds it whole
+    # (planner.diff._completed_skips): here it does.
+    dst = replace(dst, subjects={**dst.subjects, "S1": src.subjects["S1"]})
     text = _render(_plan(b, src, dst, completed={"S1": ""}))
     assert "· subject S1" in text and "completed by an earlier run" in text
 

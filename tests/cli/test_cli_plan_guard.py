@@ -1,0 +1,74 @@
+"""apply refuses a plan whose steps would write or read anywhere its header does not say."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from .conftest import ADMIN, PROJECT
+
+
+def _experiments(url: str, project: str) -> list[dict]:
+    return requests.get(
+        f"{url}/data/projects/{project}/experiments",
+        params={"format": "json"},
+        auth=ADMIN,
+        timeout=30,
+    ).json()["ResultSet"]["Result"]
+
+
+def _first(plan: dict, kind: str) -> dict:
+    return next(s for s in plan["steps"] if s["kind"] == kind)
+
+
+def _other_experiment_path(plan: dict) -> None:
+    """An experiment resource upload reading another source experiment's resource."""
+    steps = [
+        s
+        for s in plan["steps"]
+        if s["kind"] == "upload_resource" and s["facts"]["owner_level"] == "experiment"
+    ]
+    mine, other = (
+        steps[0],
+        next(s for s in steps if s["address"].split("/")[1] != steps[0]["address"].split("/")[1]),
+    )
+    own_id = mine["facts"]["source_path"].split("/")[3]
+    other_id = other["facts"]["source_path"].split("/")[3]
+    mine["facts"]["source_path"] = mine["facts"]["source_path"].replace(own_id, other_id)
+
+
+EDITS = {
+    "target project": lambda p: _first(p, "create_experiment")["target"].update(project="OTHER"),
+    "target subject": lambda p: _first(p, "import_scan")["target"].update(subject="SUBJ002"),
+    "target experiment": lambda p: _first(p, "upload_resource")["target"].update(
+        experiment="ELSEWHERE"
+    ),
+    "project source path": lambda p: next(
+        s for s in p["steps"] if s["address"].startswith("@project")
+    )["facts"].update(source_path="/data/projects/OTHER/resources/X"),
+    "experiment source path": _other_experiment_path,
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_a_step_pointing_elsewhere_makes_the_plan_unusable(seeded, cli, tmp_path, edit):
+    requests.put(f"{seeded.dst.url}/data/projects/OTHER", auth=ADMIN, timeout=30)
+    plan_file = tmp_path / "study.plan.json"
+    made = cli(
+        "project", "transfer", *seeded.pair_args(), "--dry-run", "--plan-out", str(plan_file)
+    )
+    assert made.code == 0, made.err
+    plan = json.loads(plan_file.read_text())
+    EDITS[edit](plan)
+    plan_file.write_text(json.dumps(plan))
+
+    applied = cli("project", "apply", str(plan_file), "--yes")
+    assert applied.code == 1
+    assert f"cannot use the plan file {plan_file}: step " in applied.err
+    assert "make a new plan" in applied.err
+    assert _experiments(seeded.dst.url, PROJECT) == []
+    assert _experiments(seeded.dst.url, "OTHER") == []
+    history = cli("project", "transfer-history", "-P", PROJECT, "-o", "json")
+    assert json.loads(history.out)["runs"] == []  # refused before a run was even started
