@@ -151,6 +151,15 @@ class StateCheck:
     problems: list[str] = field(default_factory=list)
 
 
+def runs_left_running(path: Path) -> int:
+    """Runs marked running: right after a SIGKILL, the killed run if apply had started it."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0]
+    finally:
+        db.close()
+
+
 def check_state_db(path: Path) -> StateCheck:
     """Runs, steps and history agree: no run left running, every run ended or interrupted,
     a finished run's step rows add up to its recorded counts, the latest status of every step

@@ -53,6 +53,7 @@ class Round:
     mode: str = "transfer"
     kill_after: float = 0.0
     killed: bool = False
+    killed_in_apply: bool = False
     faulty_exit: int | None = None
     sessions_expired: int = 0
     rerun_exit: int | None = None
@@ -98,6 +99,7 @@ class Report:
             "rounds_ok": sum(r.ok for r in rs),
             "rounds_failed": [r.index for r in rs if not r.ok],
             "kills_during_run": sum(r.killed for r in rs),
+            "kills_in_apply": sum(r.killed_in_apply for r in rs),
             "apply_rounds": sum(r.mode == "apply" for r in rs),
             "sessions_expired": sum(r.sessions_expired for r in rs),
             "files_lost": sum(len(r.lost) for r in rs),
@@ -135,6 +137,7 @@ class Soak:
             "NO_COLOR": "1",
         }
         self.config = workdir / "transfer.yaml"
+        self.state_db = workdir / "config" / "transfer.db"
         self.estimate = 4.0  # seconds a transfer with work takes; refined as rounds run
 
     # -- setup -----------------------------------------------------------------------------
@@ -207,6 +210,7 @@ class Soak:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
                 r.killed = True
+                r.killed_in_apply = checks.runs_left_running(self.state_db) > 0
         r.sessions_expired = expirer.fired
         log.unlink()
         faults.clear(self.servers)
@@ -251,7 +255,7 @@ class Soak:
                 f"drift exit {drift.returncode}: {(drift.stdout + drift.stderr)[-TAIL:]}"
             )
         self._compare(r)
-        state = checks.check_state_db(self.workdir / "config" / "transfer.db")
+        state = checks.check_state_db(self.state_db)
         r.state_problems = state.problems
         if not r.ok:
             r.request_log = self._log_excerpt()
@@ -302,7 +306,9 @@ class Soak:
 
 def describe(r: Round) -> str:
     verdict = "ok" if r.ok else "FAILED"
-    kill = f"killed at {r.kill_after:.2f}s" if r.killed else f"exit {r.faulty_exit}"
+    kill = f"exit {r.faulty_exit}"
+    if r.killed:
+        kill = f"killed at {r.kill_after:.2f}s" + (" in apply" if r.killed_in_apply else "")
     line = (
         f"round {r.index:3d} [{r.seed}] {verdict}: {r.change}; {r.mode} with "
         f"{', '.join(r.faults) or 'no faults'}, {kill}; rerun exit {r.rerun_exit} "

@@ -19,6 +19,10 @@ from .engine import Report, Settings, Soak, describe, write_report
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
 def _assert_clean(report: Report) -> None:
     failed = [r for r in report.rounds if not r.ok]
     assert not failed, "\n".join(describe(r) for r in failed)
@@ -43,6 +47,6 @@ def test_soak_short(tmp_path: Path) -> None:
 def test_soak(tmp_path: Path) -> None:
     rounds = int(os.environ.get("SOAK_ROUNDS", "50"))
     seed = int(os.environ.get("SOAK_SEED", "1"))
-    report = Soak(Settings(rounds=rounds, seed=seed), tmp_path, echo=print).run()
-    write_report(report, ROOT / ".bench" / "soak.json")
+    report = Soak(Settings(rounds=rounds, seed=seed), tmp_path, echo=_say).run()
+    write_report(report, ROOT / ".bench" / "soak.json", echo=_say)
     _assert_clean(report)
