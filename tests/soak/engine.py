@@ -68,6 +68,7 @@ class Round:
     extra: list[str] = field(default_factory=list)
     prearchive_leftovers: int = 0
     state_problems: list[str] = field(default_factory=list)
+    dead_locks: int = 0
     failures: list[str] = field(default_factory=list)
     request_log: list[str] = field(default_factory=list)
 
@@ -109,6 +110,7 @@ class Report:
             "clean_reruns_failed": sum(r.rerun_exit != 0 for r in rs),
             "drift_not_in_sync": sum(r.drift_exit != 0 for r in rs),
             "state_db_problems": sum(len(r.state_problems) for r in rs),
+            "dead_process_locks_seen": sum(r.dead_locks for r in rs),
             "prearchive_leftovers_max": max((r.prearchive_leftovers for r in rs), default=0),
             "files_checked_last_round": rs[-1].files_checked if rs else 0,
             "scans_checked_last_round": rs[-1].scans_checked if rs else 0,
@@ -257,6 +259,7 @@ class Soak:
         self._compare(r)
         state = checks.check_state_db(self.state_db)
         r.state_problems = state.problems
+        r.dead_locks = state.dead_locks
         if not r.ok:
             r.request_log = self._log_excerpt()
         return r

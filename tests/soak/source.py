@@ -7,11 +7,14 @@ or a file sent again (a scan's NIfTI with new content, or a series imported agai
 
 from __future__ import annotations
 
+import io
 import random
 import tempfile
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pydicom
 import requests
 
 from xnatsim.dicomgen import SeriesSpec, StudySpec, write_series_zip, write_study_zip
@@ -39,6 +42,7 @@ class SourceProject:
         self.http.auth = AUTH
         self.sessions: list[Session] = []
         self.next_subject = spec.subjects + 1
+        self.resent = 0
 
     def seed(self) -> None:
         seed_project(self.url, self.spec, auth=AUTH)
@@ -106,21 +110,25 @@ class SourceProject:
         return f"sent {session.label} scan {scan} NIFTI/{name} again ({len(body)} bytes)"
 
     def resend_series(self, rng: random.Random) -> str:
-        """Import a series again over itself: the same instances replace themselves."""
+        """Import a series again over itself with other bytes (a new ImageComments): the same
+        instances under the same names, so only remembered digests can see the change."""
         session = rng.choice(self.sessions)
         series = rng.choice(session.study.series).series_number
-        self._import(session, series)
-        return f"imported {session.label} series {series} again"
+        self.resent += 1
+        self._import(session, series, comment=f"sent again ({self.resent})")
+        return f"sent {session.label} series {series} again with new ImageComments"
 
     # -- requests --------------------------------------------------------------------------
 
-    def _import(self, session: Session, series: int | None) -> None:
+    def _import(self, session: Session, series: int | None, comment: str = "") -> None:
         with tempfile.TemporaryDirectory(prefix="soak-src-") as tmp:
             zip_path = Path(tmp) / "study.zip"
             if series is None:
                 write_study_zip(session.study, zip_path)
             else:
                 write_series_zip(session.study, series, zip_path)
+            if comment:
+                _comment_zip(zip_path, comment)
             with zip_path.open("rb") as body:
                 reply = self.http.post(
                     f"{self.url}/data/services/import",
@@ -151,3 +159,16 @@ class SourceProject:
         reply = self.http.put(f"{self.url}{path}", params=params, data=data, timeout=TIMEOUT)
         if reply.status_code not in ok:
             raise RuntimeError(f"PUT {path} on the source: {reply.status_code} {reply.text[:200]}")
+
+
+def _comment_zip(zip_path: Path, comment: str) -> None:
+    """Set ImageComments in every DICOM file of the zip, keeping names and UIDs."""
+    rewritten = zip_path.with_suffix(".new.zip")
+    with zipfile.ZipFile(zip_path) as src, zipfile.ZipFile(rewritten, "w") as dst:
+        for info in src.infolist():
+            ds = pydicom.dcmread(io.BytesIO(src.read(info)))
+            ds.ImageComments = comment
+            out = io.BytesIO()
+            ds.save_as(out, enforce_file_format=True)
+            dst.writestr(info, out.getvalue())
+    rewritten.replace(zip_path)

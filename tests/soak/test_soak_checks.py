@@ -51,7 +51,7 @@ def test_a_run_left_running_and_a_miscounted_run_are_problems(tmp_path: Path) ->
     problems = check_state_db(path).problems
     assert any("counts steps_run=2 but has 1" in p for p in problems), problems
     assert any("is left running" in p for p in problems), problems
-    assert any("lock left behind" in p for p in problems), problems
+    assert any("lock left behind by a live process" in p for p in problems), problems
 
 
 def test_a_consistent_state_db_passes(tmp_path: Path) -> None:
