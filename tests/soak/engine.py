@@ -42,6 +42,7 @@ class Settings:
     subjects: int = 3
     workers: int = 4
     apply_share: float = 0.3  # rounds that kill `project apply PLAN` rather than `transfer`
+    aimed_share: float = 0.5  # rounds whose kill waits for apply to start, then hits it
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Round:
     kill_after: float = 0.0
     killed: bool = False
     killed_in_apply: bool = False
+    aimed: bool = False  # the kill waited for apply to start its run
     faulty_exit: int | None = None
     sessions_expired: int = 0
     rerun_exit: int | None = None
@@ -101,6 +103,7 @@ class Report:
             "rounds_failed": [r.index for r in rs if not r.ok],
             "kills_during_run": sum(r.killed for r in rs),
             "kills_in_apply": sum(r.killed_in_apply for r in rs),
+            "kills_aimed_at_apply": sum(r.aimed for r in rs),
             "apply_rounds": sum(r.mode == "apply" for r in rs),
             "sessions_expired": sum(r.sessions_expired for r in rs),
             "files_lost": sum(len(r.lost) for r in rs),
@@ -206,8 +209,17 @@ class Soak:
             proc = subprocess.Popen(
                 self._cmd(*args), env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
+            started = time.monotonic()
+            if r.aimed:  # wait for apply to start its run, then kill within the next second
+                while proc.poll() is None and checks.runs_left_running(self.state_db) == 0:
+                    if time.monotonic() - started > 60:
+                        break
+                    time.sleep(0.02)
+                r.kill_after = round(time.monotonic() - started + rng.uniform(0.0, 1.0), 2)
             try:
-                r.faulty_exit = proc.wait(timeout=r.kill_after)
+                r.faulty_exit = proc.wait(
+                    timeout=max(0.0, r.kill_after - (time.monotonic() - started))
+                )
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
@@ -226,6 +238,7 @@ class Soak:
             srv.request_log.clear()
         r.change = source.change(rng)
         r.kill_after = round(rng.uniform(0.3, 1.3 * self.estimate), 2)
+        r.aimed = rng.random() < self.settings.aimed_share
         transfer = ["project", "transfer", *self._pair(), "--config", str(self.config)]
         if rng.random() < self.settings.apply_share:
             r.mode = "apply"
