@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format demo bench clean
+.PHONY: install test lint format demo bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +25,17 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 test: lint
-	$(BIN)/python -m pytest -n 2 -m "not bench" tests
+	$(BIN)/python -m pytest -n 2 -m "not bench and not soak" tests
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -m bench -s -p no:xdist --timeout=3600 tests/benchmarks
+
+# SOAK_ROUNDS (default 50) and SOAK_SEED (default 1) choose the rounds; see docs/soak.md.
+soak: $(STAMP)
+	$(BIN)/python -m pytest -m soak -s -p no:xdist --timeout=14400 tests/soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .demo .bench

@@ -314,6 +314,11 @@ def nothing_to_apply(ctx: AppContext, plan: Plan) -> int:
     which a script rerunning the transfer must not read as success."""
     from xnatctl.views.report import render_conflicts
 
+    # A run killed after its last step (SIGKILL cannot be caught) is still marked running:
+    # record it as interrupted here too, not only when there is something to apply.
+    with StateDB(ctx.state_db_path) as state:
+        state.reap_dead_runs()
+
     conflicts = [
         (c.address, "; ".join(c.differences) or c.reason)
         for c in plan.changes
