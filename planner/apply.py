@@ -31,6 +31,7 @@ from typing import Any
 
 from planner import address as A
 from planner import walk as W
+from planner.address import Address
 from planner.backend import XnatBackend, quote_segment
 from planner.compare import completion_fingerprint, files_digest
 from planner.errors import NotFound
@@ -175,14 +176,16 @@ class ApplyResult:
         }
 
 
+def _subject_key(address: str) -> str:
+    """The subject an address belongs to, or the project's key for project resources."""
+    subject = Address.parse(address).subject
+    return subject if subject is not None else _PROJECT_KEY
+
+
 def _keys(address: str) -> tuple[str, str | None]:
     """(subject key, experiment key or None) of a step address."""
-    parts = address.split("/")
-    if parts[0] == _PROJECT_KEY:
-        return _PROJECT_KEY, None
-    if len(parts) >= 2 and parts[1] != "resources":
-        return parts[0], f"{parts[0]}/{parts[1]}"
-    return parts[0], None
+    experiment = Address.parse(address).up_to(Level.EXPERIMENT)
+    return _subject_key(address), (str(experiment) if experiment is not None else None)
 
 
 @dataclass
@@ -269,9 +272,7 @@ class _Run:
             for c in plan.changes
             if c.status == ChangeStatus.CONFLICT
         ]
-        self.conflicted_subjects = {
-            address.split("/", 1)[0] for address, _ in self.result.conflicts
-        }
+        self.conflicted_subjects = {_subject_key(address) for address, _ in self.result.conflicts}
         self.finished: dict[str, str] = {}  # step id -> OK / FAILED / STEP_SKIPPED
         self.inflight: dict[Future[Any], tuple[str, Any]] = {}
         self.inflight_steps: set[str] = set()
@@ -557,7 +558,7 @@ class _Run:
         (a subject completed under narrower filters, then found whole under wider ones)."""
         with_steps = set(self.subjects)
         pending = {
-            c.address.split("/", 1)[0]
+            _subject_key(c.address)
             for c in self.plan.changes
             if c.status in (ChangeStatus.CREATE, ChangeStatus.DIFFERS, ChangeStatus.CONFLICT)
         }

@@ -20,6 +20,7 @@ from typing import Any
 
 from planner import fields as F
 from planner import walk as W
+from planner.address import Address
 from planner.inventory import (
     Assessor,
     Experiment,
@@ -226,12 +227,19 @@ class _Frame:
     counts: dict[tuple[Level, ChangeStatus], int] = field(default_factory=dict)
 
 
-def _is_scan_dicom(address: str, level: Level) -> bool:
+def is_scan_dicom(at: Address) -> bool:
     """The DICOM resource of a scan is judged with its scan, not on its own."""
-    parts = address.split("/")
-    return (
-        level == Level.RESOURCE and len(parts) == 5 and parts[2] == "scans" and (parts[4] == DICOM)
-    )
+    return at.scan is not None and at.resource == DICOM
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the collector recorded for one matched entity, handed back to its subclasses so
+    they need not read the change list: the change, and a scan's DICOM differences (which
+    decide an import, while the scan's own fields are settled by its experiment)."""
+
+    change: Change
+    dicom: tuple[str, ...] = ()
 
 
 class ChangeCollector:
@@ -252,7 +260,6 @@ class ChangeCollector:
         self.kinds: dict[str, frozenset[str]] = {}
         self.equal_scans: list[ScanMemory] = []
         self.digests_incomplete = False
-        self.last_dicom: tuple[str, ...] = ()  # the DICOM differences of the last scan matched
         self._frames: list[_Frame] = []
 
     # recording ---------------------------------------------------------------------------
@@ -266,61 +273,66 @@ class ChangeCollector:
 
     def _change(
         self,
-        address: str,
-        level: Level,
+        at: Address,
         status: ChangeStatus,
         entity: Any,
         differences: tuple[str, ...] = (),
         reason: str = "",
     ) -> Change:
-        if level == Level.SCAN and isinstance(entity, Scan):
+        if at.level == Level.SCAN and isinstance(entity, Scan):
             files, nbytes = dicom_size(entity)
         else:
             files, nbytes = entity_size(entity) if entity is not None else (0, 0)
-        change = Change(address, level, status, differences, reason, nbytes, files)
+        change = Change(str(at), at.level, status, differences, reason, nbytes, files)
         self.record(change)
         return change
 
     # visitor -----------------------------------------------------------------------------
 
-    def src_only(self, address: str, level: Level, src: Any) -> bool:
-        if _is_scan_dicom(address, level):
+    def src_only(self, at: Address, src: Any) -> bool:
+        if is_scan_dicom(at):
             return False
         reason = ""
-        if level == Level.SCAN and DICOM not in src.resources:
+        if at.level == Level.SCAN and DICOM not in src.resources:
             # Nothing to import (a derived scan, or its DICOM filtered out): the scan is
             # created as it is, and its other resources are transferred into it.
             reason = NO_DICOM_REASON
-        self._change(address, level, ChangeStatus.CREATE, src, (), reason)
+        self._change(at, ChangeStatus.CREATE, src, (), reason)
         return True
 
-    def dst_only(self, address: str, level: Level, dst: Any) -> bool:
-        if _is_scan_dicom(address, level):
+    def dst_only(self, at: Address, dst: Any) -> bool:
+        if is_scan_dicom(at):
             return False
-        self._change(
-            address, level, ChangeStatus.DEST_ONLY, dst, (), "only on the destination (kept)"
-        )
+        self._change(at, ChangeStatus.DEST_ONLY, dst, (), "only on the destination (kept)")
         return False
 
-    def match(self, address: str, level: Level, src: Any, dst: Any) -> None:
-        if _is_scan_dicom(address, level):
-            return
+    def match(self, at: Address, src: Any, dst: Any) -> Recorded | None:
+        """Judge a pair; None for a scan's DICOM, which its scan was judged with. A matched
+        experiment is recorded in sync until ``leave`` settles it by its children."""
+        if is_scan_dicom(at):
+            return None
+        level = at.level
         if level == Level.EXPERIMENT:
             own = compare_experiment_own(src, dst)
-            self._change(address, level, ChangeStatus.IN_SYNC, src)  # settled on leave
+            change = self._change(at, ChangeStatus.IN_SYNC, src)  # settled on leave
             self._frames.append(_Frame(len(self.changes) - 1, own))
-            return
-        diffs = self.differences(level, src, dst, address)
+            return Recorded(change)
+        if level == Level.SCAN:
+            dicom = self._dicom_differences(str(at), src, dst)
+            diffs = (*compare_scan_own(src, dst), *dicom)
+        else:
+            dicom = ()
+            diffs = self.differences(level, src, dst, str(at))
         status = ChangeStatus.DIFFERS if diffs else ChangeStatus.IN_SYNC
         if level == Level.SCAN and any(d == "series UID differs" for d in diffs):
             status = ChangeStatus.CONFLICT
-        self._change(address, level, status, src, diffs)
+        return Recorded(self._change(at, status, src, diffs), dicom)
 
-    def conflict(self, address: str, level: Level, src: Any, dst: Any, why: str) -> None:
-        self._change(address, level, ChangeStatus.CONFLICT, src, (why,), why)
+    def conflict(self, at: Address, src: Any, dst: Any, why: str) -> Change:
+        return self._change(at, ChangeStatus.CONFLICT, src, (why,), why)
 
-    def leave(self, address: str, level: Level, src: Any, dst: Any) -> None:
-        if level != Level.EXPERIMENT or src is None or dst is None:
+    def leave(self, at: Address, src: Any, dst: Any) -> None:
+        if at.level != Level.EXPERIMENT or src is None or dst is None:
             return
         frame = self._frames.pop()
         old = self.changes[frame.index]
@@ -354,24 +366,25 @@ class ChangeCollector:
             self._note(address, found, src, dst)
             return render(found)
         if level == Level.SCAN:
-            return self._scan_differences(address, src, dst)
+            return (*compare_scan_own(src, dst), *self._dicom_differences(address, src, dst))
         if level == Level.SUBJECT:
             return compare_fields(src.fields, dst.fields)
         if level == Level.ASSESSOR:
             return compare_assessor(src, dst, digests=self.digests)
         return ()
 
-    def _scan_differences(self, address: str, src: Scan, dst: Scan) -> tuple[str, ...]:
+    def _dicom_differences(self, address: str, src: Scan, dst: Scan) -> tuple[str, ...]:
+        """The scans' DICOM differences, prefixed ``DICOM:``; notes what verification and the
+        state DB need of them."""
         remembered = self.memory.get(address)
         if remembered is not None and remembered.dest_scan != dst.id:
             remembered = None  # remembered with another destination scan: not this pair
         found = dicom_file_differences(src, dst, digests=self.digests, memory=remembered)
         s, d = src.resources.get(DICOM), dst.resources.get(DICOM)
         self._note(address, found, s, d)
-        self.last_dicom = tuple(f"{DICOM}: {x}" for x in render(found))
         if not found and s is not None and d is not None:
             self.equal_scans.append(remember(address, dst.id, s, d))
-        return (*compare_scan_own(src, dst), *self.last_dicom)
+        return tuple(f"{DICOM}: {x}" for x in render(found))
 
     def _note(self, address: str, found: list[FileDifference], src: Any, dst: Any) -> None:
         if found:

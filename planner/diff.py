@@ -13,17 +13,20 @@ from typing import Any
 
 from planner import address as A
 from planner import walk as W
+from planner.address import Address
 from planner.backend import quote_segment
 from planner.compare import (
     DICOM,
     ChangeCollector,
     Memory,
+    Recorded,
     compare_assessor,
     compare_experiment_own,
     completion_news,
     dicom_size,
     entity_size,
     files_digest,
+    is_scan_dicom,
     scan_field_values,
     scan_fields_differ,
 )
@@ -79,47 +82,44 @@ class PlanBuilder(ChangeCollector):
     def _add(
         self,
         kind: StepKind,
-        address: str,
-        level: Level,
+        at: Address,
         facts: dict[str, Any],
         target: dict[str, Any],
         depends: tuple[str, ...],
         reason: str,
     ) -> str:
-        sid = A.step_id(kind.value, address)
+        sid = A.step_id(kind.value, at)
         deps = tuple(d for d in depends if d)
-        self.steps.append(Step(sid, kind, address, level, facts, target, deps, reason))
+        self.steps.append(Step(sid, kind, str(at), at.level, facts, target, deps, reason))
         return sid
 
-    def _subject_target(self, address: str) -> dict[str, Any]:
-        return {"project": self.dst_project, "subject": A.subject_of(address)}
+    def _subject_target(self, at: Address) -> dict[str, Any]:
+        return {"project": self.dst_project, "subject": at.subject}
 
-    def _update_subject(self, address: str, s: Subject, d: Subject, why: str) -> str:
+    def _update_subject(self, at: Address, s: Subject, d: Subject, why: str) -> str:
         return self._add(
             StepKind.UPDATE_SUBJECT,
-            address,
-            Level.SUBJECT,
+            at,
             {
                 "source_id": s.id,
                 "fields": dict(sorted(s.fields.items())),
                 "dest_state": dest_state(subject_to_dict(d)),
             },
-            self._subject_target(address),
+            self._subject_target(at),
             (),
             why,
         )
 
-    def _update_experiment(self, address: str, e: Experiment, why: str) -> str:
+    def _update_experiment(self, at: Address, e: Experiment, why: str) -> str:
         """The experiment's XML document, after its creation and all its scan imports."""
         exp_dst = self._exp[1]
         work = self._exp_work
-        target = self._subject_target(address) | {
+        target = self._subject_target(at) | {
             "experiment": exp_dst.label if exp_dst is not None else e.label
         }
         return self._add(
             StepKind.UPDATE_EXPERIMENT,
-            address,
-            Level.EXPERIMENT,
+            at,
             {
                 "owner_level": "experiment",
                 "source_id": e.id,
@@ -136,22 +136,21 @@ class PlanBuilder(ChangeCollector):
             why,
         )
 
-    def _assessor_target(self, address: str, a: Assessor) -> dict[str, Any]:
+    def _assessor_target(self, at: Address, a: Assessor) -> dict[str, Any]:
         """Where an assessor goes: under the destination's label of its session."""
         exp_src, exp_dst, _ = self._exp
         assert exp_src is not None
-        return self._subject_target(address) | {
+        return self._subject_target(at) | {
             "experiment": exp_dst.label if exp_dst is not None else exp_src.label,
             "assessor": a.label,
         }
 
-    def _create_assessor(self, address: str, a: Assessor) -> str:
+    def _create_assessor(self, at: Address, a: Assessor) -> str:
         exp_step = self._exp[2]
-        target = self._assessor_target(address, a)
+        target = self._assessor_target(at, a)
         return self._add(
             StepKind.CREATE_ASSESSOR,
-            address,
-            Level.ASSESSOR,
+            at,
             {"source_id": a.id, "xsi_type": a.xsi_type, "date": a.date},
             target,
             (exp_step,),
@@ -159,15 +158,14 @@ class PlanBuilder(ChangeCollector):
         )
 
     def _update_assessor(
-        self, address: str, a: Assessor, d: Assessor | None, depends: str, why: str
+        self, at: Address, a: Assessor, d: Assessor | None, depends: str, why: str
     ) -> str:
         exp_src = self._exp[0]
         assert exp_src is not None
-        target = self._assessor_target(address, a)
+        target = self._assessor_target(at, a)
         return self._add(
             StepKind.UPDATE_EXPERIMENT,
-            address,
-            Level.ASSESSOR,
+            at,
             {
                 "owner_level": "assessor",
                 "source_id": a.id,
@@ -182,23 +180,21 @@ class PlanBuilder(ChangeCollector):
             why,
         )
 
-    def _create_subject(self, address: str, s: Subject) -> str:
+    def _create_subject(self, at: Address, s: Subject) -> str:
         return self._add(
             StepKind.CREATE_SUBJECT,
-            address,
-            Level.SUBJECT,
+            at,
             {"source_id": s.id, "fields": dict(sorted(s.fields.items()))},
-            self._subject_target(address),
+            self._subject_target(at),
             (),
             "subject missing on the destination",
         )
 
-    def _create_experiment(self, address: str, e: Experiment) -> str:
-        target = self._subject_target(address) | {"experiment": e.label}
+    def _create_experiment(self, at: Address, e: Experiment) -> str:
+        target = self._subject_target(at) | {"experiment": e.label}
         return self._add(
             StepKind.CREATE_EXPERIMENT,
-            address,
-            Level.EXPERIMENT,
+            at,
             {
                 "source_id": e.id,
                 "xsi_type": e.xsi_type,
@@ -210,19 +206,18 @@ class PlanBuilder(ChangeCollector):
             "experiment missing on the destination",
         )
 
-    def _import_scan(self, address: str, s: Scan, d: Scan | None, why: str) -> str:
+    def _import_scan(self, at: Address, s: Scan, d: Scan | None, why: str) -> str:
         exp_src, exp_dst, exp_step = self._exp
         assert exp_src is not None
         dicom = s.resources[DICOM]
         files, nbytes = dicom_size(s)
-        target = self._subject_target(address) | {
+        target = self._subject_target(at) | {
             "experiment": exp_dst.label if exp_dst is not None else exp_src.label,
             "scan": d.id if d is not None else s.id,
         }
         return self._add(
             StepKind.IMPORT_SCAN,
-            address,
-            Level.SCAN,
+            at,
             {
                 "source_experiment_id": exp_src.id,
                 "scan_id": s.id,
@@ -241,7 +236,7 @@ class PlanBuilder(ChangeCollector):
             why,
         )
 
-    def _create_scan(self, address: str, s: Scan) -> str:
+    def _create_scan(self, at: Address, s: Scan) -> str:
         """A scan no DICOM import will create: PUT it, so its other resources have a home.
 
         It keeps the source scan ID on the destination (there is no SeriesNumber to number
@@ -249,14 +244,13 @@ class PlanBuilder(ChangeCollector):
         """
         exp_src, exp_dst, exp_step = self._exp
         assert exp_src is not None
-        target = self._subject_target(address) | {
+        target = self._subject_target(at) | {
             "experiment": exp_dst.label if exp_dst is not None else exp_src.label,
             "scan": s.id,
         }
         return self._add(
             StepKind.CREATE_SCAN,
-            address,
-            Level.SCAN,
+            at,
             {
                 "source_experiment_id": exp_src.id,
                 "scan_id": s.id,
@@ -269,33 +263,32 @@ class PlanBuilder(ChangeCollector):
             "scan missing on the destination, without DICOM to import",
         )
 
-    def _upload_resource(self, address: str, r: Resource, repair: bool, why: str) -> str:
-        parts = address.split("/")
+    def _upload_resource(self, at: Address, r: Resource, repair: bool, why: str) -> str:
         sp = f"/data/projects/{quote_segment(self.src_project)}"
         extra: dict[str, str] = {}
         target: dict[str, Any] = {"project": self.dst_project}
         label_q = quote_segment(r.label)
-        if parts[0] == A.PROJECT:
+        if at.subject is None:
             owner, source_path, depends = "project", f"{sp}/resources/{label_q}", ()
-        elif len(parts) == 3:  # subject/resources/label
-            target["subject"] = parts[0]
+        elif not at.in_experiment:
+            target["subject"] = at.subject
             owner = "subject"
-            source_path = f"{sp}/subjects/{quote_segment(parts[0])}/resources/{label_q}"
+            source_path = f"{sp}/subjects/{quote_segment(at.subject)}/resources/{label_q}"
             depends = (self._subject_step,)
         else:
             exp_src, exp_dst, exp_step = self._exp
             assert exp_src is not None
-            target["subject"] = parts[0]
+            target["subject"] = at.subject
             target["experiment"] = exp_dst.label if exp_dst is not None else exp_src.label
             ep = f"/data/experiments/{quote_segment(exp_src.id)}"
-            if parts[2] == "assessors":
+            if at.assessor is not None:
                 a_src, _a_dst, a_step = self._assessor
                 assert a_src is not None
                 target["assessor"] = a_src.label
                 owner = "assessor"
                 source_path = f"{ep}/assessors/{quote_segment(a_src.id)}/resources/{label_q}"
                 depends = (a_step or exp_step,)
-            elif parts[2] == "scans":
+            elif at.scan is not None:
                 scan_src, scan_dst, scan_step = self._scan
                 assert scan_src is not None
                 target["scan"] = scan_dst.id if scan_dst is not None else scan_src.id
@@ -311,8 +304,7 @@ class PlanBuilder(ChangeCollector):
         target["label"] = r.label
         return self._add(
             StepKind.UPLOAD_RESOURCE,
-            address,
-            Level.RESOURCE,
+            at,
             {
                 "owner_level": owner,
                 "source_path": source_path,
@@ -332,48 +324,49 @@ class PlanBuilder(ChangeCollector):
 
     # visitor -----------------------------------------------------------------------------
 
-    def src_only(self, address: str, level: Level, src: Any) -> bool:
-        descend = super().src_only(address, level, src)
+    def src_only(self, at: Address, src: Any) -> bool:
+        descend = super().src_only(at, src)
         if not descend:
             return False
+        level = at.level
         if level == Level.SUBJECT:
-            self._subject_step = self._create_subject(address, src)
+            self._subject_step = self._create_subject(at, src)
         elif level == Level.EXPERIMENT:
-            self._exp = (src, None, self._create_experiment(address, src))
+            self._exp = (src, None, self._create_experiment(at, src))
             self._exp_work = _ExperimentWork(new=True)
         elif level == Level.SCAN:
             if DICOM in src.resources:
-                step = self._import_scan(address, src, None, "scan missing on the destination")
+                step = self._import_scan(at, src, None, "scan missing on the destination")
                 self._exp_work.add_scan(src, step)
             else:
-                step = self._create_scan(address, src)
+                step = self._create_scan(at, src)
                 self._exp_work.add_scan(src, created=step)
             self._scan = (src, None, step)
         elif level == Level.ASSESSOR:
-            step = self._create_assessor(address, src)
+            step = self._create_assessor(at, src)
             self._assessor = (src, None, step)
-            self._update_assessor(address, src, None, step, "assessor fields, after its creation")
+            self._update_assessor(at, src, None, step, "assessor fields, after its creation")
         elif level == Level.RESOURCE:
-            self._upload_resource(address, src, False, "resource missing on the destination")
+            self._upload_resource(at, src, False, "resource missing on the destination")
         return True
 
-    def match(self, address: str, level: Level, src: Any, dst: Any) -> None:
-        super().match(address, level, src, dst)
+    def match(self, at: Address, src: Any, dst: Any) -> Recorded | None:
+        recorded = super().match(at, src, dst)
+        level = at.level
         if level == Level.SUBJECT:
+            assert recorded is not None
             self._subject_step = ""
-            last = self.changes[-1]
-            if last.status == ChangeStatus.DIFFERS:
-                self._update_subject(address, src, dst, "; ".join(last.differences))
+            if recorded.change.status == ChangeStatus.DIFFERS:
+                self._update_subject(at, src, dst, "; ".join(recorded.change.differences))
         elif level == Level.EXPERIMENT:
             self._exp = (src, dst, "")
             self._exp_work = _ExperimentWork(own=compare_experiment_own(src, dst))
         elif level == Level.SCAN:
+            assert recorded is not None
             step = ""
-            dicom = self.last_dicom  # this scan's DICOM, as the collector just judged it
-            last = self.changes[-1] if self.changes else None
-            in_conflict = last is not None and last.status == ChangeStatus.CONFLICT
-            if dicom and DICOM in src.resources and not in_conflict:
-                step = self._import_scan(address, src, dst, "; ".join(dicom))
+            in_conflict = recorded.change.status == ChangeStatus.CONFLICT
+            if recorded.dicom and DICOM in src.resources and not in_conflict:
+                step = self._import_scan(at, src, dst, "; ".join(recorded.dicom))
             self._scan = (src, dst, step)
             if not in_conflict:
                 self._exp_work.add_scan(src, step, fields_differ=scan_fields_differ(src, dst))
@@ -381,24 +374,20 @@ class PlanBuilder(ChangeCollector):
             self._assessor = (src, dst, "")
             diffs = compare_assessor(src, dst, digests=self.digests)
             if diffs:
-                self._update_assessor(address, src, dst, "", "; ".join(diffs))
-        elif level == Level.RESOURCE and not self._is_dicom(address):
-            last = self.changes[-1]
-            if last.status == ChangeStatus.DIFFERS:
-                self._upload_resource(address, src, True, "; ".join(last.differences))
+                self._update_assessor(at, src, dst, "", "; ".join(diffs))
+        elif level == Level.RESOURCE and not is_scan_dicom(at):
+            assert recorded is not None
+            if recorded.change.status == ChangeStatus.DIFFERS:
+                self._upload_resource(at, src, True, "; ".join(recorded.change.differences))
+        return recorded
 
-    def leave(self, address: str, level: Level, src: Any, dst: Any) -> None:
-        super().leave(address, level, src, dst)
-        if level != Level.EXPERIMENT or src is None:
+    def leave(self, at: Address, src: Any, dst: Any) -> None:
+        super().leave(at, src, dst)
+        if at.level != Level.EXPERIMENT or src is None:
             return
         why = self._exp_work.why()
         if why:
-            self._update_experiment(address, src, why)
-
-    @staticmethod
-    def _is_dicom(address: str) -> bool:
-        parts = address.split("/")
-        return len(parts) == 5 and parts[2] == "scans" and parts[4] == DICOM
+            self._update_experiment(at, src, why)
 
 
 def _experiment_path(e: Experiment) -> str:
@@ -503,7 +492,15 @@ def _completed_skips(
         files, nbytes = entity_size(src.subjects[label])
         labels.add(W.label_key(label))
         changes.append(
-            Change(A.subject(label), Level.SUBJECT, ChangeStatus.SKIPPED, (), reason, nbytes, files)
+            Change(
+                str(A.subject(label)),
+                Level.SUBJECT,
+                ChangeStatus.SKIPPED,
+                (),
+                reason,
+                nbytes,
+                files,
+            )
         )
     return labels, changes
 
@@ -545,7 +542,7 @@ def _after_completion(steps: list[Step], completed: Mapping[str, str], serial: i
     keys = {W.label_key(k) for k in completed}
     out = []
     for step in steps:
-        subject = A.subject_of(step.address)
+        subject = Address.parse(step.address).subject
         if subject is not None and W.label_key(subject) in keys:
             step = replace(step, facts={**step.facts, "completed_before": serial})
         out.append(step)
@@ -589,7 +586,7 @@ def _is_unit(change: Change) -> bool:
     differing scan is not counted again with its experiment."""
     if change.level in (Level.EXPERIMENT, Level.SUBJECT):
         return True
-    return change.level == Level.RESOURCE and len(change.address.split("/")) == 3
+    return change.level == Level.RESOURCE and not Address.parse(change.address).in_experiment
 
 
 @dataclass(frozen=True)

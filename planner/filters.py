@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from planner import address as A
+from planner.address import PROJECT_ADDRESS, Address
 from planner.config import Filtering, ItemFilter, SessionTypeFilter, TypedFilter
 from planner.inventory import Experiment, Inventory, Resource, Scan, Subject
 from planner.plan import Level
@@ -45,6 +46,10 @@ __all__ = [
 ]
 
 Skip = tuple[str, Level, str]
+
+
+def _skip(at: Address, reason: str) -> Skip:
+    return (str(at), at.level, reason)
 
 
 @dataclass(frozen=True)
@@ -129,9 +134,9 @@ class _Filterer:
         resources: dict[str, Resource],
         allows: _Cached,
         name: str,
-        address_of,
-        level: Level = Level.RESOURCE,
+        owner: Address,
     ) -> dict[str, Resource]:
+        """The resources of the entity at ``owner`` that ``allows`` keeps."""
         if allows.everything or not resources:
             return resources
         kept: dict[str, Resource] = {}
@@ -139,12 +144,12 @@ class _Filterer:
             if allows(r.label):
                 kept[key] = r
             else:
-                self.skipped.append((address_of(r.label), level, skip_reason(name, r.label)))
+                self.skipped.append(_skip(owner.with_resource(r.label), skip_reason(name, r.label)))
         return resources if len(kept) == len(resources) else kept
 
     def inventory(self, inv: Inventory) -> Inventory:
         resources = self.resources(
-            inv.resources, self.project_resources, "project_resources", A.project_resource
+            inv.resources, self.project_resources, "project_resources", PROJECT_ADDRESS
         )
         subjects = {k: self.subject(s) for k, s in inv.subjects.items()}
         return replace(inv, resources=resources, subjects=subjects)
@@ -155,7 +160,7 @@ class _Filterer:
             s.resources,
             self.subject_resources,
             "subject_resources",
-            lambda r: A.subject_resource(label, r),
+            A.subject(label),
         )
         experiments: dict[str, Experiment] = {}
         changed = resources is not s.resources
@@ -174,14 +179,10 @@ class _Filterer:
         if not e.is_imaging:
             if self.subject_assessors(e.xsi_type):
                 return e
-            self.skipped.append(
-                (addr, Level.EXPERIMENT, skip_reason("subject_assessors", e.xsi_type))
-            )
+            self.skipped.append(_skip(addr, skip_reason("subject_assessors", e.xsi_type)))
             return None
         if not self.sessions(e.xsi_type):
-            self.skipped.append(
-                (addr, Level.EXPERIMENT, skip_reason("imaging_sessions", e.xsi_type))
-            )
+            self.skipped.append(_skip(addr, skip_reason("imaging_sessions", e.xsi_type)))
             return None
         rules = self.rules(e.xsi_type)
         if rules.whole:
@@ -197,11 +198,7 @@ class _Filterer:
             if not rules.scan_types(sc.type):
                 scans_changed = True
                 self.skipped.append(
-                    (
-                        A.scan(subject, exp, sc.id),
-                        Level.SCAN,
-                        skip_reason(f"{prefix}.scan_types", sc.type),
-                    )
+                    _skip(A.scan(subject, exp, sc.id), skip_reason(f"{prefix}.scan_types", sc.type))
                 )
                 continue
             kept = self.scan(subject, exp, sc, rules)
@@ -211,7 +208,7 @@ class _Filterer:
             e.resources,
             rules.resources,
             f"{prefix}.resources",
-            lambda r: A.experiment_resource(subject, exp, r),
+            A.experiment(subject, exp),
         )
         assessors = e.assessors
         if not rules.assessors.everything and e.assessors:
@@ -221,9 +218,8 @@ class _Filterer:
                     assessors[key] = a
                 else:
                     self.skipped.append(
-                        (
+                        _skip(
                             A.assessor(subject, exp, a.label),
-                            Level.ASSESSOR,
                             skip_reason(f"{prefix}.session_assessors", a.xsi_type),
                         )
                     )
@@ -254,11 +250,7 @@ class _Filterer:
                 kept[key] = r
                 continue
             self.skipped.append(
-                (
-                    A.scan_resource(subject, exp, sc.id, r.label),
-                    Level.RESOURCE,
-                    skip_reason(name, r.label),
-                )
+                _skip(A.scan_resource(subject, exp, sc.id, r.label), skip_reason(name, r.label))
             )
         if len(kept) == len(sc.resources):
             return sc
@@ -314,14 +306,12 @@ def apply_sharing(
     for s in src.subjects.values():
         if s.shared_from:
             subjects.add(s.label)
-            skipped.append((A.subject(s.label), Level.SUBJECT, shared_reason(s.shared_from)))
+            skipped.append(_skip(A.subject(s.label), shared_reason(s.shared_from)))
             continue
         for e in s.experiments.values():
             if e.shared_from:
                 experiments.add((s.label, e.label))
-                skipped.append(
-                    (A.experiment(s.label, e.label), Level.EXPERIMENT, shared_reason(e.shared_from))
-                )
+                skipped.append(_skip(A.experiment(s.label, e.label), shared_reason(e.shared_from)))
     if not skipped:
         return src, dst, ()
     return (

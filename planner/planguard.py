@@ -16,9 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from planner import address as A
+from planner.address import Address, BadAddress
 from planner.backend import quote_segment as q
 from planner.inventory import Inventory
-from planner.plan import Plan, Step, StepKind
+from planner.plan import Level, Plan, Step, StepKind
 
 
 class PlanMismatch(ValueError):
@@ -35,7 +36,7 @@ def check_plan(plan: Plan) -> None:
     for step in plan.steps:
         _check_step(plan, step)
         for exp_id in _experiment_ids(step):
-            key = "/".join(step.address.split("/")[:2])
+            key = str(_address(step).up_to(Level.EXPERIMENT))
             seen = experiment_ids.setdefault(key, (exp_id, step))
             if seen[0] != exp_id:
                 raise PlanMismatch(
@@ -49,32 +50,42 @@ def check_source_ids(plan: Plan, source: Inventory) -> None:
     """Raise ``PlanMismatch`` for a step whose source accession IDs are not those of the
     entities at its address on the source (reading another project's data)."""
     for step in plan.steps:
-        parts = step.address.split("/")
-        if parts[0] == A.PROJECT or len(parts) < 2 or parts[1] == "resources":
+        at = _address(step)
+        if at.subject is None or at.experiment is None:
             continue
-        subject = source.subjects.get(parts[0])
-        exp = subject.experiments.get(parts[1]) if subject is not None else None
+        subject = source.subjects.get(at.subject)
+        exp = subject.experiments.get(at.experiment) if subject is not None else None
         if exp is None:
             continue  # gone from the source: the stale check's to report
+        experiment = at.up_to(Level.EXPERIMENT)
         for exp_id in _experiment_ids(step):
             if exp_id != exp.id:
                 raise PlanMismatch(
-                    step, f"reads source experiment {exp_id}, but {parts[0]}/{parts[1]} is {exp.id}"
+                    step,
+                    f"reads source experiment {exp_id}, but {experiment} is {exp.id}",
                 )
-        if len(parts) >= 4 and parts[2] == "assessors":
-            assessor = exp.assessors.get(parts[3])
+        if at.assessor is not None:
+            assessor = exp.assessors.get(at.assessor)
             got = _assessor_id(step)
             if assessor is not None and got and got != assessor.id:
                 raise PlanMismatch(
-                    step, f"reads source assessor {got}, but {parts[3]} is {assessor.id}"
+                    step, f"reads source assessor {got}, but {at.assessor} is {assessor.id}"
                 )
 
 
 # -- one step ---------------------------------------------------------------------------------
 
 
+def _address(step: Step) -> Address:
+    """The step's address, read from the plan; a malformed one is a damaged plan."""
+    try:
+        return Address.parse(step.address)
+    except BadAddress as exc:
+        raise PlanMismatch(step, f"has a malformed address: {exc}") from None
+
+
 def _check_step(plan: Plan, step: Step) -> None:
-    t, parts = step.target, step.address.split("/")
+    t, at = step.target, _address(step)
     if step.id != A.step_id(step.kind.value, step.address):
         raise PlanMismatch(step, f"does not match its kind and address {step.address}")
     if t.get("project") != plan.dest.project:
@@ -83,25 +94,18 @@ def _check_step(plan: Plan, step: Step) -> None:
             f"targets project {t.get('project')!r}, not the plan's destination project "
             f"{plan.dest.project}",
         )
-    if parts[0] == A.PROJECT:
-        _expect(step, "subject", None)
-        _expect(step, "experiment", None)
-    else:
-        _expect(step, "subject", parts[0])
-        exp_level = len(parts) >= 2 and parts[1] != "resources"
-        _expect(step, "experiment", parts[1] if exp_level else None)
-        if len(parts) >= 4 and parts[2] == "assessors":
-            _expect(step, "assessor", parts[3])
+    _expect(step, "subject", at.subject)
+    _expect(step, "experiment", at.experiment)
+    if at.assessor is not None:
+        _expect(step, "assessor", at.assessor)
     if step.kind == StepKind.UPLOAD_RESOURCE:
-        _expect(step, "label", parts[-1])
+        _expect(step, "label", at.resource)
     scan_step = step.kind in (StepKind.IMPORT_SCAN, StepKind.CREATE_SCAN)
-    if scan_step and (
-        len(parts) != 4 or parts[2] != "scans" or step.facts.get("scan_id") != parts[3]
-    ):
+    if scan_step and (at.level != Level.SCAN or step.facts.get("scan_id") != at.scan):
         raise PlanMismatch(step, f"names scan {step.facts.get('scan_id')!r}, not its address")
     if step.kind == StepKind.IMPORT_SCAN and (step.facts.get("resource") or "DICOM") != "DICOM":
         raise PlanMismatch(step, f"imports resource {step.facts['resource']!r}, not DICOM")
-    _check_source_path(plan, step, parts)
+    _check_source_path(plan, step, at)
 
 
 def _expect(step: Step, key: str, want: str | None) -> None:
@@ -113,37 +117,39 @@ def _expect(step: Step, key: str, want: str | None) -> None:
         raise PlanMismatch(step, f"targets {key} {got!r}, not {want!r} as its address says")
 
 
-def _check_source_path(plan: Plan, step: Step, parts: list[str]) -> None:
+def _check_source_path(plan: Plan, step: Step, at: Address) -> None:
     path = step.facts.get("source_path")
     if path is None:
         if step.kind in (StepKind.UPLOAD_RESOURCE, StepKind.UPDATE_EXPERIMENT):
             raise PlanMismatch(step, "has no source path")
         return
-    want = _expected_source_path(plan, step, parts)
+    want = _expected_source_path(plan, step, at)
     if path != want:
         raise PlanMismatch(step, f"reads {path!r}, not {want!r} as the plan's source says")
 
 
-def _expected_source_path(plan: Plan, step: Step, parts: list[str]) -> str:
+def _expected_source_path(plan: Plan, step: Step, at: Address) -> str:
     sp = f"/data/projects/{q(plan.source.project)}"
-    label = q(parts[-1])
-    if parts[0] == A.PROJECT:
+    label = q(at.resource or "")
+    if at.subject is None and at.resource is not None:
         return f"{sp}/resources/{label}"
-    if len(parts) == 3 and parts[1] == "resources":
-        return f"{sp}/subjects/{q(parts[0])}/resources/{label}"
+    if at.subject is not None and not at.in_experiment and at.resource is not None:
+        return f"{sp}/subjects/{q(at.subject)}/resources/{label}"
+    if not at.in_experiment:
+        raise PlanMismatch(step, f"has an address {step.address!r} a source path cannot have")
     # Experiment level: by the accession ID the step itself names (checked for agreement
     # across the plan, and against the source's inventory by ``check_source_ids``).
     ep = f"/data/experiments/{q(_path_experiment_id(step))}"
     if step.kind == StepKind.UPDATE_EXPERIMENT:
-        if len(parts) == 2:
+        if at.level == Level.EXPERIMENT:
             return ep
         return f"{ep}/assessors/{q(_assessor_id(step))}"
-    if len(parts) == 4 and parts[2] == "resources":
-        return f"{ep}/resources/{label}"
-    if len(parts) == 5 and parts[2] == "scans":
-        return f"{ep}/scans/{q(parts[3])}/resources/{label}"
-    if len(parts) == 5 and parts[2] == "assessors":
+    if at.level == Level.RESOURCE and at.scan is not None:
+        return f"{ep}/scans/{q(at.scan)}/resources/{label}"
+    if at.level == Level.RESOURCE and at.assessor is not None:
         return f"{ep}/assessors/{q(_assessor_id(step))}/resources/{label}"
+    if at.level == Level.RESOURCE:
+        return f"{ep}/resources/{label}"
     raise PlanMismatch(step, f"has an address {step.address!r} a source path cannot have")
 
 
@@ -178,8 +184,7 @@ def _experiment_ids(step: Step) -> list[str]:
     """The source experiment accession IDs a step reads from or names."""
     f: dict[str, Any] = step.facts
     ids: list[str] = []
-    parts = step.address.split("/")
-    if parts[0] == A.PROJECT or len(parts) < 2 or parts[1] == "resources":
+    if not _address(step).in_experiment:
         return ids
     if step.kind == StepKind.CREATE_EXPERIMENT or (
         step.kind == StepKind.UPDATE_EXPERIMENT and f.get("owner_level") == "experiment"

@@ -15,10 +15,10 @@ does not make the plan stale: applying it does exactly what it said it would.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from planner import address as A
+from planner.address import Address
 from planner.backend import XnatBackend
 from planner.compare import scan_field_values
 from planner.inventory import Assessor, Experiment, Inventory, Resource, Scan, Subject
@@ -53,31 +53,19 @@ class StalenessReport:
 
 def _find(inv: Inventory, address: str) -> Any:
     """The entity at an address (see ``planner.address``), or None."""
-    parts = address.split("/")
-    if parts[0] == A.PROJECT:
-        return inv.resources.get(parts[2]) if len(parts) == 3 else None
-    subject = inv.subjects.get(parts[0])
-    if subject is None or len(parts) == 1:
-        return subject
-    if parts[1] == "resources":
-        return subject.resources.get(parts[2]) if len(parts) == 3 else None
-    exp = subject.experiments.get(parts[1])
-    if exp is None or len(parts) == 2:
-        return exp
-    kind = parts[2]
-    if kind == "resources":
-        return exp.resources.get(parts[3]) if len(parts) == 4 else None
-    if kind == "assessors":
-        assessor = exp.assessors.get(parts[3])
-        if assessor is None or len(parts) == 4:
-            return assessor
-        return assessor.resources.get(parts[4]) if len(parts) == 5 else None
-    if kind == "scans":
-        scan = exp.scans.get(parts[3])
-        if scan is None or len(parts) == 4:
-            return scan
-        return scan.resources.get(parts[4]) if len(parts) == 5 else None
-    return None
+    at = Address.parse(address)
+    holder: Any = inv
+    if at.subject is not None:
+        holder = inv.subjects.get(at.subject)
+        if holder is not None and at.experiment is not None:
+            holder = holder.experiments.get(at.experiment)
+        if holder is not None and at.scan is not None:
+            holder = holder.scans.get(at.scan)
+        if holder is not None and at.assessor is not None:
+            holder = holder.assessors.get(at.assessor)
+    if at.resource is not None:
+        return holder.resources.get(at.resource) if holder is not None else None
+    return holder if at.subject is not None else None  # the project is no entity here
 
 
 def find_entity(inv: Inventory, address: str) -> Any:
@@ -259,12 +247,12 @@ def _labels_taken_elsewhere(plan: Plan, dest: Inventory) -> list[str]:
 def _dest_address(step: Step) -> str:
     """The step's address in destination labels (targets may rename subject/experiment)."""
     t = step.target
-    parts = step.address.split("/")
-    if parts[0] != A.PROJECT and t.get("subject"):
-        parts[0] = str(t["subject"])
-        if len(parts) >= 2 and parts[1] != "resources" and t.get("experiment"):
-            parts[1] = str(t["experiment"])
-    return "/".join(parts)
+    at = Address.parse(step.address)
+    if at.subject is not None and t.get("subject"):
+        at = replace(at, subject=str(t["subject"]))
+        if at.experiment is not None and t.get("experiment"):
+            at = replace(at, experiment=str(t["experiment"]))
+    return str(at)
 
 
 def filter_inventory(inventory: Inventory, config: dict[str, Any]) -> Inventory:
@@ -290,13 +278,14 @@ def filter_experiment(experiment: Experiment, config: dict[str, Any]) -> Experim
     from planner.config import TransferConfig
     from planner.filters import apply_filters
 
+    holder = experiment.subject_label or "subject"  # the filters read no subject label
     one = Inventory(
         server_url="",
         project="",
-        subjects={"": Subject(label="", experiments={experiment.label: experiment})},
+        subjects={holder: Subject(label=holder, experiments={experiment.label: experiment})},
     )
     kept = apply_filters(one, TransferConfig.from_dict(config).filtering).inventory
-    return kept.subjects[""].experiments.get(experiment.label)
+    return kept.subjects[holder].experiments.get(experiment.label)
 
 
 def find_staleness(

@@ -44,6 +44,8 @@ from typing import Any
 import sqlite_utils
 
 from planner import address as A
+from planner.address import Address
+from planner.plan import Level
 from planner.sameness import ScanMemory, SideState
 
 __all__ = [
@@ -473,11 +475,12 @@ class StateDB:
         subjects: dict[str, set[str]] = {}
         experiments: dict[str, set[str]] = {}
         for row in steps:
-            parts = str(row["address"]).split("/")
+            at = Address.parse(str(row["address"]))
             status = str(row["status"])
-            subjects.setdefault(parts[0], set()).add(status)
-            if len(parts) >= 2 and parts[0] != A.PROJECT and parts[1] != "resources":
-                experiments.setdefault(f"{parts[0]}/{parts[1]}", set()).add(status)
+            subjects.setdefault(at.subject or A.PROJECT, set()).add(status)
+            experiment = at.up_to(Level.EXPERIMENT)
+            if experiment is not None:
+                experiments.setdefault(str(experiment), set()).add(status)
 
         def tally(groups: dict[str, set[str]], complete: set[str] | None) -> dict[str, int]:
             counts = {"synced": 0, "failed": 0, "skipped": 0, "pending": 0}
@@ -564,7 +567,7 @@ class StateDB:
         if status not in STEP_STATUSES:
             raise ValueError(f"step status {status!r} is not one of {', '.join(STEP_STATUSES)}")
         now = _now()
-        subject = A.subject_of(address) or ""
+        subject = Address.parse(address).subject or ""
         started = now if status == "running" else None
         ended = now if status in ("done", "failed", "skipped") else None
         row = (

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from planner.address import Address
 from planner.compare import Memory, collect_experiment
 from planner.inventory import Experiment
 from planner.plan import ChangeStatus, Level
@@ -100,7 +101,7 @@ def verify_experiment(
             continue
         kinds = walked.kinds.get(change.address, frozenset())
         if change.level == Level.SCAN and change.status == ChangeStatus.CREATE:
-            missing.append(change.address.rsplit("/", 1)[-1])
+            missing.append(str(Address.parse(change.address).scan))
         if change.level == Level.RESOURCE and change.status == ChangeStatus.CREATE:
             tier2 = False
         if kinds & NAME_KINDS:

@@ -3,12 +3,16 @@
 Planning, verification and drift are visitors over this walk, so they can never disagree
 about what matches what. The walk knows nothing of copying: it only decides pairs and calls
 
-- ``src_only(address, level, src) -> bool``: on the source only; return True to descend;
-- ``dst_only(address, level, dst) -> bool``: on the destination only; True to descend;
-- ``match(address, level, src, dst)``: paired; the walk always descends;
-- ``conflict(address, level, src, dst, why)``: paired by name but they cannot be the same
-  thing; the walk does not descend;
-- ``leave(address, level, src, dst)``: optional, after the children of a visited entity.
+- ``src_only(at, src) -> bool``: on the source only; return True to descend;
+- ``dst_only(at, dst) -> bool``: on the destination only; True to descend;
+- ``match(at, src, dst)``: paired; the walk always descends;
+- ``conflict(at, src, dst, why)``: paired by name but they cannot be the same thing; the walk
+  does not descend;
+- ``leave(at, src, dst)``: optional, after the children of a visited entity.
+
+``at`` is the entity's ``Address`` (its ``level`` says what kind of entity it is). What a
+visitor returns from ``match`` or ``conflict`` is its own business (a visitor may hand it to
+a subclass); the walk ignores it.
 
 Pairing rules, all here: entities pair by label (``label_key``). Scans pair by ID when their
 series UIDs agree (or one is unknown); left-over source scans then pair with left-over
@@ -26,19 +30,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from planner import address as A
+from planner.address import PROJECT_ADDRESS, Address
+from planner.address import subject as subject_address
 from planner.inventory import Assessor, Experiment, Inventory, Resource, Scan, Subject
-from planner.plan import Level
 
 
 class Visitor(Protocol):
-    def src_only(self, address: str, level: Level, src: Any) -> bool: ...
+    def src_only(self, at: Address, src: Any) -> bool: ...
 
-    def dst_only(self, address: str, level: Level, dst: Any) -> bool: ...
+    def dst_only(self, at: Address, dst: Any) -> bool: ...
 
-    def match(self, address: str, level: Level, src: Any, dst: Any) -> None: ...
+    def match(self, at: Address, src: Any, dst: Any) -> object: ...
 
-    def conflict(self, address: str, level: Level, src: Any, dst: Any, why: str) -> None: ...
+    def conflict(self, at: Address, src: Any, dst: Any, why: str) -> object: ...
 
 
 def label_key(label: str) -> str:
@@ -46,10 +50,10 @@ def label_key(label: str) -> str:
     return label
 
 
-def _leave(visitor: Any, address: str, level: Level, src: Any, dst: Any) -> None:
+def _leave(visitor: Any, at: Address, src: Any, dst: Any) -> None:
     leave = getattr(visitor, "leave", None)
     if leave is not None:
-        leave(address, level, src, dst)
+        leave(at, src, dst)
 
 
 def _pair_by_label(
@@ -76,18 +80,19 @@ def _pair_by_label(
 def walk_resources(
     src: dict[str, Resource],
     dst: dict[str, Resource],
-    make_address: Any,
+    owner: Address,
     visitor: Visitor,
 ) -> None:
+    """The resources of the entity at ``owner``."""
     for label, s, d in _pair_by_label(src, dst):
-        addr = make_address(label)
+        at = owner.with_resource(label)
         if s is not None and d is not None:
-            visitor.match(addr, Level.RESOURCE, s, d)
-            _leave(visitor, addr, Level.RESOURCE, s, d)
+            visitor.match(at, s, d)
+            _leave(visitor, at, s, d)
         elif s is not None:
-            visitor.src_only(addr, Level.RESOURCE, s)
+            visitor.src_only(at, s)
         else:
-            visitor.dst_only(addr, Level.RESOURCE, d)
+            visitor.dst_only(at, d)
 
 
 # -- scans -----------------------------------------------------------------------------------
@@ -138,21 +143,18 @@ def pair_scans(
     return pairs, conflicts, src_only, dst_only
 
 
-def _descend_scan(
-    subj: str, exp: str, addr: str, s: Scan | None, d: Scan | None, visitor: Visitor
-) -> None:
+def _descend_scan(at: Address, s: Scan | None, d: Scan | None, visitor: Visitor) -> None:
     walk_resources(
         s.resources if s is not None else {},
         d.resources if d is not None else {},
-        lambda label: A.scan_resource(subj, exp, (s or d).id, label),  # type: ignore[union-attr]
+        at,
         visitor,
     )
-    _leave(visitor, addr, Level.SCAN, s, d)
+    _leave(visitor, at, s, d)
 
 
-def walk_scans(
-    subj: str, exp: str, src: dict[str, Scan], dst: dict[str, Scan], visitor: Visitor
-) -> None:
+def walk_scans(exp: Address, src: dict[str, Scan], dst: dict[str, Scan], visitor: Visitor) -> None:
+    """The scans of the experiment at ``exp``."""
     pairs, conflicts, src_only, dst_only = pair_scans(src, dst)
     events: list[tuple[str, int, Scan | None, Scan | None]] = []
     events += [(s.id, 0, s, d) for s, d in pairs]
@@ -161,28 +163,27 @@ def walk_scans(
     events += [(d.id, 3, None, d) for d in dst_only]
     events.sort(key=lambda e: (e[0], e[1]))
     for sid, kind, s, d in events:
-        addr = A.scan(subj, exp, sid)
+        at = exp.with_scan(sid)
         if kind == 0:
             assert s is not None and d is not None
             if s.xsi_type and d.xsi_type and s.xsi_type != d.xsi_type:
-                visitor.conflict(addr, Level.SCAN, s, d, f"xsiType {s.xsi_type} != {d.xsi_type}")
+                visitor.conflict(at, s, d, f"xsiType {s.xsi_type} != {d.xsi_type}")
                 continue
-            visitor.match(addr, Level.SCAN, s, d)
-            _descend_scan(subj, exp, addr, s, d, visitor)
+            visitor.match(at, s, d)
+            _descend_scan(at, s, d, visitor)
         elif kind == 1:
             assert s is not None and d is not None
             visitor.conflict(
-                addr,
-                Level.SCAN,
+                at,
                 s,
                 d,
                 f"scan {d.id} on the destination holds another series (UID {d.uid})",
             )
         elif kind == 2:
-            if visitor.src_only(addr, Level.SCAN, s):
-                _descend_scan(subj, exp, addr, s, None, visitor)
-        elif visitor.dst_only(addr, Level.SCAN, d):
-            _descend_scan(subj, exp, addr, None, d, visitor)
+            if visitor.src_only(at, s):
+                _descend_scan(at, s, None, visitor)
+        elif visitor.dst_only(at, d):
+            _descend_scan(at, None, d, visitor)
 
 
 # -- experiments -----------------------------------------------------------------------------
@@ -202,61 +203,58 @@ def walk_experiment(
 ) -> None:
     """Walk one experiment and everything under it (also used to verify one experiment)."""
     label = (src or dst).label  # type: ignore[union-attr]
-    addr = A.experiment(subj, label)
+    at = subject_address(subj).with_experiment(label)
     if src is not None and dst is not None:
         why = experiment_conflict(src, dst)
         if why:
-            visitor.conflict(addr, Level.EXPERIMENT, src, dst, why)
+            visitor.conflict(at, src, dst, why)
             return
-        visitor.match(addr, Level.EXPERIMENT, src, dst)
+        visitor.match(at, src, dst)
     elif src is not None:
-        if not visitor.src_only(addr, Level.EXPERIMENT, src):
+        if not visitor.src_only(at, src):
             return
-    elif not visitor.dst_only(addr, Level.EXPERIMENT, dst):
+    elif not visitor.dst_only(at, dst):
         return
     s_scans = src.scans if src is not None else {}
     d_scans = dst.scans if dst is not None else {}
     walk_resources(
         src.resources if src is not None else {},
         dst.resources if dst is not None else {},
-        lambda r: A.experiment_resource(subj, label, r),
+        at,
         visitor,
     )
-    walk_scans(subj, label, s_scans, d_scans, visitor)
+    walk_scans(at, s_scans, d_scans, visitor)
     _walk_assessors(
-        subj,
-        label,
+        at,
         src.assessors if src is not None else {},
         dst.assessors if dst is not None else {},
         visitor,
     )
-    _leave(visitor, addr, Level.EXPERIMENT, src, dst)
+    _leave(visitor, at, src, dst)
 
 
 def _walk_assessors(
-    subj: str, exp: str, src: dict[str, Assessor], dst: dict[str, Assessor], visitor: Visitor
+    exp: Address, src: dict[str, Assessor], dst: dict[str, Assessor], visitor: Visitor
 ) -> None:
     for label, s, d in _pair_by_label(src, dst):
-        addr = A.assessor(subj, exp, label)
+        at = exp.with_assessor(label)
         if s is not None and d is not None:
             if s.xsi_type and d.xsi_type and s.xsi_type != d.xsi_type:
-                visitor.conflict(
-                    addr, Level.ASSESSOR, s, d, f"xsiType {s.xsi_type} != {d.xsi_type}"
-                )
+                visitor.conflict(at, s, d, f"xsiType {s.xsi_type} != {d.xsi_type}")
                 continue
-            visitor.match(addr, Level.ASSESSOR, s, d)
+            visitor.match(at, s, d)
         elif s is not None:
-            if not visitor.src_only(addr, Level.ASSESSOR, s):
+            if not visitor.src_only(at, s):
                 continue
-        elif not visitor.dst_only(addr, Level.ASSESSOR, d):
+        elif not visitor.dst_only(at, d):
             continue
         walk_resources(
             s.resources if s is not None else {},
             d.resources if d is not None else {},
-            lambda r, a=label: A.assessor_resource(subj, exp, a, r),
+            at,
             visitor,
         )
-        _leave(visitor, addr, Level.ASSESSOR, s, d)
+        _leave(visitor, at, s, d)
 
 
 # -- subjects and the project ----------------------------------------------------------------
@@ -278,7 +276,7 @@ def walk(src: Inventory, dst: Inventory, visitor: Visitor, homes: Inventory | No
     ``sync_new_only``): XNAT finds an experiment by its label in the whole project, so a
     label held by a subject left out of the walk is a conflict all the same.
     """
-    walk_resources(src.resources, dst.resources, A.project_resource, visitor)
+    walk_resources(src.resources, dst.resources, PROJECT_ADDRESS, visitor)
     homes = homes if homes is not None else dst
     dst_homes = _experiment_homes(homes)
     # Destination experiments claimed by a source experiment of another subject: reported once,
@@ -302,18 +300,18 @@ def _walk_subject(
     elsewhere: set[tuple[str, str]],
     visitor: Visitor,
 ) -> None:
-    addr = A.subject(s_label)
+    at = subject_address(s_label)
     if ss is not None and ds is not None:
-        visitor.match(addr, Level.SUBJECT, ss, ds)
+        visitor.match(at, ss, ds)
     elif ss is not None:
-        if not visitor.src_only(addr, Level.SUBJECT, ss):
+        if not visitor.src_only(at, ss):
             return
-    elif not visitor.dst_only(addr, Level.SUBJECT, ds):
+    elif not visitor.dst_only(at, ds):
         return
     walk_resources(
         ss.resources if ss is not None else {},
         ds.resources if ds is not None else {},
-        lambda r: A.subject_resource(s_label, r),
+        at,
         visitor,
     )
     s_exps = ss.experiments if ss is not None else {}
@@ -327,12 +325,11 @@ def _walk_subject(
                 other = dst_inv.subjects[home].experiments
                 found = next(v for k, v in other.items() if label_key(k) == label_key(e_label))
                 visitor.conflict(
-                    A.experiment(s_label, e_label),
-                    Level.EXPERIMENT,
+                    at.with_experiment(e_label),
                     se,
                     found,
                     f"the destination has experiment {e_label} under subject {home}",
                 )
                 continue
         walk_experiment(s_label, se, de, visitor)
-    _leave(visitor, addr, Level.SUBJECT, ss, ds)
+    _leave(visitor, at, ss, ds)

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from planner.address import Address
 from planner.plan import Level
 from planner.walk import pair_scans, walk
 
 
 class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, str, Any, Any]] = []
+    """Records each visit by the address's text and level."""
 
-    def src_only(self, address: str, level: Level, src: Any) -> bool:
-        self.events.append(("src_only", address, level, src, None))
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, Level, Any, Any]] = []
+
+    def src_only(self, at: Address, src: Any) -> bool:
+        self.events.append(("src_only", str(at), at.level, src, None))
         return True
 
-    def dst_only(self, address: str, level: Level, dst: Any) -> bool:
-        self.events.append(("dst_only", address, level, None, dst))
+    def dst_only(self, at: Address, dst: Any) -> bool:
+        self.events.append(("dst_only", str(at), at.level, None, dst))
         return False
 
-    def match(self, address: str, level: Level, src: Any, dst: Any) -> None:
-        self.events.append(("match", address, level, src, dst))
+    def match(self, at: Address, src: Any, dst: Any) -> None:
+        self.events.append(("match", str(at), at.level, src, dst))
 
-    def conflict(self, address: str, level: Level, src: Any, dst: Any, why: str) -> None:
-        self.events.append(("conflict", address, level, src, dst))
+    def conflict(self, at: Address, src: Any, dst: Any, why: str) -> None:
+        self.events.append(("conflict", str(at), at.level, src, dst))
         self.why = why
 
     def kinds(self) -> dict[str, str]:

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from planner import address as A
+from planner.address import Address
 from planner.diff import human_bytes, summary_line
 from planner.plan import Change, ChangeStatus, Level, Plan
 from planner.planfile import plan_to_dict
@@ -26,35 +27,27 @@ MAX_REASONS = 8  # per entity; the plan file has them all
 
 
 def parent_address(address: str) -> str | None:
-    """The address of the entity that holds this one (see ``planner.address``)."""
-    parts = address.split("/")
-    if len(parts) == 1:
+    """The tree node that holds this one: its parent's address; subjects and the project
+    node hang from the root."""
+    at = Address.parse(address)
+    parent = at.parent
+    if parent is None or at.level == Level.SUBJECT:
         return None
-    if parts[0] == PROJECT_NODE:
-        return PROJECT_NODE
-    if len(parts) in (2, 3):  # subject/experiment, subject/resources/label
-        return parts[0]
-    if len(parts) == 4:  # subject/experiment/{resources,scans,assessors}/x
-        return "/".join(parts[:2])
-    return "/".join(parts[:4])  # scan resource -> scan
+    return str(parent)
 
 
 def _name(change_or_address: Change | str) -> str:
     address = change_or_address if isinstance(change_or_address, str) else change_or_address.address
-    parts = address.split("/")
-    if address == PROJECT_NODE:
-        return "project resources"
-    if len(parts) == 1 or (len(parts) == 2 and parts[0] != PROJECT_NODE):
-        return parts[-1]
-    if len(parts) >= 3 and parts[-2] == "resources":
-        return f"resource {parts[-1]}"
-    if len(parts) == 4 and parts[2] == "scans":
-        return f"scan {parts[3]}"
-    if len(parts) == 4 and parts[2] == "assessors":
-        return f"assessor {parts[3]}"
-    if len(parts) == 5:
-        return f"resource {parts[4]}"
-    return address
+    at = Address.parse(address)
+    if at.resource is not None:
+        return f"resource {at.resource}"
+    if at.scan is not None:
+        return f"scan {at.scan}"
+    if at.assessor is not None:
+        return f"assessor {at.assessor}"
+    if at.experiment is not None:
+        return at.experiment
+    return at.subject if at.subject is not None else "project resources"
 
 
 def _label(change: Change) -> str:
@@ -118,8 +111,17 @@ def build_tree(plan: Plan, *, show_in_sync: bool = False) -> Tree:
     return root
 
 
-def _sort_key(address: str) -> tuple[int, int, str]:
-    return (0 if address.startswith(PROJECT_NODE) else 1, address.count("/"), address)
+def _sort_key(address: str) -> tuple[int, int, bool, str]:
+    """The project first; then shallower before deeper, a subject's experiments before its
+    resources, and by address."""
+    at = Address.parse(address)
+    depth, holder = 0, at.parent
+    while holder is not None:
+        depth, holder = depth + 1, holder.parent
+    subject_resource = (
+        at.subject is not None and not at.in_experiment and at.level == Level.RESOURCE
+    )
+    return (0 if at.subject is None else 1, depth, subject_resource, address)
 
 
 def render_plan(plan: Plan, console: Console, *, show_in_sync: bool = False) -> None:
