@@ -20,7 +20,7 @@ from pathlib import Path
 import typer
 
 from planner.config import TransferConfig, load_config
-from planner.diff import diff_inventories, summary_line
+from planner.diff import diff_inventories
 from planner.errors import BackendError
 from planner.inventory import Inventory
 from planner.plan import ChangeStatus, Plan
@@ -298,6 +298,7 @@ def show_plan(
     ctx: AppContext, plan: Plan, *, show_in_sync: bool = False, summary_only: bool = False
 ) -> None:
     from xnatctl.views.plan import plan_to_json, render_plan
+    from xnatctl.views.summary import summary_line
 
     if ctx.json_output:
         if not summary_only:

@@ -9,9 +9,9 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from planner import address as A
-from planner.diff import human_bytes, summary_line
 from planner.plan import Change, ChangeStatus, Level, Plan
 from planner.planfile import plan_to_dict
+from xnatctl.views.summary import human_bytes, summary_line
 
 MARKS: dict[ChangeStatus, tuple[str, str]] = {
     ChangeStatus.CREATE: ("+", "green"),

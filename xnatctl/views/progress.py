@@ -24,9 +24,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from planner.diff import human_bytes
 from planner.plan import Step
 from planner.progress import STEP_FAILED, STEP_OK, step_bytes
+from xnatctl.views.summary import human_bytes
 
 
 def _size(nbytes: int) -> str:
