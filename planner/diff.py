@@ -49,7 +49,7 @@ from planner.plan import (
     Plan,
     Step,
     StepKind,
-    Summary,
+    summarize,
 )
 from planner.sameness import ScanMemory, names_digest
 
@@ -550,46 +550,6 @@ def _after_completion(steps: list[Step], completed: Mapping[str, str], serial: i
             step = replace(step, facts={**step.facts, "completed_before": serial})
         out.append(step)
     return out
-
-
-def summarize(steps: tuple[Step, ...], changes: tuple[Change, ...]) -> Summary:
-    counts = {kind: 0 for kind in StepKind}
-    nbytes = 0
-    for s in steps:
-        counts[s.kind] += 1
-        nbytes += int(s.facts.get("bytes", 0) or 0)
-    by_status: dict[ChangeStatus, int] = dict.fromkeys(ChangeStatus, 0)
-    exp_in_sync = differs = 0
-    for c in changes:
-        by_status[c.status] += 1
-        if c.level == Level.EXPERIMENT and c.status == ChangeStatus.IN_SYNC:
-            exp_in_sync += 1
-        if c.status == ChangeStatus.DIFFERS and _is_unit(c):
-            differs += 1
-    return Summary(
-        subjects_to_update=counts[StepKind.UPDATE_SUBJECT],
-        experiments_to_update=counts[StepKind.UPDATE_EXPERIMENT],
-        assessors_to_create=counts[StepKind.CREATE_ASSESSOR],
-        subjects_to_create=counts[StepKind.CREATE_SUBJECT],
-        experiments_to_create=counts[StepKind.CREATE_EXPERIMENT],
-        scans_to_transfer=counts[StepKind.IMPORT_SCAN],
-        scans_to_create=counts[StepKind.CREATE_SCAN],
-        resources_to_upload=counts[StepKind.UPLOAD_RESOURCE],
-        bytes_to_transfer=nbytes,
-        experiments_in_sync=exp_in_sync,
-        differs=differs,
-        dest_only=by_status[ChangeStatus.DEST_ONLY],
-        conflicts=by_status[ChangeStatus.CONFLICT],
-        skipped=by_status[ChangeStatus.SKIPPED],
-    )
-
-
-def _is_unit(change: Change) -> bool:
-    """Differences are counted per experiment, subject, or resource outside experiments, so a
-    differing scan is not counted again with its experiment."""
-    if change.level in (Level.EXPERIMENT, Level.SUBJECT):
-        return True
-    return change.level == Level.RESOURCE and len(change.address.split("/")) == 3
 
 
 @dataclass(frozen=True)
