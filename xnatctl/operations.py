@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import typer
@@ -31,7 +31,7 @@ from planner.snapshot import take_snapshot
 from planner.state import PairKey, StateDB
 from xnatctl import __version__
 from xnatctl.client import XnatClient
-from xnatctl.connect import client_for_profile, dest_client
+from xnatctl.connect import DestOptions, client_for_profile, dest_client
 from xnatctl.context import AppContext
 from xnatctl.errors import CliError, ExitCode, UsageError
 from xnatctl.fileio import ensure_private_dir
@@ -79,32 +79,18 @@ def config_from_plan(plan: Plan, workers: int | None) -> TransferConfig:
 
 
 def connect_pair(
-    ctx: AppContext,
-    *,
-    dest_profile: str | None,
-    dest_url: str | None,
-    dest_user: str | None,
-    dest_pass: str | None,
-    dest_pass_stdin: bool,
-    workers: int,
+    ctx: AppContext, dest: DestOptions, *, workers: int
 ) -> tuple[XnatClient, XnatClient]:
     src = client_for_profile(ctx, ctx.profile, workers=workers)
-    dst = dest_client(
-        ctx, dest_profile, dest_url, dest_user, dest_pass, dest_pass_stdin, workers=workers
-    )
-    return src, dst
+    return src, dest_client(ctx, dest, workers=workers)
 
 
 def connect_for_plan(
     ctx: AppContext,
     plan: Plan,
+    dest: DestOptions,
     *,
     source_profile: str | None,
-    dest_profile: str | None,
-    dest_url: str | None,
-    dest_user: str | None,
-    dest_pass: str | None,
-    dest_pass_stdin: bool,
     workers: int,
 ) -> tuple[XnatClient, XnatClient]:
     """Clients for the servers a plan names; a profile pointing elsewhere is refused."""
@@ -114,16 +100,13 @@ def connect_for_plan(
             "the plan does not name a source profile", hint="give the source profile with -p NAME"
         )
     src = client_for_profile(ctx, src_profile, workers=workers)
-    inline = bool(dest_url or dest_user or dest_pass or dest_pass_stdin)
-    dst_profile = dest_profile or (None if inline else plan.dest.profile or None)
-    if not dst_profile and not inline:
+    dst_profile = dest.profile or (None if dest.inline else plan.dest.profile or None)
+    if not dst_profile and not dest.inline:
         raise UsageError(
             "the plan does not name a destination profile (it was made with --dest-url)",
             hint="give --dest-profile NAME or --dest-url/--dest-user again",
         )
-    dst = dest_client(
-        ctx, dst_profile, dest_url, dest_user, dest_pass, dest_pass_stdin, workers=workers
-    )
+    dst = dest_client(ctx, replace(dest, profile=dst_profile), workers=workers)
     for side, client, endpoint_url in (
         ("source", src, plan.source.url),
         ("destination", dst, plan.dest.url),
@@ -565,12 +548,8 @@ def transfer_check(
     ctx: AppContext,
     project: str,
     dest_project: str,
+    dest: DestOptions,
     *,
-    dest_profile: str | None,
-    dest_url: str | None,
-    dest_user: str | None,
-    dest_pass: str | None,
-    dest_pass_stdin: bool,
     probe: bool = False,
 ) -> bool:
     from planner.preflight import run_preflight
@@ -583,7 +562,7 @@ def transfer_check(
     except BackendError as exc:
         src = exc
     try:
-        dst = dest_client(ctx, dest_profile, dest_url, dest_user, dest_pass, dest_pass_stdin)
+        dst = dest_client(ctx, dest)
     except BackendError as exc:
         dst = exc
     try:

@@ -11,23 +11,13 @@ from typing import Annotated
 
 import typer
 
+from xnatctl.connect import DestOptions
 from xnatctl.errors import CliError, ExitCode, describe
-from xnatctl.options import (
-    DestPassOpt,
-    DestPassStdinOpt,
-    DestUrlOpt,
-    DestUserOpt,
-    OutputOpt,
-    ProfileOpt,
-    app_context,
-)
+from xnatctl.options import OutputOpt, ProfileOpt, app_context, with_dest_options
 
 app = typer.Typer(help="Transfer, compare and inspect XNAT projects.", no_args_is_help=True)
 
 ProjectOpt = Annotated[str, typer.Option("-P", "--project", help="Source project ID.")]
-DestProfileOpt = Annotated[
-    str | None, typer.Option("--dest-profile", help="Profile of the destination server.")
-]
 DestProjectOpt = Annotated[str, typer.Option("--dest-project", help="Destination project ID.")]
 ConfigOpt = Annotated[
     Path | None,
@@ -76,12 +66,13 @@ def transfer_init(
 
 
 @app.command("transfer")
+@with_dest_options
 def transfer(
     ctx: typer.Context,
     project: ProjectOpt,
     dest_project: DestProjectOpt,
     profile: ProfileOpt = None,
-    dest_profile: DestProfileOpt = None,
+    dest: DestOptions = DestOptions(),
     config: ConfigOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only show the plan; change nothing.")
@@ -94,10 +85,6 @@ def transfer(
     workers: WorkersOpt = None,
     show_in_sync: ShowInSyncOpt = False,
     copy_shared: CopySharedOpt = False,
-    dest_url: DestUrlOpt = None,
-    dest_user: DestUserOpt = None,
-    dest_pass: DestPassOpt = None,
-    dest_pass_stdin: DestPassStdinOpt = False,
     output: OutputOpt = None,
 ) -> None:
     """Snapshot both servers, plan, confirm, apply scan by scan, verify, and summarise.
@@ -113,17 +100,9 @@ def transfer(
     ops.check_plan_out(plan_out)
     if not dry_run:
         ops.check_local_dirs(app_ctx)
-    src, dst = ops.connect_pair(
-        app_ctx,
-        dest_profile=dest_profile,
-        dest_url=dest_url,
-        dest_user=dest_user,
-        dest_pass=dest_pass,
-        dest_pass_stdin=dest_pass_stdin,
-        workers=cfg.scan_workers,
-    )
+    src, dst = ops.connect_pair(app_ctx, dest, workers=cfg.scan_workers)
     with src, dst:
-        made = ops.make_transfer_plan(app_ctx, src, dst, cfg, dest_profile=dest_profile or "")
+        made = ops.make_transfer_plan(app_ctx, src, dst, cfg, dest_profile=dest.profile or "")
         if plan_out is not None:
             ops.save(made.plan, plan_out)
             app_ctx.note(f"Saved the plan to {plan_out}")
@@ -139,17 +118,14 @@ def transfer(
 
 
 @app.command("apply")
+@with_dest_options
 def apply(
     ctx: typer.Context,
     plan_file: Annotated[Path, typer.Argument(help="A plan saved with --plan-out.")],
     yes: YesOpt = False,
     workers: WorkersOpt = None,
     profile: ProfileOpt = None,
-    dest_profile: DestProfileOpt = None,
-    dest_url: DestUrlOpt = None,
-    dest_user: DestUserOpt = None,
-    dest_pass: DestPassOpt = None,
-    dest_pass_stdin: DestPassStdinOpt = False,
+    dest: DestOptions = DestOptions(),
     output: OutputOpt = None,
 ) -> None:
     """Apply a saved plan, after checking it still describes both servers (else refuse).
@@ -165,15 +141,7 @@ def apply(
     ops.check_local_dirs(app_ctx)
     cfg = ops.config_from_plan(plan, workers)
     src, dst = ops.connect_for_plan(
-        app_ctx,
-        plan,
-        source_profile=profile,
-        dest_profile=dest_profile,
-        dest_url=dest_url,
-        dest_user=dest_user,
-        dest_pass=dest_pass,
-        dest_pass_stdin=dest_pass_stdin,
-        workers=cfg.scan_workers,
+        app_ctx, plan, dest, source_profile=profile, workers=cfg.scan_workers
     )
     with src, dst:
         ops.show_plan(app_ctx, plan, summary_only=True)
@@ -255,16 +223,13 @@ def unlock(
 
 
 @app.command("transfer-check")
+@with_dest_options
 def transfer_check(
     ctx: typer.Context,
     project: ProjectOpt,
     dest_project: DestProjectOpt,
     profile: ProfileOpt = None,
-    dest_profile: DestProfileOpt = None,
-    dest_url: DestUrlOpt = None,
-    dest_user: DestUserOpt = None,
-    dest_pass: DestPassOpt = None,
-    dest_pass_stdin: DestPassStdinOpt = False,
+    dest: DestOptions = DestOptions(),
     probe: Annotated[
         bool,
         typer.Option(
@@ -284,28 +249,19 @@ def transfer_check(
     from xnatctl import operations as ops
 
     app_ctx = app_context(ctx, profile=profile, output=output)
-    ok = ops.transfer_check(
-        app_ctx,
-        project,
-        dest_project,
-        dest_profile=dest_profile,
-        dest_url=dest_url,
-        dest_user=dest_user,
-        dest_pass=dest_pass,
-        dest_pass_stdin=dest_pass_stdin,
-        probe=probe,
-    )
+    ok = ops.transfer_check(app_ctx, project, dest_project, dest, probe=probe)
     if not ok:
         raise typer.Exit(int(ExitCode.FAILED))
 
 
 @app.command("drift")
+@with_dest_options
 def drift(
     ctx: typer.Context,
     project: ProjectOpt,
     dest_project: DestProjectOpt,
     profile: ProfileOpt = None,
-    dest_profile: DestProfileOpt = None,
+    dest: DestOptions = DestOptions(),
     config: ConfigOpt = None,
     checksums: Annotated[
         bool | None,
@@ -317,10 +273,6 @@ def drift(
     ] = None,
     show_in_sync: ShowInSyncOpt = False,
     copy_shared: CopySharedOpt = False,
-    dest_url: DestUrlOpt = None,
-    dest_user: DestUserOpt = None,
-    dest_pass: DestPassOpt = None,
-    dest_pass_stdin: DestPassStdinOpt = False,
     output: OutputOpt = None,
 ) -> None:
     """Compare the two servers, read-only. Exit 0 in sync, 2 drift found, 1 error."""
@@ -330,15 +282,7 @@ def drift(
     app_ctx = app_context(ctx, profile=profile, output=output)
     cfg = ops.effective_config(config, project, dest_project, None, copy_shared=copy_shared or None)
     try:
-        src, dst = ops.connect_pair(
-            app_ctx,
-            dest_profile=dest_profile,
-            dest_url=dest_url,
-            dest_user=dest_user,
-            dest_pass=dest_pass,
-            dest_pass_stdin=dest_pass_stdin,
-            workers=cfg.scan_workers,
-        )
+        src, dst = ops.connect_pair(app_ctx, dest, workers=cfg.scan_workers)
         with src, dst:
             in_sync = ops.drift_check(app_ctx, src, dst, cfg, checksums, show_in_sync=show_in_sync)
     except BackendError as exc:
