@@ -178,3 +178,37 @@ def progress_reporter(
     if terminal:
         return RichReporter(Console(file=out, force_terminal=True))
     return LogReporter(out)
+
+
+class SnapshotStatus:
+    """While both servers are read: a status line on a terminal ("Reading both servers:
+    source 12/40, destination 3/40"), nothing otherwise. Called from both reading threads;
+    use it as a context manager around the read."""
+
+    def __init__(self, console: Console, *, enabled: bool) -> None:
+        self._status = console.status("Reading both servers...") if enabled else None
+        self._done = {"source": (0, 0), "destination": (0, 0)}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> SnapshotStatus:
+        if self._status is not None:
+            self._status.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def __call__(self, side: str, n: int, total: int) -> None:
+        with self._lock:
+            self._done[side] = (n, total)
+            if self._status is not None:
+                s, d = self._done["source"], self._done["destination"]
+                self._status.update(
+                    f"Reading both servers: source {s[0]}/{s[1]}, destination {d[0]}/{d[1]}"
+                )
