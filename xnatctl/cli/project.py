@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -20,11 +22,9 @@ from xnatctl.errors import CliError, ExitCode, UsageError, describe
 from xnatctl.options import OutputOpt, ProfileOpt, app_context, with_dest_options
 
 if TYPE_CHECKING:
-    from planner.config import TransferConfig
+    from planner.apply import ApplyResult
     from planner.plan import Plan
-    from xnatctl.client import XnatClient
     from xnatctl.context import AppContext
-    from xnatctl.operations import MadePlan
     from xnatctl.views.progress import SnapshotStatus
 
 app = typer.Typer(help="Transfer, compare and inspect XNAT projects.", no_args_is_help=True)
@@ -129,35 +129,16 @@ def _end_process(message: str) -> NoReturn:
     os._exit(int(ExitCode.INTERRUPTED))
 
 
-def _apply(
-    app_ctx: AppContext,
-    plan: Plan,
-    src: XnatClient,
-    dst: XnatClient,
-    cfg: TransferConfig,
-    *,
-    check_stale: bool,
-    made: MadePlan | None = None,
-    plan_file: str = "",
-) -> int:
-    """Apply with progress on stderr, show the summary, and give the exit code."""
+def _apply(app_ctx: AppContext, run: Callable[..., ApplyResult]) -> int:
+    """Apply (``run``: ``operations.run_apply`` but for its reporter) with progress on
+    stderr, show the summary, and give the exit code."""
     from xnatctl import operations as ops
     from xnatctl.views.progress import progress_reporter
     from xnatctl.views.report import render_apply_summary
 
     reporter = progress_reporter(sys.stderr, force_terminal=None if not app_ctx.quiet else False)
     try:
-        result = ops.run_apply(
-            app_ctx,
-            plan,
-            src,
-            dst,
-            cfg,
-            reporter=reporter,
-            check_stale=check_stale,
-            made=made,
-            plan_file=plan_file,
-        )
+        result = run(reporter=reporter)
     except ops.StepsAbandoned as exc:
         _end_process(f"{exc}\n")
     summary = result.summary()
@@ -246,7 +227,8 @@ def transfer(
         if not made.plan.steps:
             _nothing_to_apply(app_ctx, made.plan)
         _confirm_apply(made.plan, yes=yes)
-        code = _apply(app_ctx, made.plan, src, dst, cfg, check_stale=False, made=made)
+        run = partial(ops.run_apply, app_ctx, made.plan, src, dst, cfg, made=made)
+        code = _apply(app_ctx, partial(run, check_stale=False))
     raise typer.Exit(code)
 
 
@@ -281,7 +263,8 @@ def apply(
         if not plan.steps:
             _nothing_to_apply(app_ctx, plan)
         _confirm_apply(plan, yes=yes)
-        code = _apply(app_ctx, plan, src, dst, cfg, check_stale=True, plan_file=str(plan_file))
+        run = partial(ops.run_apply, app_ctx, plan, src, dst, cfg, plan_file=str(plan_file))
+        code = _apply(app_ctx, partial(run, check_stale=True))
     raise typer.Exit(code)
 
 
