@@ -35,6 +35,7 @@ from planner.address import Address
 from planner.backend import XnatBackend, quote_segment
 from planner.compare import completion_fingerprint, files_digest
 from planner.errors import NotFound
+from planner.filters import filter_experiment, filter_inventory
 from planner.gates import SessionWindow, TransferSlots, session_key
 from planner.homes import home_conflict
 from planner.inventory import Experiment, Inventory, Resource, Scan, Subject, content_fingerprint
@@ -52,7 +53,7 @@ from planner.progress import (
 from planner.rows import get_listing
 from planner.sameness import ScanMemory
 from planner.snapshot import snapshot_experiment
-from planner.staleness import StalePlan, filter_experiment, filter_inventory, find_staleness
+from planner.staleness import StalePlan, find_staleness
 from planner.state import PairKey, StateDB
 from planner.steps import (
     FAILED,

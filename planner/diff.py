@@ -52,7 +52,7 @@ from planner.plan import (
     Plan,
     Step,
     StepKind,
-    Summary,
+    summarize,
 )
 from planner.sameness import ScanMemory, names_digest
 
@@ -549,46 +549,6 @@ def _after_completion(steps: list[Step], completed: Mapping[str, str], serial: i
     return out
 
 
-def summarize(steps: tuple[Step, ...], changes: tuple[Change, ...]) -> Summary:
-    counts = {kind: 0 for kind in StepKind}
-    nbytes = 0
-    for s in steps:
-        counts[s.kind] += 1
-        nbytes += int(s.facts.get("bytes", 0) or 0)
-    by_status: dict[ChangeStatus, int] = dict.fromkeys(ChangeStatus, 0)
-    exp_in_sync = differs = 0
-    for c in changes:
-        by_status[c.status] += 1
-        if c.level == Level.EXPERIMENT and c.status == ChangeStatus.IN_SYNC:
-            exp_in_sync += 1
-        if c.status == ChangeStatus.DIFFERS and _is_unit(c):
-            differs += 1
-    return Summary(
-        subjects_to_update=counts[StepKind.UPDATE_SUBJECT],
-        experiments_to_update=counts[StepKind.UPDATE_EXPERIMENT],
-        assessors_to_create=counts[StepKind.CREATE_ASSESSOR],
-        subjects_to_create=counts[StepKind.CREATE_SUBJECT],
-        experiments_to_create=counts[StepKind.CREATE_EXPERIMENT],
-        scans_to_transfer=counts[StepKind.IMPORT_SCAN],
-        scans_to_create=counts[StepKind.CREATE_SCAN],
-        resources_to_upload=counts[StepKind.UPLOAD_RESOURCE],
-        bytes_to_transfer=nbytes,
-        experiments_in_sync=exp_in_sync,
-        differs=differs,
-        dest_only=by_status[ChangeStatus.DEST_ONLY],
-        conflicts=by_status[ChangeStatus.CONFLICT],
-        skipped=by_status[ChangeStatus.SKIPPED],
-    )
-
-
-def _is_unit(change: Change) -> bool:
-    """Differences are counted per experiment, subject, or resource outside experiments, so a
-    differing scan is not counted again with its experiment."""
-    if change.level in (Level.EXPERIMENT, Level.SUBJECT):
-        return True
-    return change.level == Level.RESOURCE and not Address.parse(change.address).in_experiment
-
-
 @dataclass(frozen=True)
 class DiffResult:
     """A plan, and the scan pairs whose DICOM the walk found equal (for the state DB)."""
@@ -671,70 +631,10 @@ def _endpoint(inv: Inventory, profile: str) -> Endpoint:
     )
 
 
-# -- one line for people ---------------------------------------------------------------------
+# -- skipped subjects, counted for the summary line (``xnatctl.views.summary``) -------------
 
 
-def human_bytes(n: int) -> str:
-    """Decimal units, one decimal place: ``18.2 GB``."""
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"  # pragma: no cover
-
-
-def _n(count: int, word: str) -> str:
-    return f"{count} {word}" + ("" if count == 1 else "s")
-
-
-def summary_line(plan: Plan) -> str:
-    s = plan.summary
-    tail = (
-        f"{_n(s.experiments_in_sync, 'experiment')} in sync; {s.differs} differ"
-        f"{'s' if s.differs == 1 else ''}; {s.dest_only} only on the destination; "
-        f"{_n(s.conflicts, 'conflict')}"
-    )
-    if s.skipped:
-        tail += f"; {s.skipped} skipped"
-    stale_skips = _skipped_with_new_data(plan)
-    completed = _skipped_as_completed(plan)
-    if stale_skips:
-        tail += (
-            f" ({_n(stale_skips, 'subject')} completed earlier with new data on the source "
-            "or under other filters: "
-            "set sync_new_only: false to compare them)"
-        )
-    elif completed:
-        # Skipped subjects were not compared: never call the servers in sync for them.
-        tail += (
-            f" ({_n(completed, 'subject')} completed by an earlier run, not compared with "
-            "the destination: set sync_new_only: false to compare them)"
-        )
-    if not s.has_changes:
-        if not (s.differs or s.dest_only or s.conflicts or completed):
-            return "No changes: destination matches the source."
-        return f"No changes to make: {tail}."
-    scans = _n(s.scans_to_transfer + s.scans_to_create, "scan")
-    if s.scans_to_create:
-        scans += f" ({s.scans_to_create} without DICOM)"
-    parts = [
-        _n(s.subjects_to_create, "subject"),
-        _n(s.experiments_to_create, "experiment"),
-        scans,
-    ]
-    if s.resources_to_upload:
-        parts.append(_n(s.resources_to_upload, "resource"))
-    if s.assessors_to_create:
-        parts.append(_n(s.assessors_to_create, "assessor"))
-    updates = s.subjects_to_update + s.experiments_to_update
-    if updates:
-        parts.append(f"{updates} field update{'' if updates == 1 else 's'}")
-    size = human_bytes(s.bytes_to_transfer)
-    return f"Plan: {', '.join(parts)} to transfer ({size}); {tail}."
-
-
-def _skipped_as_completed(plan: Plan) -> int:
+def skipped_as_completed(plan: Plan) -> int:
     """Subjects skipped by ``sync_new_only``: not compared with the destination."""
     return sum(
         1
@@ -745,7 +645,7 @@ def _skipped_as_completed(plan: Plan) -> int:
     )
 
 
-def _skipped_with_new_data(plan: Plan) -> int:
+def skipped_with_new_data(plan: Plan) -> int:
     """Subjects skipped by ``sync_new_only`` although the source changed since."""
     return sum(
         1

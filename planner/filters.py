@@ -20,6 +20,8 @@ What each filter governs (see ``planner.config`` for the full semantics):
 
 Shared data (subjects and experiments another project shares into the source project) is
 left out by ``apply_sharing`` unless ``copy_shared`` is set, on both sides, and reported.
+``filter_inventory`` and ``filter_experiment`` apply the filters a plan records (its config
+as a dict), for apply and verification to see what the plan saw.
 
 Kept objects are reused, not copied: an experiment nothing was removed from is the very
 object of the input inventory, and resources (with their file tuples) are always shared.
@@ -28,10 +30,11 @@ object of the input inventory, and resources (with their file tuples) are always
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from planner import address as A
 from planner.address import PROJECT_ADDRESS, Address
-from planner.config import Filtering, ItemFilter, SessionTypeFilter, TypedFilter
+from planner.config import Filtering, ItemFilter, SessionTypeFilter, TransferConfig, TypedFilter
 from planner.inventory import Experiment, Inventory, Resource, Scan, Subject
 from planner.plan import Level
 
@@ -339,3 +342,33 @@ def in_scope(
     kept_dst = apply_filters(dst, filtering).inventory if dst is not None else None
     source, dest, shared = apply_sharing(kept.inventory, kept_dst, copy_shared=copy_shared)
     return Scope(source, dest, tuple(kept.skipped), shared)
+
+
+# -- the plan's filters, from the config it records ------------------------------------------
+
+
+def filter_inventory(inventory: Inventory, config: dict[str, Any]) -> Inventory:
+    """The inventory as the plan's transfer config sees it (filters applied)."""
+    if not config:
+        return inventory
+    parsed = TransferConfig.from_dict(config)
+    return in_scope(inventory, None, parsed.filtering, copy_shared=parsed.copy_shared).source
+
+
+def filter_experiment(experiment: Experiment, config: dict[str, Any]) -> Experiment | None:
+    """One experiment as the plan's filters see it (None when they leave it out).
+
+    Verification filters the destination experiment it reads back as well, so data a filter
+    leaves out (say, a scan's DICOM) is compared on neither side, as in the plan. Sharing is
+    not applied: the experiment was chosen by the plan already.
+    """
+    if not config:
+        return experiment
+    holder = experiment.subject_label or "subject"  # the filters read no subject label
+    one = Inventory(
+        server_url="",
+        project="",
+        subjects={holder: Subject(label=holder, experiments={experiment.label: experiment})},
+    )
+    kept = apply_filters(one, TransferConfig.from_dict(config).filtering).inventory
+    return kept.subjects[holder].experiments.get(experiment.label)

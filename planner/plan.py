@@ -1,7 +1,8 @@
 """What a plan is: its steps, the entity changes it was made from, and where it applies.
 
-This module only describes a plan. ``planner.diff`` makes one, ``planner.planfile`` saves and
-loads one, ``planner.apply`` executes one. Fields marked "display only" are for people; apply
+This module only describes a plan (and derives its summary counts from its steps and
+changes). ``planner.diff`` makes one, ``planner.planfile`` saves and loads one,
+``planner.apply`` executes one. Fields marked "display only" are for people; apply
 never branches on them.
 """
 
@@ -141,3 +142,47 @@ class Plan:
     created_at: str = ""
     tool_version: str = ""
     format_version: int = PLAN_FORMAT_VERSION
+
+
+def summarize(steps: tuple[Step, ...], changes: tuple[Change, ...]) -> Summary:
+    """The counts a plan's summary holds, derived from its steps and changes: the plan maker
+    records them, and loading a plan file checks them again."""
+    counts = {kind: 0 for kind in StepKind}
+    nbytes = 0
+    for s in steps:
+        counts[s.kind] += 1
+        nbytes += int(s.facts.get("bytes", 0) or 0)
+    by_status: dict[ChangeStatus, int] = dict.fromkeys(ChangeStatus, 0)
+    exp_in_sync = differs = 0
+    for c in changes:
+        by_status[c.status] += 1
+        if c.level == Level.EXPERIMENT and c.status == ChangeStatus.IN_SYNC:
+            exp_in_sync += 1
+        if c.status == ChangeStatus.DIFFERS and _is_unit(c):
+            differs += 1
+    return Summary(
+        subjects_to_update=counts[StepKind.UPDATE_SUBJECT],
+        experiments_to_update=counts[StepKind.UPDATE_EXPERIMENT],
+        assessors_to_create=counts[StepKind.CREATE_ASSESSOR],
+        subjects_to_create=counts[StepKind.CREATE_SUBJECT],
+        experiments_to_create=counts[StepKind.CREATE_EXPERIMENT],
+        scans_to_transfer=counts[StepKind.IMPORT_SCAN],
+        scans_to_create=counts[StepKind.CREATE_SCAN],
+        resources_to_upload=counts[StepKind.UPLOAD_RESOURCE],
+        bytes_to_transfer=nbytes,
+        experiments_in_sync=exp_in_sync,
+        differs=differs,
+        dest_only=by_status[ChangeStatus.DEST_ONLY],
+        conflicts=by_status[ChangeStatus.CONFLICT],
+        skipped=by_status[ChangeStatus.SKIPPED],
+    )
+
+
+def _is_unit(change: Change) -> bool:
+    """Differences are counted per experiment, subject, or resource outside experiments, so a
+    differing scan is not counted again with its experiment."""
+    from planner.address import Address  # it builds on this module's Level
+
+    if change.level in (Level.EXPERIMENT, Level.SUBJECT):
+        return True
+    return change.level == Level.RESOURCE and not Address.parse(change.address).in_experiment

@@ -24,6 +24,7 @@ from planner.plan import (
     Step,
     StepKind,
     Summary,
+    summarize,
 )
 from planner.safewrite import replace_file
 
@@ -150,8 +151,6 @@ def _summary_from_dict(d: dict[str, Any]) -> Summary:
 def _check_consistent(plan: Plan) -> None:
     """A plan's summary is derived from its steps and changes; one that disagrees was edited
     by hand or damaged, and showing "No changes" above 29 steps would mislead."""
-    from planner.diff import summarize  # the one definition of the counts
-
     if summarize(plan.steps, plan.changes) != plan.summary:
         raise ValueError("its summary does not match its steps (edited or damaged?)")
     ids = [s.id for s in plan.steps]

@@ -21,6 +21,7 @@ from typing import Any
 from planner.address import Address
 from planner.backend import XnatBackend
 from planner.compare import scan_field_values
+from planner.filters import filter_inventory
 from planner.inventory import Assessor, Experiment, Inventory, Resource, Scan, Subject
 from planner.plan import ChangeStatus, Plan, Step, StepKind
 from planner.sameness import source_unchanged
@@ -253,39 +254,6 @@ def _dest_address(step: Step) -> str:
         if at.experiment is not None and t.get("experiment"):
             at = replace(at, experiment=str(t["experiment"]))
     return str(at)
-
-
-def filter_inventory(inventory: Inventory, config: dict[str, Any]) -> Inventory:
-    """The inventory as the plan's transfer config sees it (filters applied)."""
-    if not config:
-        return inventory
-    from planner.config import TransferConfig
-    from planner.filters import in_scope
-
-    parsed = TransferConfig.from_dict(config)
-    return in_scope(inventory, None, parsed.filtering, copy_shared=parsed.copy_shared).source
-
-
-def filter_experiment(experiment: Experiment, config: dict[str, Any]) -> Experiment | None:
-    """One experiment as the plan's filters see it (None when they leave it out).
-
-    Verification filters the destination experiment it reads back as well, so data a filter
-    leaves out (say, a scan's DICOM) is compared on neither side, as in the plan. Sharing is
-    not applied: the experiment was chosen by the plan already.
-    """
-    if not config:
-        return experiment
-    from planner.config import TransferConfig
-    from planner.filters import apply_filters
-
-    holder = experiment.subject_label or "subject"  # the filters read no subject label
-    one = Inventory(
-        server_url="",
-        project="",
-        subjects={holder: Subject(label=holder, experiments={experiment.label: experiment})},
-    )
-    kept = apply_filters(one, TransferConfig.from_dict(config).filtering).inventory
-    return kept.subjects[holder].experiments.get(experiment.label)
 
 
 def find_staleness(

@@ -235,6 +235,36 @@ def _retry_note(ctx: StepContext, step: Step) -> Callable[[int, BaseException, f
     return note
 
 
+def _run_attempts(
+    step: Step,
+    ctx: StepContext,
+    attempt: Callable[[int], T],
+    *,
+    done: Callable[[T, int], StepOutcome],
+    failed: Callable[[Exception], StepOutcome] | None = None,
+) -> StepOutcome:
+    """Every step's attempts, under the run's retry rule (``with_retries``, each retry told
+    to the reporter). ``done`` makes the outcome from the result and the number of attempts;
+    ``failed`` words an error that ends this step only (by default ``describe``). A
+    cancellation or a fatal error propagates: ``run_step`` turns it into the outcome that
+    stops the run."""
+    try:
+        result, n = with_retries(
+            attempt,
+            retry_count=ctx.retry_count,
+            retry_delay=ctx.retry_delay,
+            cancel=ctx.cancel,
+            on_retry=_retry_note(ctx, step),
+        )
+    except Cancelled:
+        raise
+    except Exception as exc:
+        if is_fatal(exc):
+            raise
+        return failed(exc) if failed is not None else StepOutcome(FAILED, describe(exc))
+    return done(result, n)
+
+
 def _create(
     step: Step,
     ctx: StepContext,
@@ -248,23 +278,15 @@ def _create(
     def attempt(_n: int) -> str:
         return ctx.dst.request_text("PUT", path, params).strip()
 
-    try:
-        dest_id, n = with_retries(
-            attempt,
-            retry_count=ctx.retry_count,
-            retry_delay=ctx.retry_delay,
-            cancel=ctx.cancel,
-            on_retry=_retry_note(ctx, step),
-        )
-    except Cancelled:
-        raise
-    except Conflict as exc:
-        return StepOutcome(FAILED, on_conflict(exc) if on_conflict else describe(exc))
-    except Exception as exc:
-        if is_fatal(exc):
-            raise
+    def done(dest_id: str, n: int) -> StepOutcome:
+        return StepOutcome(OK, dest_id=dest_id.splitlines()[0] if dest_id else "", attempts=n)
+
+    def failed(exc: Exception) -> StepOutcome:
+        if isinstance(exc, Conflict) and on_conflict is not None:
+            return StepOutcome(FAILED, on_conflict(exc))
         return StepOutcome(FAILED, describe(exc))
-    return StepOutcome(OK, dest_id=dest_id.splitlines()[0] if dest_id else "", attempts=n)
+
+    return _run_attempts(step, ctx, attempt, done=done, failed=failed)
 
 
 def _create_subject(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
@@ -386,23 +408,14 @@ def _update_experiment(step: Step, ctx: StepContext, resumed: bool) -> StepOutco
             headers={"Content-Type": "text/xml"},
         )
 
-    try:
-        _, n = with_retries(
-            attempt,
-            retry_count=ctx.retry_count,
-            retry_delay=ctx.retry_delay,
-            cancel=ctx.cancel,
-            on_retry=_retry_note(ctx, step),
-        )
-    except Cancelled:
-        raise
-    except DocumentError as exc:
-        return StepOutcome(FAILED, f"the source's XML document cannot be carried: {exc}")
-    except Exception as exc:
-        if is_fatal(exc):
-            raise
+    def failed(exc: Exception) -> StepOutcome:
+        if isinstance(exc, DocumentError):
+            return StepOutcome(FAILED, f"the source's XML document cannot be carried: {exc}")
         return StepOutcome(FAILED, describe(exc))
-    return StepOutcome(OK, attempts=n)
+
+    return _run_attempts(
+        step, ctx, attempt, done=lambda _r, n: StepOutcome(OK, attempts=n), failed=failed
+    )
 
 
 class _ZipJob:
@@ -634,28 +647,23 @@ def _run_zip_step(
     """Run a step that moves a zip under the retry rule: the zip is deleted when the step
     succeeds or is cancelled, and kept (with its path in the error) when it fails. What the
     last failed attempt left on the destination (``leftovers``) is told in the error."""
-    ctx, step = job.ctx, job.step
-    try:
-        with_retries(
-            attempt,
-            retry_count=ctx.retry_count,
-            retry_delay=ctx.retry_delay,
-            cancel=ctx.cancel,
-            on_retry=_retry_note(ctx, step),
-        )
-    except Cancelled:
+
+    def done(_result: None, _n: int) -> StepOutcome:
         job.discard()
-        raise
-    except Exception as exc:
-        if is_fatal(exc):  # the run stops: nothing is wrong with this zip, keep none
-            job.discard()
-            raise
+        return StepOutcome(OK, bytes_moved=job.bytes, attempts=tries(), note="; ".join(note or []))
+
+    def failed(exc: Exception) -> StepOutcome:
         outcome = _failed_with_zip(job, exc, tries())
         if leftovers:
             outcome.error += "; " + "; ".join(leftovers)
         return outcome
-    job.discard()
-    return StepOutcome(OK, bytes_moved=job.bytes, attempts=tries(), note="; ".join(note or []))
+
+    try:
+        return _run_attempts(job.step, job.ctx, attempt, done=done, failed=failed)
+    except Exception as exc:
+        if isinstance(exc, Cancelled) or is_fatal(exc):
+            job.discard()  # the run stops: nothing is wrong with this zip, keep none
+        raise
 
 
 def resource_owner(step: Step, dst: XnatBackend) -> str:

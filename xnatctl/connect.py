@@ -153,45 +153,54 @@ def prompt_password(prompt: str, *, option_hint: str) -> str:
     return value
 
 
-def dest_client(
-    ctx: AppContext,
-    profile: str | None,
-    dest_url: str | None,
-    dest_user: str | None,
-    dest_pass: str | None,
-    dest_pass_stdin: bool,
-    workers: int = 4,
-) -> XnatClient:
+@dataclass(frozen=True)
+class DestOptions:
+    """Where the destination is, as the command line says: a profile, or a server URL with a
+    user and a password (given, read from stdin, or asked for)."""
+
+    profile: str | None = None
+    url: str | None = None
+    user: str | None = None
+    password: str | None = None
+    password_stdin: bool = False
+
+    @property
+    def inline(self) -> bool:
+        """Whether any inline option (``--dest-url/--dest-user/--dest-pass...``) was given."""
+        return bool(self.url or self.user or self.password or self.password_stdin)
+
+
+def dest_client(ctx: AppContext, dest: DestOptions, workers: int = 4) -> XnatClient:
     """The destination: ``--dest-profile`` or inline ``--dest-url/--dest-user/--dest-pass``."""
-    if profile and dest_url:
+    if dest.profile and dest.url:
         raise UsageError(
             "give either --dest-profile or --dest-url, not both",
             hint="a profile already names the server",
         )
-    if dest_pass is not None and dest_pass_stdin:
+    if dest.password is not None and dest.password_stdin:
         raise UsageError("give either --dest-pass or --dest-pass-stdin, not both")
-    if dest_url:
-        if not (dest_user or ctx.env.get(ENV_USER)):
+    if dest.url:
+        if not (dest.user or ctx.env.get(ENV_USER)):
             raise UsageError(
                 "--dest-url needs a user to log in as",
                 hint="add --dest-user USER (and --dest-pass-stdin), or set XNATCTL_USER",
             )
-        password = dest_pass
-        if dest_pass_stdin:
+        password = dest.password
+        if dest.password_stdin:
             password = read_password_line("destination password")
-        if password is None and dest_user and not ctx.env.get(ENV_PASSWORD):
+        if password is None and dest.user and not ctx.env.get(ENV_PASSWORD):
             password = prompt_password(
-                f"Password for {dest_user} at {dest_url}", option_hint="--dest-pass-stdin"
+                f"Password for {dest.user} at {dest.url}", option_hint="--dest-pass-stdin"
             )
-        return client_for_inline(ctx, dest_url, dest_user, password, workers=workers)
-    if dest_user or dest_pass is not None or dest_pass_stdin:
+        return client_for_inline(ctx, dest.url, dest.user, password, workers=workers)
+    if dest.user or dest.password is not None or dest.password_stdin:
         raise UsageError(
             "--dest-user and --dest-pass need --dest-url",
             hint="name the server with --dest-url URL, or use --dest-profile NAME",
         )
-    if not profile:
+    if not dest.profile:
         raise UsageError(
             "no destination given",
             hint="use --dest-profile NAME, or --dest-url URL --dest-user USER",
         )
-    return client_for_profile(ctx, profile, workers=workers)
+    return client_for_profile(ctx, dest.profile, workers=workers)

@@ -1,7 +1,8 @@
 """The operations behind ``xnatctl project ...``: connect, snapshot, plan, apply, report.
 
-Commands stay thin: they parse options and call one function here; this module joins the
-pieces (clients, the planner, the state DB, the views) and turns outcomes into exit codes.
+Commands stay thin: they parse options, call one function here, and hand what it returns to
+a view. This module joins the pieces (clients, the planner, the state DB) and returns
+results and exit codes; it never renders, asks, or ends the process.
 """
 
 from __future__ import annotations
@@ -9,18 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-
-import typer
+from typing import TYPE_CHECKING
 
 from planner.config import TransferConfig, load_config
-from planner.diff import diff_inventories, summary_line
+from planner.diff import diff_inventories
 from planner.errors import BackendError
 from planner.inventory import Inventory
 from planner.plan import ChangeStatus, Plan
@@ -28,13 +27,19 @@ from planner.planfile import save_plan
 from planner.preflight import may_write
 from planner.sameness import ScanMemory
 from planner.snapshot import take_snapshot
-from planner.state import PairKey, StateDB
+from planner.state import LockInfo, PairKey, StateDB
 from xnatctl import __version__
 from xnatctl.client import XnatClient
-from xnatctl.connect import client_for_profile, dest_client
+from xnatctl.connect import DestOptions, client_for_profile, dest_client
 from xnatctl.context import AppContext
 from xnatctl.errors import CliError, ExitCode, UsageError
 from xnatctl.fileio import ensure_private_dir
+
+if TYPE_CHECKING:  # the modules themselves load with the commands that need them
+    from planner.apply import ApplyResult
+    from planner.drift import DriftReport
+    from planner.preflight import Check
+    from planner.progress import Reporter
 
 # -- config and connections ------------------------------------------------------------------
 
@@ -79,32 +84,18 @@ def config_from_plan(plan: Plan, workers: int | None) -> TransferConfig:
 
 
 def connect_pair(
-    ctx: AppContext,
-    *,
-    dest_profile: str | None,
-    dest_url: str | None,
-    dest_user: str | None,
-    dest_pass: str | None,
-    dest_pass_stdin: bool,
-    workers: int,
+    ctx: AppContext, dest: DestOptions, *, workers: int
 ) -> tuple[XnatClient, XnatClient]:
     src = client_for_profile(ctx, ctx.profile, workers=workers)
-    dst = dest_client(
-        ctx, dest_profile, dest_url, dest_user, dest_pass, dest_pass_stdin, workers=workers
-    )
-    return src, dst
+    return src, dest_client(ctx, dest, workers=workers)
 
 
 def connect_for_plan(
     ctx: AppContext,
     plan: Plan,
+    dest: DestOptions,
     *,
     source_profile: str | None,
-    dest_profile: str | None,
-    dest_url: str | None,
-    dest_user: str | None,
-    dest_pass: str | None,
-    dest_pass_stdin: bool,
     workers: int,
 ) -> tuple[XnatClient, XnatClient]:
     """Clients for the servers a plan names; a profile pointing elsewhere is refused."""
@@ -114,16 +105,13 @@ def connect_for_plan(
             "the plan does not name a source profile", hint="give the source profile with -p NAME"
         )
     src = client_for_profile(ctx, src_profile, workers=workers)
-    inline = bool(dest_url or dest_user or dest_pass or dest_pass_stdin)
-    dst_profile = dest_profile or (None if inline else plan.dest.profile or None)
-    if not dst_profile and not inline:
+    dst_profile = dest.profile or (None if dest.inline else plan.dest.profile or None)
+    if not dst_profile and not dest.inline:
         raise UsageError(
             "the plan does not name a destination profile (it was made with --dest-url)",
             hint="give --dest-profile NAME or --dest-url/--dest-user again",
         )
-    dst = dest_client(
-        ctx, dst_profile, dest_url, dest_user, dest_pass, dest_pass_stdin, workers=workers
-    )
+    dst = dest_client(ctx, replace(dest, profile=dst_profile), workers=workers)
     for side, client, endpoint_url in (
         ("source", src, plan.source.url),
         ("destination", dst, plan.dest.url),
@@ -147,40 +135,33 @@ class MadePlan:
     dest: Inventory
 
 
+# Told (side, items read, items known) while both servers are read; side is "source" or
+# "destination". Called from two threads.
+SnapshotProgress = Callable[[str, int, int], None]
+
+
+def _no_progress(_side: str, _n: int, _total: int) -> None:
+    pass
+
+
 def snapshot_pair(
-    ctx: AppContext, src: XnatClient, dst: XnatClient, src_project: str, dst_project: str
+    ctx: AppContext,
+    src: XnatClient,
+    dst: XnatClient,
+    src_project: str,
+    dst_project: str,
+    on_progress: SnapshotProgress = _no_progress,
 ) -> tuple[Inventory, Inventory]:
     """Both inventories, read at the same time (each side in its own bounded pool)."""
-    done = {"source": (0, 0), "destination": (0, 0)}
-    lock = threading.Lock()
-    status = None
-    if not ctx.quiet and ctx.err.is_terminal:
-        status = ctx.err.status("Reading both servers...")
-        status.start()
 
-    def progress(side: str):
-        def report(n: int, total: int) -> None:
-            with lock:
-                done[side] = (n, total)
-                if status is not None:
-                    s, d = done["source"], done["destination"]
-                    status.update(
-                        f"Reading both servers: source {s[0]}/{s[1]}, destination {d[0]}/{d[1]}"
-                    )
-
-        return report
+    def progress(side: str) -> Callable[[int, int], None]:
+        return lambda n, total: on_progress(side, n, total)
 
     ctx.note(f"Reading {src_project} on {src.url} and {dst_project} on {dst.url}")
-    try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            fs = pool.submit(_snapshot_side, "source", src, src_project, progress("source"))
-            fd = pool.submit(
-                _snapshot_side, "destination", dst, dst_project, progress("destination")
-            )
-            source, dest = fs.result(), fd.result()
-    finally:
-        if status is not None:
-            status.stop()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fs = pool.submit(_snapshot_side, "source", src, src_project, progress("source"))
+        fd = pool.submit(_snapshot_side, "destination", dst, dst_project, progress("destination"))
+        source, dest = fs.result(), fd.result()
     ctx.note(
         f"Read {len(source.subjects)} source subjects ({source.requests} requests) and "
         f"{len(dest.subjects)} destination subjects ({dest.requests} requests)"
@@ -210,8 +191,9 @@ def make_transfer_plan(
     cfg: TransferConfig,
     *,
     dest_profile: str,
+    on_progress: SnapshotProgress = _no_progress,
 ) -> MadePlan:
-    source, dest = snapshot_pair(ctx, src, dst, cfg.source_project, cfg.dest_project)
+    source, dest = snapshot_pair(ctx, src, dst, cfg.source_project, cfg.dest_project, on_progress)
     with StateDB(ctx.state_db_path) as state:
         pair = _pair(src.url, cfg.source_project, dst.url, cfg.dest_project)
         completed = state.completed_subjects(pair)
@@ -294,61 +276,30 @@ def save(plan: Plan, path: Path) -> None:
         ) from None
 
 
-def show_plan(
-    ctx: AppContext, plan: Plan, *, show_in_sync: bool = False, summary_only: bool = False
-) -> None:
-    from xnatctl.views.plan import plan_to_json, render_plan
-
-    if ctx.json_output:
-        if not summary_only:
-            ctx.print_json(plan_to_json(plan))
-        return
-    if summary_only:
-        ctx.out.print(summary_line(plan), highlight=False)
-    else:
-        render_plan(plan, ctx.out, show_in_sync=show_in_sync)
-
-
-def nothing_to_apply(ctx: AppContext, plan: Plan) -> int:
-    """The exit code of a plan with no steps: 0, unless conflicts keep data from moving,
-    which a script rerunning the transfer must not read as success."""
-    from xnatctl.views.report import render_conflicts
-
-    # A run killed after its last step (SIGKILL cannot be caught) is still marked running:
-    # record it as interrupted here too, not only when there is something to apply.
+def record_killed_runs(ctx: AppContext) -> int:
+    """Record runs whose process is gone as interrupted. A run killed after its last step
+    (SIGKILL cannot be caught) is still marked running when the next one finds nothing to
+    apply, and nothing else would record it."""
     with StateDB(ctx.state_db_path) as state:
-        state.reap_dead_runs()
+        return state.reap_dead_runs()
 
-    conflicts = [
+
+def plan_conflicts(plan: Plan) -> list[tuple[str, str]]:
+    """The conflicts that keep a plan's data from moving, as (address, why)."""
+    return [
         (c.address, "; ".join(c.differences) or c.reason)
         for c in plan.changes
         if c.status == ChangeStatus.CONFLICT
     ]
-    if ctx.json_output:
-        ctx.print_json(
-            {"status": "no_changes", "conflicts": [list(c) for c in conflicts], "steps_run": 0}
-        )
-    elif conflicts:
-        render_conflicts(conflicts, ctx.out)
-    return int(ExitCode.FAILED) if conflicts else int(ExitCode.OK)
-
-
-def confirm(ctx: AppContext, plan: Plan, *, yes: bool) -> None:
-    """Ask before writing to the destination; without a terminal, insist on --yes."""
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError(
-            "refusing to change the destination without confirmation, and there is no "
-            "terminal to ask on",
-            hint="review the plan, then run again with --yes",
-        )
-    question = f"Apply this plan to {plan.dest.project} on {plan.dest.url}?"
-    if not typer.confirm(question, default=False, err=True):
-        raise CliError("nothing applied", code=ExitCode.FAILED, hint="the plan was declined")
 
 
 # -- apply -----------------------------------------------------------------------------------
+
+
+class StepsAbandoned(Exception):
+    """Ctrl-C a second time while applying: apply recorded the run as interrupted and released
+    its lock, but worker threads still run the steps in flight. The process must end now,
+    before they record anything (the next run redoes them safely)."""
 
 
 def run_apply(
@@ -358,14 +309,18 @@ def run_apply(
     dst: XnatClient,
     cfg: TransferConfig,
     *,
+    reporter: Reporter,
     check_stale: bool,
     made: MadePlan | None = None,
     plan_file: str = "",
-) -> int:
-    """Apply, show the summary, and give the exit code (1 if anything failed)."""
+) -> ApplyResult:
+    """Apply a plan, reporting progress to ``reporter``.
+
+    Raises ``StepsAbandoned`` on a second Ctrl-C. A result with ``abandoned_steps`` leaves
+    the state DB open for the worker threads still running them: the caller shows the result
+    and ends the process at once. Otherwise ``apply_exit_code`` gives the exit code.
+    """
     from planner.apply import ApplyOptions, apply_plan
-    from xnatctl.views.progress import progress_reporter
-    from xnatctl.views.report import render_apply_summary
 
     options = ApplyOptions(
         workers=cfg.scan_workers,
@@ -385,7 +340,6 @@ def run_apply(
         ensure_private_dir(directory)  # kept zips hold patient data: owner only
     _remove_orphaned_downloads(ctx, options.work_dir)
     cancel = threading.Event()
-    reporter = progress_reporter(sys.stderr, force_terminal=None if not ctx.quiet else False)
     state = StateDB(ctx.state_db_path)
     try:
         with reporter, sigterm_as_interrupt():
@@ -404,23 +358,25 @@ def run_apply(
                 # Ctrl-C once more: apply has recorded the run as interrupted and released
                 # its lock; steps in flight are abandoned (the next run redoes them safely).
                 cancel.set()
-                _exit_now("interrupted: run the same command again to resume\n")
+                raise StepsAbandoned("interrupted: run the same command again to resume") from None
+    except StepsAbandoned:
+        raise  # the state DB stays open for the abandoned steps until the process ends
     except BaseException:
         state.close()
         raise
-    summary = result.summary()
-    if ctx.json_output:
-        ctx.print_json({"run_id": result.run_id, **summary})
-    else:
-        render_apply_summary(summary, ctx.out)
-    if result.abandoned_steps:
-        # Worker threads still run abandoned steps: end the process before they record
-        # anything (the state DB stays open for them until then; the next run redoes them).
-        _exit_now("")
-    state.close()
+    if not result.abandoned_steps:
+        state.close()
+    return result
+
+
+def apply_exit_code(result: ApplyResult) -> int:
+    """The exit code of a finished apply: 1 if anything failed, 130 if interrupted.
+
+    An error that stopped the run at once (a session that expired with nothing to renew it)
+    would have met every later step: it is raised, to end the command with its own code and
+    hint.
+    """
     if result.stopped_by is not None:
-        # Every later step would have met the same error (a session that expired with
-        # nothing to renew it): it ends the command with its own code and hint.
         raise result.stopped_by
     if result.status == "interrupted":
         return int(ExitCode.INTERRUPTED)
@@ -464,14 +420,6 @@ def _remove_orphaned_downloads(ctx: AppContext, work_dir: Path) -> None:
                 ctx.note(f"Removed a temporary download left by an interrupted run: {path.name}")
 
 
-def _exit_now(message: str) -> None:
-    sys.stdout.flush()
-    if message:
-        sys.stderr.write(message)
-    sys.stderr.flush()
-    os._exit(int(ExitCode.INTERRUPTED))
-
-
 def check_writable(dst: XnatClient, project: str) -> None:
     """Fail at once, not after every step has met a 403, when the user may not write."""
     if not may_write(dst, project):
@@ -504,9 +452,8 @@ def _open_state_readonly(ctx: AppContext, project: str) -> StateDB | None:
     return StateDB(ctx.state_db_path, readonly=True)
 
 
-def transfer_status(ctx: AppContext, project: str) -> None:
-    from xnatctl.views.report import render_status, run_to_json
-
+def transfer_status(ctx: AppContext, project: str) -> tuple[dict, list[dict]]:
+    """The latest run of a project (with its step counts) and its failed steps."""
     state = _open_state_readonly(ctx, project)
     runs = [] if state is None else state.runs(project=project, limit=1)
     if not runs:
@@ -523,10 +470,7 @@ def transfer_status(ctx: AppContext, project: str) -> None:
         steps = state.run_steps(int(run["id"]))
     run = dict(run)
     run["steps"] = _step_counts(steps, finished=run.get("status") != "running")
-    if ctx.json_output:
-        ctx.print_json(run_to_json(run, failed))
-    else:
-        render_status(run, failed, ctx.out)
+    return run, failed
 
 
 def _step_counts(steps: list[dict], *, finished: bool) -> dict[str, int]:
@@ -545,21 +489,13 @@ def _step_counts(steps: list[dict], *, finished: bool) -> dict[str, int]:
     return counts
 
 
-def transfer_history(ctx: AppContext, project: str, limit: int) -> None:
-    from xnatctl.views.report import render_history, run_to_json
-
+def transfer_history(ctx: AppContext, project: str, limit: int) -> list[dict]:
+    """A project's runs, newest first (none when there is no state DB)."""
     state = _open_state_readonly(ctx, project)
-    runs: list[dict] = []
-    if state is not None:
-        with state:
-            runs = state.runs(project=project, limit=limit)
-    if ctx.json_output:
-        ctx.print_json({"project": project, "runs": [run_to_json(r) for r in runs]})
-        return
-    if not runs:
-        ctx.out.print(f"No transfers of project {project} recorded.", highlight=False)
-        return
-    render_history(runs, ctx.out)
+    if state is None:
+        return []
+    with state:
+        return state.runs(project=project, limit=limit)
 
 
 # -- checks and drift ------------------------------------------------------------------------
@@ -569,16 +505,13 @@ def transfer_check(
     ctx: AppContext,
     project: str,
     dest_project: str,
+    dest: DestOptions,
     *,
-    dest_profile: str | None,
-    dest_url: str | None,
-    dest_user: str | None,
-    dest_pass: str | None,
-    dest_pass_stdin: bool,
     probe: bool = False,
-) -> bool:
+) -> list[Check]:
+    """The pre-flight checks of both servers (a server that cannot be reached is a check that
+    fails, not an error)."""
     from planner.preflight import run_preflight
-    from xnatctl.views.report import checks_to_json, render_checks
 
     src: XnatClient | BackendError
     dst: XnatClient | BackendError
@@ -587,20 +520,15 @@ def transfer_check(
     except BackendError as exc:
         src = exc
     try:
-        dst = dest_client(ctx, dest_profile, dest_url, dest_user, dest_pass, dest_pass_stdin)
+        dst = dest_client(ctx, dest)
     except BackendError as exc:
         dst = exc
     try:
-        checks = run_preflight(src, project, dst, dest_project, probe=probe)
+        return run_preflight(src, project, dst, dest_project, probe=probe)
     finally:
         for client in (src, dst):
             if isinstance(client, XnatClient):
                 client.close()
-    if ctx.json_output:
-        ctx.print_json(checks_to_json(checks))
-    else:
-        render_checks(checks, ctx.out)
-    return all(c.ok for c in checks)
 
 
 def drift_check(
@@ -610,13 +538,12 @@ def drift_check(
     cfg: TransferConfig,
     checksums: bool | None,
     *,
-    show_in_sync: bool = False,
-) -> bool:
+    on_progress: SnapshotProgress = _no_progress,
+) -> DriftReport:
     from planner.drift import check_drift
-    from xnatctl.views.report import render_drift
 
-    source, dest = snapshot_pair(ctx, src, dst, cfg.source_project, cfg.dest_project)
-    report = check_drift(
+    source, dest = snapshot_pair(ctx, src, dst, cfg.source_project, cfg.dest_project, on_progress)
+    return check_drift(
         source,
         dest,
         cfg.filtering,
@@ -624,22 +551,16 @@ def drift_check(
         copy_shared=cfg.copy_shared,
         memory=_remembered_scans(ctx, src.url, cfg.source_project, dst.url, cfg.dest_project),
     )
-    if ctx.json_output:
-        ctx.print_json(report.to_dict(include_in_sync=show_in_sync))
-    else:
-        render_drift(report, ctx.out, show_in_sync=show_in_sync)
-    return report.in_sync
 
 
 # -- locks -----------------------------------------------------------------------------------
 
 
-def unlock_project(ctx: AppContext, project: str, *, dest_url: str | None, yes: bool) -> None:
-    """Release a destination project's lock left by a process that cannot release it itself
-    (killed on another host, or a machine that crashed). Shows the holder first; a process
-    still running on this host is never unlocked under it."""
-    from planner.state import lock_info_dict
-
+def find_lock(
+    ctx: AppContext, project: str, *, dest_url: str | None
+) -> tuple[str, LockInfo] | None:
+    """The lock held on a destination project, as (server URL, holder); None when there is
+    none. Refuses when several servers hold one (``dest_url`` says which)."""
     locks: list = []
     if ctx.state_db_path.exists():
         with StateDB(ctx.state_db_path) as state:
@@ -647,19 +568,19 @@ def unlock_project(ctx: AppContext, project: str, *, dest_url: str | None, yes: 
     if dest_url:
         locks = [(url, info) for url, info in locks if url.rstrip("/") == dest_url.rstrip("/")]
     if not locks:
-        if ctx.json_output:
-            ctx.print_json({"project": project, "released": False, "holder": None})
-        else:
-            ctx.out.print(f"No lock is held on project {project}.", highlight=False)
-        return
+        return None
     if len(locks) > 1:
         urls = ", ".join(url for url, _info in locks)
         raise UsageError(
             f"project {project} is locked on more than one server ({urls})",
             hint="say which with --dest-url URL",
         )
-    url, holder = locks[0]
-    ctx.note(f"Project {project} on {url} is locked by {holder.describe()}")
+    return locks[0]
+
+
+def refuse_live_holder(ctx: AppContext, project: str, holder: LockInfo) -> None:
+    """A lock held by a process still running on this host is never released under it: the
+    process releases it itself."""
     with StateDB(ctx.state_db_path) as state:
         if state.held_by_live_local_process(holder):
             raise CliError(
@@ -667,25 +588,9 @@ def unlock_project(ctx: AppContext, project: str, *, dest_url: str | None, yes: 
                 hint="wait for it to finish, or stop it (Ctrl-C, or kill "
                 f"{holder.pid}): it releases the lock itself",
             )
-        if not yes:
-            if not sys.stdin.isatty():
-                raise UsageError(
-                    "refusing to release a lock without confirmation, and there is no "
-                    "terminal to ask on",
-                    hint="make sure that process is gone, then run again with --yes",
-                )
-            question = f"Release it? Only if process {holder.pid} on {holder.host} is gone"
-            if not typer.confirm(question, default=False, err=True):
-                raise CliError("the lock was kept", hint="nothing was changed")
+
+
+def release_lock(ctx: AppContext, url: str, project: str) -> None:
+    """Release a destination project's lock (one ``find_lock`` found, whose holder is gone)."""
+    with StateDB(ctx.state_db_path) as state:
         state.break_lock(url, project)
-    if ctx.json_output:
-        ctx.print_json(
-            {
-                "project": project,
-                "dest_url": url,
-                "released": True,
-                "holder": lock_info_dict(holder),
-            }
-        )
-    else:
-        ctx.out.print(f"Released the lock on {project} at {url}.", highlight=False)

@@ -5,9 +5,11 @@ Other modules add commands with a `register(app: typer.Typer)` function; see the
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import logging
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -158,8 +160,30 @@ if _register_seed is not None:
     _register_seed(app)
 
 
+# What only xnatsim needs (the `sim` extra): `pip install xnatctl` leaves them out.
+SIM_MODULES = ("waitress", "numpy")
+
+
+def missing_modules() -> list[str]:
+    """The modules of the `sim` extra that cannot be imported here."""
+    missing = []
+    for name in SIM_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: one line naming the extra to install when it is missing."""
+    missing = missing_modules()
+    if missing:
+        print(
+            f"xnatsim needs {', '.join(missing)}: install it with pip install 'xnatctl[sim]'",
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
     app()
 
 

@@ -22,11 +22,12 @@ from planner.config import (
     TypedFilter,
     parse_config,
 )
-from planner.diff import diff_inventories, human_bytes, make_plan, summary_line
+from planner.diff import diff_inventories, make_plan
 from planner.inventory import FileEntry, Resource
 from planner.plan import ChangeStatus, StepKind
 from planner.planfile import plan_to_dict
 from planner.sameness import names_digest
+from xnatctl.views.summary import human_bytes, summary_line
 
 
 def plan(src, dst, config=None, completed=None, **kw):

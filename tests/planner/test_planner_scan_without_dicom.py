@@ -10,16 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from planner.config import TransferConfig
-from planner.diff import make_plan, summary_line
+from planner.diff import make_plan
 from planner.drift import IN_SYNC, MISSING, check_drift
 from planner.errors import Conflict
+from planner.filters import filter_experiment
 from planner.plan import ChangeStatus, Level, StepKind
 from planner.planfile import plan_from_dict, plan_to_dict
 from planner.progress import NullReporter
-from planner.staleness import dest_changes, filter_experiment, source_changes
+from planner.staleness import dest_changes, source_changes
 from planner.steps import StepContext, run_step, scan_mapping
 from planner.verify import verify_experiment
 from planner.xmldoc import Destination, rewrite
+from xnatctl.views.summary import summary_line
 
 EXCLUDE_DICOM = {"filtering": {"scan_resources": {"sync_type": "exclude", "items": ["DICOM"]}}}
 

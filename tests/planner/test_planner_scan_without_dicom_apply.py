@@ -14,12 +14,13 @@ import requests
 
 from planner.apply import ApplyOptions, apply_plan
 from planner.config import TransferConfig
-from planner.diff import make_plan, summary_line
+from planner.diff import make_plan
 from planner.drift import check_drift
 from planner.inventory import Inventory
 from planner.plan import Plan, StepKind
 from planner.snapshot import take_snapshot
 from planner.state import StateDB
+from xnatctl.views.summary import summary_line
 
 ADMIN = ("admin", "admin")
 PROJECT = "P"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from types import SimpleNamespace
 
+from planner.filters import filter_inventory
 from planner.inventory import Experiment, FileEntry, Resource
 from planner.sameness import remember
-from planner.staleness import filter_inventory
 from planner.verify import VerificationSummary, verify_experiment
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from planner.errors import AuthenticationFailed, NetworkError, NotFound, PermissionDenied
-from xnatctl.connect import dest_client, resolve_credentials
+from xnatctl.connect import DestOptions, dest_client, resolve_credentials
 from xnatctl.context import AppContext
 from xnatctl.errors import CliError, ConfigFileError, ExitCode, UsageError, describe, exit_code_for
 from xnatctl.paths import Paths
@@ -151,12 +151,12 @@ def _ctx(tmp_path) -> AppContext:
 def test_dest_client_wants_exactly_one_destination(tmp_path):
     ctx = _ctx(tmp_path)
     with pytest.raises(UsageError, match="not both"):
-        dest_client(ctx, "dst", "https://d.org", None, None, False)
+        dest_client(ctx, DestOptions(profile="dst", url="https://d.org"))
     with pytest.raises(UsageError, match="no destination"):
-        dest_client(ctx, None, None, None, None, False)
+        dest_client(ctx, DestOptions())
     with pytest.raises(UsageError, match="need --dest-url"):
-        dest_client(ctx, "dst", None, "bob", "pw", False)
-    c = dest_client(ctx, None, "https://d.org/", "bob", "pw", False, workers=8)
+        dest_client(ctx, DestOptions(profile="dst", user="bob", password="pw"))
+    c = dest_client(ctx, DestOptions(url="https://d.org/", user="bob", password="pw"), workers=8)
     assert (c.url, c.user, c.has_password) == ("https://d.org", "bob", True)
 
 
@@ -165,7 +165,9 @@ def test_dest_client_reads_the_password_from_stdin(tmp_path, monkeypatch):
     import sys
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("from-stdin\n"))
-    c = dest_client(_ctx(tmp_path), None, "https://d.org", "bob", None, True)
+    c = dest_client(
+        _ctx(tmp_path), DestOptions(url="https://d.org", user="bob", password_stdin=True)
+    )
     assert c._password == "from-stdin"
 
 

@@ -10,9 +10,9 @@ from rich.tree import Tree
 
 from planner import address as A
 from planner.address import Address
-from planner.diff import human_bytes, summary_line
 from planner.plan import Change, ChangeStatus, Level, Plan
 from planner.planfile import plan_to_dict
+from xnatctl.views.summary import human_bytes, summary_line
 
 MARKS: dict[ChangeStatus, tuple[str, str]] = {
     ChangeStatus.CREATE: ("+", "green"),

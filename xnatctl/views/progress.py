@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from types import TracebackType
-from typing import IO
+from typing import IO, Self
 
 from rich.console import Console
 from rich.progress import (
@@ -23,26 +23,27 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.status import Status
 
-from planner.diff import human_bytes
 from planner.plan import Step
 from planner.progress import STEP_FAILED, STEP_OK, step_bytes
+from xnatctl.views.summary import human_bytes
 
 
 def _size(nbytes: int) -> str:
     return human_bytes(nbytes)
 
 
-class LogReporter:
-    """Plain lines for logs and pipes: one per finished step, plus warnings and notes."""
+class _Shown:
+    """A view used as a context manager: a live one (a rich ``Progress`` or ``Status`` in
+    ``_live``) is drawn between ``__enter__`` and ``__exit__``; ``_end`` says what else
+    happens at the end."""
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.lock = threading.Lock()
-        self.total_steps = 0
-        self.finished = 0
+    _live: Progress | Status | None = None
 
-    def __enter__(self) -> LogReporter:
+    def __enter__(self) -> Self:
+        if self._live is not None:
+            self._live.start()
         return self
 
     def __exit__(
@@ -51,6 +52,24 @@ class LogReporter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._live is not None:
+            self._live.stop()
+        self._end()
+
+    def _end(self) -> None:
+        pass
+
+
+class LogReporter(_Shown):
+    """Plain lines for logs and pipes: one per finished step, plus warnings and notes."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.lock = threading.Lock()
+        self.total_steps = 0
+        self.finished = 0
+
+    def _end(self) -> None:
         self.stream.flush()
 
     def _line(self, text: str) -> None:
@@ -86,7 +105,7 @@ class LogReporter:
         self._line(text)
 
 
-class RichReporter:
+class RichReporter(_Shown):
     """A live bar for people: bytes moved with rate and ETA, and the scans in flight."""
 
     def __init__(self, console: Console | None = None) -> None:
@@ -107,18 +126,7 @@ class RichReporter:
         self.done = 0
         self.failed = 0
         self.total_steps = 0
-
-    def __enter__(self) -> RichReporter:
-        self.progress.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.progress.stop()
+        self._live = self.progress
 
     def _describe(self) -> str:
         failed = f", [red]{self.failed} failed[/]" if self.failed else ""
@@ -178,3 +186,24 @@ def progress_reporter(
     if terminal:
         return RichReporter(Console(file=out, force_terminal=True))
     return LogReporter(out)
+
+
+class SnapshotStatus(_Shown):
+    """While both servers are read: a status line on a terminal ("Reading both servers:
+    source 12/40, destination 3/40"), nothing otherwise. Called from both reading threads;
+    use it as a context manager around the read."""
+
+    def __init__(self, console: Console, *, enabled: bool) -> None:
+        self._status = console.status("Reading both servers...") if enabled else None
+        self._live = self._status
+        self._done = {"source": (0, 0), "destination": (0, 0)}
+        self._lock = threading.Lock()
+
+    def __call__(self, side: str, n: int, total: int) -> None:
+        with self._lock:
+            self._done[side] = (n, total)
+            if self._status is not None:
+                s, d = self._done["source"], self._done["destination"]
+                self._status.update(
+                    f"Reading both servers: source {s[0]}/{s[1]}, destination {d[0]}/{d[1]}"
+                )

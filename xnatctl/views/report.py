@@ -11,9 +11,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from planner.diff import human_bytes
 from planner.drift import DRIFT_CLASSES, IN_SYNC, DriftReport
 from planner.preflight import FAIL, INFO, PASS, Check
+from xnatctl.views.summary import human_bytes
 
 _MARKS = {PASS: "[green]✔[/]", FAIL: "[red]✘[/]", INFO: "[blue]i[/]"}
 _PLAIN_MARKS = {PASS: "ok", FAIL: "FAIL", INFO: "info"}
