@@ -25,10 +25,10 @@ from pydicom.uid import generate_uid
 
 from planner.apply import ApplyOptions, apply_plan
 from planner.config import TransferConfig
-from planner.diff import make_plan
 from planner.plan import Plan, StepKind
 from planner.snapshot import take_snapshot
 from planner.state import PairKey, StateDB
+from tests.planner.plans import plan_between
 
 from .renumbered import add_renumbered_scan
 
@@ -76,14 +76,8 @@ def replace_header(url: str, owner: str, name: str) -> None:
 
 
 def _plan(src: Any, dst: Any) -> Plan:
-    return make_plan(
-        take_snapshot(src, PROJECT),
-        take_snapshot(dst, PROJECT),
-        TransferConfig.from_dict({"source_project": PROJECT, "dest_project": PROJECT}),
-        completed_subjects={},
-        state_serial=0,
-        created_at="2026-01-01T00:00:00Z",
-        tool_version="test",
+    return plan_between(
+        src, dst, TransferConfig.from_dict({"source_project": PROJECT, "dest_project": PROJECT})
     )
 
 

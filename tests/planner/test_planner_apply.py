@@ -22,12 +22,12 @@ import requests
 
 from planner.apply import ApplyOptions, StalePlan, apply_plan
 from planner.config import TransferConfig
-from planner.diff import make_plan
 from planner.inventory import Inventory
 from planner.plan import Plan, Step
 from planner.planfile import load_plan, save_plan
 from planner.snapshot import take_snapshot
 from planner.state import LockHeld, StateDB
+from tests.planner.plans import plan_between
 
 ADMIN = ("admin", "admin")
 PROJECT = "P"
@@ -83,15 +83,7 @@ def config(**kw: Any) -> TransferConfig:
 
 
 def plan_now(src: Any, dst: Any, state: StateDB | None = None, **kw: Any) -> Plan:
-    return make_plan(
-        take_snapshot(src, PROJECT),
-        take_snapshot(dst, PROJECT),
-        config(**kw),
-        completed_subjects={},
-        state_serial=0,
-        created_at="2026-01-01T00:00:00Z",
-        tool_version="test",
-    )
+    return plan_between(src, dst, config(**kw))
 
 
 def options(tmp_path: Path, **kw: Any) -> ApplyOptions:

@@ -14,9 +14,8 @@ import requests
 
 from planner.apply import ApplyOptions, apply_plan
 from planner.config import TransferConfig
-from planner.diff import make_plan
-from planner.snapshot import take_snapshot
 from planner.state import StateDB
+from tests.planner.plans import plan_between
 
 ADMIN = ("admin", "admin")
 PROJECT = "P"
@@ -56,15 +55,7 @@ def test_apply_does_not_write_into_a_label_taken_after_the_stale_check(sim_pair,
     requests.put(f"{dst_sim.url}/data/projects/{PROJECT}", auth=ADMIN, timeout=30)
     src, dst = _client(src_sim.url), _client(dst_sim.url)
     config = TransferConfig(source_project=PROJECT, dest_project=PROJECT)
-    plan = make_plan(
-        take_snapshot(src, PROJECT),
-        take_snapshot(dst, PROJECT),
-        config,
-        completed_subjects={},
-        state_serial=0,
-        created_at="t",
-        tool_version="test",
-    )
+    plan = plan_between(src, dst, config)
     # Another uploader takes SUBJ001's session label for SUBJ002 once the plan is made (as
     # if after apply's stale check: the check is switched off here to open that window).
     reply = requests.put(

@@ -20,9 +20,9 @@ import requests
 
 from planner.apply import ApplyOptions, apply_plan
 from planner.config import TransferConfig
-from planner.diff import make_plan
 from planner.snapshot import take_snapshot
 from planner.state import StateDB
+from tests.planner.plans import plan_between
 
 ADMIN = ("admin", "admin")
 PROJECT = "P"
@@ -93,15 +93,7 @@ def test_four_workers_never_overlap_imports_of_one_session(sim_pair, tmp_path: P
     dst_sim.faults.set_rules([{"method": "POST", "path": "/data/services/import", "latency": 0.15}])
     src, dst = _client(src_sim.url), _client(dst_sim.url)
     config = TransferConfig(source_project=PROJECT, dest_project=PROJECT, prevent_anon=True)
-    plan = make_plan(
-        take_snapshot(src, PROJECT),
-        take_snapshot(dst, PROJECT),
-        config,
-        completed_subjects={},
-        state_serial=0,
-        created_at="t",
-        tool_version="test",
-    )
+    plan = plan_between(src, dst, config)
     options = ApplyOptions(
         workers=4,
         retry_count=0,
@@ -198,15 +190,7 @@ def test_a_failed_import_leaves_nothing_in_the_prearchive(sim_pair, tmp_path: Pa
     assert [r["name"] for r in before] == ["someone_else"]
 
     def plan_now() -> Any:
-        return make_plan(
-            take_snapshot(src, PROJECT),
-            take_snapshot(dst, PROJECT),
-            TransferConfig(source_project=PROJECT, dest_project=PROJECT),
-            completed_subjects={},
-            state_serial=0,
-            created_at="t",
-            tool_version="test",
-        )
+        return plan_between(src, dst, TransferConfig(source_project=PROJECT, dest_project=PROJECT))
 
     plan = plan_now()
     # Just before the first write, the destination gains a session of the same label from

@@ -19,10 +19,10 @@ import requests
 
 from planner.apply import ApplyOptions, apply_plan
 from planner.config import TransferConfig
-from planner.diff import make_plan
 from planner.plan import Plan, Step
 from planner.snapshot import take_snapshot
 from planner.state import StateDB
+from tests.planner.plans import plan_between
 
 ADMIN = ("admin", "admin")
 PROJECT = "P"
@@ -49,15 +49,7 @@ def create_project(url: str) -> None:
 
 
 def plan_now(src: Any, dst: Any) -> Plan:
-    return make_plan(
-        take_snapshot(src, PROJECT),
-        take_snapshot(dst, PROJECT),
-        TransferConfig(source_project=PROJECT, dest_project=PROJECT),
-        completed_subjects={},
-        state_serial=0,
-        created_at="2026-01-01T00:00:00Z",
-        tool_version="test",
-    )
+    return plan_between(src, dst, TransferConfig(source_project=PROJECT, dest_project=PROJECT))
 
 
 def options(tmp_path: Path, **kw: Any) -> ApplyOptions:

@@ -14,12 +14,12 @@ import requests
 
 from planner.apply import ApplyOptions, apply_plan
 from planner.config import TransferConfig
-from planner.diff import make_plan
 from planner.drift import check_drift
 from planner.inventory import Inventory
 from planner.plan import Plan, StepKind
 from planner.snapshot import take_snapshot
 from planner.state import StateDB
+from tests.planner.plans import plan_between
 from xnatctl.views.summary import summary_line
 
 ADMIN = ("admin", "admin")
@@ -87,15 +87,7 @@ def plan_now(src: Any, dst: Any, config: dict[str, Any] | None = None) -> Plan:
     parsed = TransferConfig.from_dict(
         {"source_project": PROJECT, "dest_project": PROJECT, **(config or {})}
     )
-    return make_plan(
-        take_snapshot(src, PROJECT),
-        take_snapshot(dst, PROJECT),
-        parsed,
-        completed_subjects={},
-        state_serial=0,
-        created_at="2026-01-01T00:00:00Z",
-        tool_version="test",
-    )
+    return plan_between(src, dst, parsed)
 
 
 def options(tmp_path: Path) -> ApplyOptions:
