@@ -30,8 +30,20 @@ def experiment_home(backend: XnatBackend, project: str, label: str) -> str | Non
         return None
     for row in rows:
         if str(row.get("label", "")) == label:
-            return str(row.get("subject_label", "") or row.get("subject_ID", ""))
+            return str(row.get("subject_label", "")) or _subject_label(
+                backend, project, str(row.get("subject_ID", ""))
+            )
     return None
+
+
+def _subject_label(backend: XnatBackend, project: str, subject_id: str) -> str:
+    """A subject's label from its accession ID, for a listing that left ``subject_label``
+    out: comparing an ID with a label would call every experiment someone else's."""
+    path = f"/data/projects/{quote_segment(project)}/subjects"
+    for row in get_listing(backend, path, {"columns": "ID,label"}):
+        if str(row.get("ID", "")) == subject_id:
+            return str(row.get("label", ""))
+    return subject_id
 
 
 def home_conflict(backend: XnatBackend, project: str, subject: str, label: str) -> str:

@@ -88,3 +88,20 @@ def test_apply_does_not_write_into_a_label_taken_after_the_stale_check(sim_pair,
     assert scans == []
     # The rest of the plan went ahead: SUBJ002's own session is there.
     assert _experiments(dst_sim.url)["SUBJ002_CT1"]["subject_label"] == "SUBJ002"
+
+
+def test_a_listing_without_subject_labels_is_read_through_the_subject_listing() -> None:
+    # A server that leaves subject_label out of the experiment listing must not make every
+    # experiment look like someone else's: the subject's ID is turned into its label.
+    from planner.homes import home_conflict
+
+    class Listings:
+        url = "http://x"
+
+        def get_rows(self, path: str, params: Any = None) -> list[dict[str, str]]:
+            if path.endswith("/experiments"):
+                return [{"ID": "E1", "label": "S1_MR1", "subject_ID": "X_S00001"}]
+            return [{"ID": "X_S00002", "label": "S2"}, {"ID": "X_S00001", "label": "S1"}]
+
+    assert home_conflict(Listings(), "P", "S1", "S1_MR1") == ""  # type: ignore[arg-type]
+    assert "belongs to subject S1" in home_conflict(Listings(), "P", "S2", "S1_MR1")  # type: ignore[arg-type]
