@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -89,6 +90,14 @@ class StepContext:
     exclusive: SessionExclusive = _no_gate
 
 
+class Ending(Enum):
+    """How a step's run ended, for apply to decide on (``StepOutcome.note`` is its text)."""
+
+    FINISHED = "finished"  # ran to an end, ok or failed
+    CANCELLED = "cancelled"  # stopped by a cancel: neither done nor failed
+    FATAL = "fatal"  # met an error that ends the whole run (``is_fatal``)
+
+
 @dataclass
 class StepOutcome:
     status: str
@@ -98,8 +107,9 @@ class StepOutcome:
     attempts: int = 0
     kept_zip: Path | None = None
     note: str = ""
-    # The error that ends the whole run (``is_fatal``), with note "fatal".
+    # The error that ends the whole run (``is_fatal``), with ending FATAL.
     fatal: BaseException | None = None
+    ending: Ending = Ending.FINISHED
 
     @property
     def ok(self) -> bool:
@@ -219,10 +229,14 @@ def run_step(step: Step, ctx: StepContext, *, resumed: bool = False) -> StepOutc
     try:
         return runner(step, ctx, resumed)
     except Cancelled as exc:
-        return StepOutcome(FAILED, f"cancelled: {exc}", note="cancelled")
+        return StepOutcome(
+            FAILED, f"cancelled: {exc}", note="cancelled", ending=Ending.CANCELLED
+        )
     except Exception as exc:  # one broken step must not take the run down with it
         if is_fatal(exc):
-            return StepOutcome(FAILED, describe(exc), note="fatal", fatal=exc)
+            return StepOutcome(
+                FAILED, describe(exc), note="fatal", fatal=exc, ending=Ending.FATAL
+            )
         return StepOutcome(FAILED, describe(exc))
 
 
