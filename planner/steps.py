@@ -229,14 +229,10 @@ def run_step(step: Step, ctx: StepContext, *, resumed: bool = False) -> StepOutc
     try:
         return runner(step, ctx, resumed)
     except Cancelled as exc:
-        return StepOutcome(
-            FAILED, f"cancelled: {exc}", note="cancelled", ending=Ending.CANCELLED
-        )
+        return StepOutcome(FAILED, f"cancelled: {exc}", note="cancelled", ending=Ending.CANCELLED)
     except Exception as exc:  # one broken step must not take the run down with it
         if is_fatal(exc):
-            return StepOutcome(
-                FAILED, describe(exc), note="fatal", fatal=exc, ending=Ending.FATAL
-            )
+            return StepOutcome(FAILED, describe(exc), note="fatal", fatal=exc, ending=Ending.FATAL)
         return StepOutcome(FAILED, describe(exc))
 
 

@@ -1,0 +1,117 @@
+"""Record an apply run in the state DB as it goes: an observer of the walk, not part of it.
+
+Like Terraform's ``StateHook``, this is told when a step starts and ends, when a subject is
+complete and when an experiment's scans are verified equal, and writes that down, so a run
+killed at any moment resumes at the next unfinished step. Steps are recorded by the thread
+that ran them, at once; a step the state DB shows as done with the same facts
+(``facts_digest``) is not run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from planner.inventory import content_fingerprint
+from planner.plan import Plan, Step, StepKind
+from planner.progress import Reporter
+from planner.sameness import ScanMemory
+from planner.state import PairKey, StateDB
+from planner.steps import FAILED, StepOutcome, describe
+
+__all__ = ["StateHook", "facts_digest", "pair_key"]
+
+
+def facts_digest(step: Step) -> str:
+    """What the state DB records with a finished step: a step planned again from different
+    facts (the source changed) or for another target is not "already done"."""
+    return content_fingerprint({"kind": str(step.kind), "facts": step.facts, "target": step.target})
+
+
+def pair_key(plan: Plan) -> PairKey:
+    return PairKey(plan.source.url, plan.source.project, plan.dest.url, plan.dest.project)
+
+
+_CREATES = {StepKind.CREATE_SUBJECT: "subject", StepKind.CREATE_EXPERIMENT: "experiment"}
+
+
+class StateHook:
+    """Writes one run's steps and completed subjects to the state DB (thread-safe as the
+    state DB is)."""
+
+    def __init__(self, state: StateDB, pair: PairKey, run_id: int, reporter: Reporter) -> None:
+        self.state = state
+        self.pair = pair
+        self.run_id = run_id
+        self.reporter = reporter
+
+    def already_done(self, steps: tuple[Step, ...]) -> set[str]:
+        """The steps an earlier run finished with the same facts."""
+        done = self.state.done_steps(self.pair)
+        return {s.id for s in steps if done.get(s.id) == facts_digest(s)}
+
+    def started_before(self) -> set[str]:
+        """Steps an earlier run recorded at all (started ones are resumed)."""
+        return set(self.state.step_statuses(self.pair))
+
+    def _record(self, step: Step, status: str, outcome: StepOutcome | None = None) -> None:
+        o = outcome or StepOutcome(status)
+        self.state.record_step(
+            self.run_id,
+            self.pair,
+            step.id,
+            str(step.kind),
+            step.address,
+            status,
+            attempts=o.attempts,
+            bytes=o.bytes_moved,
+            error=o.error,
+            facts_digest=facts_digest(step),
+        )
+
+    def step_started(self, step: Step) -> StepOutcome | None:
+        """Record ``step`` as running; a failed outcome when that could not be recorded
+        (a step not recorded as started would not be resumed, so it must not run)."""
+        try:
+            self._record(step, "running")
+        except Exception as exc:
+            return StepOutcome(
+                FAILED, f"could not record the step in the state DB: {describe(exc)}"
+            )
+        return None
+
+    def step_ended(self, step: Step, outcome: StepOutcome) -> StepOutcome:
+        """Record a finished step (and the accession ID a creation got); the outcome to
+        count, failed when the record could not be written (an unrecorded step is redone)."""
+        try:
+            self._record(step, "done" if outcome.ok else "failed", outcome)
+            level = _CREATES.get(step.kind)
+            if outcome.ok and level is not None and outcome.dest_id:
+                source_id = str(step.facts.get("source_id", ""))
+                self.state.record_mapping(
+                    self.pair, level, step.address, source_id, outcome.dest_id
+                )
+        except Exception as exc:
+            return StepOutcome(
+                FAILED, f"could not record the step in the state DB: {describe(exc)}"
+            )
+        return outcome
+
+    def step_not_run(self, step: Step, outcome: StepOutcome) -> None:
+        """A step that cannot run this time: recorded as failed, so history shows why."""
+        try:
+            self._record(step, "failed", outcome)
+        except Exception as exc:
+            self.reporter.warning(f"could not record {step.id} in the state DB: {describe(exc)}")
+
+    def subject_complete(self, subject: str, fingerprint: str) -> None:
+        try:
+            self.state.mark_subject_done(self.pair, subject, self.run_id, fingerprint)
+        except Exception as exc:
+            self.reporter.warning(f"could not mark subject {subject} done: {describe(exc)}")
+
+    def scans_verified(self, exp_key: str, equal_scans: Iterable[ScanMemory]) -> None:
+        """Remember scans verified equal, for later runs' comparisons."""
+        try:
+            self.state.remember_scans(self.pair, equal_scans)
+        except Exception as exc:  # the transfer is fine; only the memory is lost
+            self.reporter.warning(f"could not remember the scans of {exp_key}: {describe(exc)}")
