@@ -1,0 +1,71 @@
+"""Apply's accounting on its own: groups, counts and the circuit breaker (planner.accounting)."""
+
+from __future__ import annotations
+
+import threading
+
+from planner.accounting import Accounting, Listeners, Tally
+from planner.plan import Level, Step, StepKind
+from planner.progress import NullReporter
+from planner.steps import FAILED, OK, StepOutcome
+
+
+def _step(subject: str, scan: str) -> Step:
+    return Step(
+        id=f"import:{subject}/E1/{scan}",
+        kind=StepKind.IMPORT_SCAN,
+        level=Level.SCAN,
+        address=f"{subject}/E1/scans/{scan}",
+        target={"project": "P", "subject": subject, "experiment": "E1"},
+        facts={"bytes": 10},
+    )
+
+
+def _accounting(max_failures: int = 2) -> tuple[Accounting, list[str], list[str]]:
+    verify: list[str] = []
+    complete: list[str] = []
+    acc = Accounting(
+        Tally(),
+        verify=False,
+        max_failures=max_failures,
+        cancel=threading.Event(),
+        reporter=NullReporter(),
+        listeners=Listeners(verify=verify.append, subject_complete=complete.append,
+                            halted=lambda: False),
+        conflicted_subjects=set(),
+    )  # fmt: skip
+    return acc, verify, complete
+
+
+def test_counts_and_completed_subjects() -> None:
+    acc, _verify, complete = _accounting()
+    steps = [_step("S1", "1"), _step("S1", "2"), _step("S2", "1")]
+    acc.expect(steps)
+    acc.step_ended(steps[0], StepOutcome(OK, bytes_moved=10))
+    assert complete == []  # S1 still has a step to go
+    acc.step_ended(steps[1], StepOutcome(OK, bytes_moved=10))
+    acc.step_ended(steps[2], StepOutcome(FAILED, "no"))
+    assert complete == ["S1"]
+    t = acc.tally
+    assert (t.steps_run, t.scans_moved, t.bytes_moved) == (3, 2, 20)
+    assert t.failed_steps == [(steps[2].id, "no")]
+
+
+def test_the_circuit_breaker_trips_after_max_failures_subjects_in_a_row() -> None:
+    acc, _verify, _complete = _accounting(max_failures=2)
+    steps = [_step("S1", "1"), _step("S2", "1"), _step("S3", "1")]
+    acc.expect(steps)
+    acc.step_ended(steps[0], StepOutcome(FAILED, "no"))
+    assert not acc.tally.circuit_breaker_tripped
+    acc.step_ended(steps[1], StepOutcome(FAILED, "no"))
+    assert acc.tally.circuit_breaker_tripped
+
+
+def test_a_good_subject_resets_the_breaker() -> None:
+    acc, _verify, _complete = _accounting(max_failures=2)
+    steps = [_step("S1", "1"), _step("S2", "1"), _step("S3", "1")]
+    acc.expect(steps)
+    acc.step_ended(steps[0], StepOutcome(FAILED, "no"))
+    acc.step_ended(steps[1], StepOutcome(OK))
+    acc.step_ended(steps[2], StepOutcome(FAILED, "no"))
+    assert not acc.tally.circuit_breaker_tripped
