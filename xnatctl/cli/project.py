@@ -146,7 +146,7 @@ def _apply(app_ctx: AppContext, run: Callable[..., ApplyResult]) -> int:
     if app_ctx.json_output:
         app_ctx.print_json({"run_id": result.run_id, **summary})
     else:
-        render_apply_summary(summary, app_ctx.out)
+        render_apply_summary(result, app_ctx.out)
     if result.abandoned_steps:
         _end_process("")
     return ops.apply_exit_code(result)

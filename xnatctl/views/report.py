@@ -6,7 +6,7 @@ Each view has a table form (rich, for people) and the command prints ``*_json`` 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -15,6 +15,10 @@ from planner.drift import DRIFT_CLASSES, IN_SYNC, DriftReport
 from planner.preflight import FAIL, INFO, PASS, Check
 from xnatctl.views.summary import human_bytes
 
+if TYPE_CHECKING:
+    from planner.accounting import Counts
+    from planner.apply import ApplyResult
+
 _MARKS = {PASS: "[green]✔[/]", FAIL: "[red]✘[/]", INFO: "[blue]i[/]"}
 _PLAIN_MARKS = {PASS: "ok", FAIL: "FAIL", INFO: "info"}
 
@@ -22,13 +26,10 @@ _PLAIN_MARKS = {PASS: "ok", FAIL: "FAIL", INFO: "info"}
 # -- apply -----------------------------------------------------------------------------------
 
 
-def _counts_line(name: str, counts: dict[str, int]) -> str:
-    text = (
-        f"{name}: {counts.get('synced', 0)} synced, {counts.get('failed', 0)} failed, "
-        f"{counts.get('skipped', 0)} skipped"
-    )
-    if counts.get("pending"):
-        text += f", {counts['pending']} left for the next run"
+def _counts_line(name: str, counts: Counts) -> str:
+    text = f"{name}: {counts.synced} synced, {counts.failed} failed, {counts.skipped} skipped"
+    if counts.pending:
+        text += f", {counts.pending} left for the next run"
     return text
 
 
@@ -36,41 +37,44 @@ def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def render_apply_summary(summary: dict[str, Any], console: Console) -> None:
-    """The end-of-run summary: what moved, how fast, what failed, what was verified."""
-    status = summary.get("status", "")
-    conflicts = summary.get("conflicts") or []
-    ok = status == "completed" and not summary.get("failed_steps") and not conflicts
-    headline = f"Transfer {status}"
-    if status == "completed" and conflicts:
+def render_apply_summary(result: ApplyResult, console: Console) -> None:
+    """The end-of-run summary: what moved, how fast, what failed, what was verified (read
+    from the run's typed tally; scripts get ``result.summary()`` as JSON instead)."""
+    conflicts = result.conflicts
+    ok = result.ok and not result.failed_steps and not conflicts
+    headline = f"Transfer {result.status}"
+    if result.ok and conflicts:
         headline += f", but {_n(len(conflicts), 'conflict')} could not be transferred"
     console.print(f"[bold {'green' if ok else 'red'}]{headline}[/]", highlight=False)
-    console.print(_counts_line("Subjects", summary.get("subjects", {})), highlight=False)
-    console.print(_counts_line("Experiments", summary.get("experiments", {})), highlight=False)
-    duration = float(summary.get("duration", 0.0))
-    rate = float(summary.get("throughput", 0.0))
+    console.print(_counts_line("Subjects", result.subjects), highlight=False)
+    console.print(_counts_line("Experiments", result.experiments), highlight=False)
     console.print(
-        f"Moved {_n(summary.get('scans_moved', 0), 'scan')} and "
-        f"{_n(summary.get('resources_moved', 0), 'resource')}: "
-        f"{human_bytes(int(summary.get('bytes_moved', 0)))} downloaded in {duration:.1f} s "
-        f"({human_bytes(int(rate))}/s)",
+        f"Moved {_n(result.scans_moved, 'scan')} and "
+        f"{_n(result.resources_moved, 'resource')}: "
+        f"{human_bytes(result.bytes_moved)} downloaded in {round(result.duration, 3):.1f} s "
+        f"({human_bytes(int(round(result.throughput, 1)))}/s)",
         highlight=False,
     )
-    verification = summary.get("verification") or {}
-    if verification.get("checked"):
+    verification = result.verification
+    if verification.checked:
         line = (
-            f"Verified {_n(verification.get('checked', 0), 'experiment')}: "
-            f"{verification.get('passed', 0)} passed, {verification.get('failed', 0)} failed"
+            f"Verified {_n(verification.checked, 'experiment')}: "
+            f"{verification.passed} passed, {verification.failed} failed"
         )
-        if verification.get("digests_unavailable"):
+        if verification.digests_unavailable:
             line += " (sizes only: a server gave no MD5 digests)"
         console.print(line, highlight=False)
-    if summary.get("circuit_breaker_tripped"):
+    if result.circuit_breaker_tripped:
         console.print(
             "[red]Stopped by the circuit breaker: too many subjects in a row failed "
             "(max_failures). Fix the cause and run again: it resumes.[/]"
         )
-    failed = summary.get("failed_steps") or []
+    _render_failed_steps(result.failed_steps, console)
+    if conflicts:
+        render_conflicts(conflicts, console)
+
+
+def _render_failed_steps(failed: list[tuple[str, str]], console: Console) -> None:
     roots = [(step, error) for step, error in failed if not str(error).startswith("not run:")]
     if failed:
         blocked = len(failed) - len(roots)
@@ -82,8 +86,6 @@ def render_apply_summary(summary: dict[str, Any], console: Console) -> None:
             console.print(f"  {step_id}: {error}", highlight=False, markup=False, soft_wrap=True)
         if len(roots) > 50:
             console.print(f"  ... and {len(roots) - 50} more (see transfer-status)")
-    if conflicts:
-        render_conflicts(conflicts, console)
 
 
 def render_conflicts(conflicts: list[tuple[str, str]], console: Console) -> None:
