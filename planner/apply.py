@@ -1,21 +1,24 @@
 """Apply a plan: lock, refuse a stale plan, run the steps, record each one, verify, unlock.
 
-A fixed sequence, like a saved Terraform plan. Subjects and experiments are created in plan
-order by the coordinator (the calling thread); scan imports and resource uploads go to a
-pool with ``workers`` transfer slots, and the coordinator keeps feeding it from the next
-experiments while earlier ones finish, with at most ``2 x workers`` steps in flight so memory
-and temp disk stay bounded. Writes to one destination session never overlap
-(``planner.gates``): at most two steps of a session are in flight, one writing to it while
-the other downloads, and the coordinator moves on to other sessions for the rest.
+A fixed sequence, like a saved Terraform plan (``apply_plan``). The run itself is three
+parts wired together here:
 
-Every finished step is recorded in the state DB by the thread that ran it, so a run killed
-at any moment resumes at the next unfinished step; steps the state DB shows as done with the
-same facts are skipped.
+- ``planner.scheduler`` walks the steps: subjects and experiments are created in plan order
+  on the calling thread; scan imports and resource uploads go to a pool with ``workers``
+  transfer slots and at most ``2 x workers`` steps in flight, so memory and temp disk stay
+  bounded. Writes to one destination session never overlap (``planner.gates``): at most
+  two steps of a session are in flight, one writing to it while the other downloads.
+- ``planner.statehook`` records every step in the state DB as it starts and ends, on the
+  thread that ran it, so a run killed at any moment resumes at the next unfinished step;
+  steps the state DB shows as done with the same facts are skipped.
+- ``planner.accounting`` keeps the one tally of the run (``ApplyResult`` is that tally):
+  a subject's result is known once all its steps (and its experiments' verifications) are
+  finished; after ``max_failures`` consecutive failed subjects the circuit breaker stops
+  the run.
 
-A subject's result is known once all its steps (and its experiments' verifications) are
-finished; after ``max_failures`` consecutive failed subjects the circuit breaker stops the
-run. Cancelling (``cancel`` set, or Ctrl-C in the coordinator) stops submitting, lets the
-steps in flight end at their next attempt boundary, and records the run as interrupted.
+Cancelling (``cancel`` set, or Ctrl-C in the coordinator) stops submitting, lets the steps
+in flight end at their next attempt boundary, and records the run as interrupted. Apply
+decides on a step's ``Ending``, never on its note text.
 """
 
 from __future__ import annotations
