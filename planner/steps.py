@@ -620,18 +620,18 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
         except (Conflict, BadRequest) as exc:
             # XNAT's DICOM-zip handler reports an archive conflict as 400 ("unable to archive"),
             # the session importer as 409: either way, check what the destination holds.
-            if overwrite_files or ctx.dest_scan is None:
-                raise
             if isinstance(exc, BadRequest) and not _looks_like_archive_conflict(exc):
                 raise
-            held = ctx.dest_scan(step)
-            if held is None and _as_files(step, ctx, job.path):
+            if _as_files(step, ctx, job.path):
                 notes.append(
                     "stored as files: XNAT's import refuses this scan's modality into the "
                     "session (preventCrossModalityMerge), so the destination's site "
                     "anonymization did not run on them"
                 )
                 return
+            if overwrite_files or ctx.dest_scan is None:
+                raise
+            held = ctx.dest_scan(step)
             matches, why = dest_matches_facts(held, f, ctx.files_digest)
             if not matches:
                 raise Conflict(

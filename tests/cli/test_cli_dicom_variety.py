@@ -119,3 +119,41 @@ def test_a_project_of_mixed_dicom_transfers_verifies_and_stays_in_sync(variety, 
     again = cli("project", "transfer", *variety.pair_args(), "--yes")
     assert again.code == 0, again.err
     assert "No changes" in again.out, again.out
+
+
+def test_a_changed_file_of_a_scan_stored_as_files_is_repaired(variety, cli, tmp_path) -> None:
+    # The RT structure set (scan 12) cannot be merged into the MR session by import
+    # (PrearcSessionArchiver.checkForConflicts); its repair goes the same way as its transfer.
+    first = cli("project", "transfer", *variety.pair_args(), "--yes")
+    assert first.code == 0, first.err + first.out
+    owner = f"/data/projects/{PROJECT}/subjects/VAR1/experiments/VAR1_MR/scans/12"
+    rows = requests.get(
+        f"{variety.src.url}{owner}/resources/DICOM/files",
+        params={"format": "json"},
+        auth=ADMIN,
+        timeout=30,
+    ).json()["ResultSet"]["Result"]
+    name, uri = rows[0]["Name"], rows[0]["URI"]
+    ds = pydicom.dcmread(io.BytesIO(requests.get(f"{variety.src.url}{uri}", auth=ADMIN).content))
+    ds.StructureSetLabel = "EDITED"
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    put = requests.put(
+        f"{variety.src.url}{owner}/resources/DICOM/files/{name}",
+        params={"overwrite": "true", "inbody": "true"},
+        data=out.getvalue(),
+        headers={"Content-Type": "application/octet-stream"},
+        auth=ADMIN,
+        timeout=30,
+    )
+    assert put.status_code in (200, 201), put.text
+
+    drift = cli("project", "drift", *variety.pair_args())
+    assert drift.code == 2, drift.out
+    config = tmp_path / "transfer.yaml"
+    config.write_text(f"source_project: {PROJECT}\ndest_project: {PROJECT}\nsync_new_only: false\n")
+    fixed = cli("project", "transfer", *variety.pair_args(), "--yes", "--config", str(config))
+    assert fixed.code == 0, fixed.err + fixed.out
+    assert cli("project", "drift", *variety.pair_args()).code == 0
+    got = requests.get(f"{variety.dst.url}{owner}/resources/DICOM/files/{name}", auth=ADMIN)
+    assert pydicom.dcmread(io.BytesIO(got.content)).StructureSetLabel == "EDITED"
