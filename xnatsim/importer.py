@@ -142,14 +142,14 @@ class _Parsed:
 
 
 def _looks_bare(path: Path) -> bool:
-    """True when `path` starts like a data set without preamble and file meta: a data element
-    of an even group below the pixel data, in little endian (implicit or explicit VR)."""
+    """True when `path` starts like a file without preamble: file meta (group 0002) or a data
+    element of an even group below the pixel data, in little endian."""
     with path.open("rb") as fh:
         head = fh.read(8)
     if len(head) < 8:
         return False
     group = int.from_bytes(head[0:2], "little")
-    return group % 2 == 0 and 0x0008 <= group < 0x7FE0
+    return group % 2 == 0 and 0x0002 <= group < 0x7FE0
 
 
 def _header(path: Path) -> pydicom.Dataset:
@@ -164,15 +164,17 @@ def _header(path: Path) -> pydicom.Dataset:
 
 
 def _to_part10(path: Path) -> None:
-    """Give a bare data set a preamble and file meta, as `GradualDicomImporter.call` does
-    (`initFileMetaInformation` with the SOP class and instance UIDs and Explicit VR Little
-    Endian, its default syntax), writing the data set in that syntax."""
+    """Store a file read without preamble as a Part 10 file, as `GradualDicomImporter` does:
+    file meta it came with is kept (`fileMetaInfo`), with its transfer syntax; a bare data
+    set gets new file meta (`initFileMetaInformation` with the SOP class and instance UIDs
+    and Explicit VR Little Endian, its default syntax) and is written in that syntax."""
     ds = pydicom.dcmread(path, force=True)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta = meta
+    if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta = meta
     ds.preamble = b"\0" * 128
     tmp = path.with_name(path.name + ".part10")
     try:

@@ -249,3 +249,25 @@ def test_bare_dataset_in_a_zip_with_part10_files(srv, admin, tmp_path):
     r = _post(admin, srv, path, PROJECT_ID="P1", SUBJECT_ID="S1", EXPT_LABEL="BARE")
     assert r.status_code == 200, r.text
     assert sorted(_stored(admin, srv, "BARE")) == ["IMPLICIT", "RAW_EXPLICIT", "RAW_IMPLICIT"]
+
+
+@pytest.mark.parametrize("key", ["implicit", "bigendian", "deflated", "jpeg"])
+def test_file_meta_without_preamble_keeps_its_transfer_syntax(srv, admin, tmp_path, key):
+    # File meta but no preamble and no "DICM": DicomInputStream reads the meta, and
+    # GradualDicomImporter.call keeps it (fileMetaInfo), so the file is stored as Part 10 in
+    # the syntax the meta names, pixel data unchanged.
+    variant = BY_KEY[key]
+    data = variant_bytes(variant, study=f"np{key}", series=1, instance=1)[132:]
+    path = tmp_path / "up.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("IM1", data)
+    label = f"NP_{key}"
+    r = _post(admin, srv, path, PROJECT_ID="P1", SUBJECT_ID="S1", EXPT_LABEL=label)
+    assert r.status_code == 200, r.text
+    got = _stored(admin, srv, label)["IM1"]
+    assert got[128:132] == b"DICM"
+    after = pydicom.dcmread(io.BytesIO(got))
+    before = pydicom.dcmread(io.BytesIO(data), force=True)
+    assert after.file_meta.TransferSyntaxUID == variant.syntax
+    assert after.PixelData == before.PixelData
+    assert after.SOPInstanceUID == before.SOPInstanceUID
