@@ -35,6 +35,7 @@ from tenacity import (
 )
 
 from planner import fields as F
+from planner import modalitymerge
 from planner import walk as W
 from planner.backend import XnatBackend, quote_segment
 from planner.errors import BackendError, BadRequest, Conflict, MalformedReply, NotFound
@@ -629,11 +630,19 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
         except (Conflict, BadRequest) as exc:
             # XNAT's DICOM-zip handler reports an archive conflict as 400 ("unable to archive"),
             # the session importer as 409: either way, check what the destination holds.
-            if overwrite_files or ctx.dest_scan is None:
-                raise
             if isinstance(exc, BadRequest) and not _looks_like_archive_conflict(exc):
                 raise
-            matches, why = dest_matches_facts(ctx.dest_scan(step), f, ctx.files_digest)
+            if _as_files(step, ctx, job.path):
+                notes.append(
+                    "stored as files: XNAT's import refuses this scan's modality into the "
+                    "session (preventCrossModalityMerge), so the destination's site "
+                    "anonymization did not run on them"
+                )
+                return
+            if overwrite_files or ctx.dest_scan is None:
+                raise
+            held = ctx.dest_scan(step)
+            matches, why = dest_matches_facts(held, f, ctx.files_digest)
             if not matches:
                 raise Conflict(
                     f"the destination refused the import of {step.address} as a conflict "
@@ -644,6 +653,19 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
             notes.append("already on the destination with the same files")
 
     return _run_zip_step(job, attempt, lambda: tries, note=notes, leftovers=leftovers)
+
+
+def _as_files(step: Step, ctx: StepContext, zip_path: Path) -> bool:
+    """Store a scan whose import was refused, when the refusal is XNAT's cross-modality rule
+    (``planner.modalitymerge``): True when stored, False when the refusal has another cause."""
+    t, f = step.target, step.facts
+    exp_path = experiment_path(t["project"], t["subject"], t["experiment"])
+    session_type = modalitymerge.session_xsi_type(ctx.dst, exp_path)
+    if not modalitymerge.other_modality(session_type, str(f.get("xsi_type") or "")):
+        return False
+    scan_path = f"{exp_path}/scans/{quote_segment(str(t['scan']))}"
+    modalitymerge.put_scan_files(ctx.dst, scan_path, modalitymerge.scan_params(f), zip_path)
+    return True
 
 
 def _run_zip_step(

@@ -66,6 +66,32 @@ def looks_like_dicom(head: bytes) -> bool:
     return length < (1 << 24)
 
 
+# A DICOMDIR's file meta names the Media Storage Directory SOP class; its data set has no
+# SOPClassUID, so XNAT's import refuses it ("contains no SOP Class UID",
+# GradualDicomImporter.call). The file meta follows the preamble within the first bytes.
+_DICOMDIR_CLASS = b"1.2.840.10008.1.3.10"
+_MEDIA_SOP_CLASS = b"\x02\x00\x02\x00UI"
+_HEAD = _PREAMBLE + 4 + 512
+
+
+def is_dicomdir(head: bytes) -> bool:
+    """True for a Part 10 file whose file meta names the Media Storage Directory SOP class."""
+    start = _PREAMBLE + 4
+    if (
+        len(head) < start + 12
+        or head[_PREAMBLE:start] != b"DICM"
+        or head[start : start + 6] != b"\x02\x00\x00\x00UL"
+    ):
+        return False
+    (length,) = struct.unpack_from("<I", head, start + 8)
+    meta = head[start + 12 : start + 12 + length]
+    at = meta.find(_MEDIA_SOP_CLASS)  # (0002,0002) UI, explicit VR little endian
+    if at < 0 or at + 8 > len(meta):
+        return False
+    (size,) = struct.unpack_from("<H", meta, at + 6)
+    return meta[at + 8 : at + 8 + size].rstrip(b"\0 ") == _DICOMDIR_CLASS
+
+
 def _is_dir(info: zipfile.ZipInfo) -> bool:
     return info.filename.endswith("/")
 
@@ -88,7 +114,7 @@ def validate_zip(
             entries += 1
             try:
                 with archive.open(info) as member:
-                    head = member.read(_PREAMBLE + 4)
+                    head = member.read(_HEAD)
                     size = len(head)
                     while chunk := member.read(CHUNK):
                         size += len(chunk)
@@ -97,6 +123,12 @@ def validate_zip(
                     f"entry {info.filename} of downloaded zip {name} is damaged: {exc}"
                 ) from exc
             total += size
+            if dicom and is_dicomdir(head):
+                raise NotDicom(
+                    f"entry {info.filename} of downloaded zip {name} is a DICOMDIR, which XNAT's "
+                    "import refuses: move it to another resource on the source, then make a "
+                    "new plan"
+                )
             if dicom and not looks_like_dicom(head):
                 raise NotDicom(
                     f"entry {info.filename} of downloaded zip {name} is not DICOM; the source's "

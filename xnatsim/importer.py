@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pydicom
+import pydicom.errors
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
 
 from xnatsim import dicomnaming, modality
 from xnatsim.anonymize import Labels, apply_default_script
@@ -138,10 +141,53 @@ class _Parsed:
     ds: pydicom.Dataset
 
 
+def _looks_bare(path: Path) -> bool:
+    """True when `path` starts like a file without preamble: file meta (group 0002) or a data
+    element of an even group below the pixel data, in little endian."""
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if len(head) < 8:
+        return False
+    group = int.from_bytes(head[0:2], "little")
+    return group % 2 == 0 and 0x0002 <= group < 0x7FE0
+
+
+def _header(path: Path) -> pydicom.Dataset:
+    """A Part 10 file's header; a bare data set's too, as dcm4che's `DicomInputStream` (which
+    `GradualDicomImporter` reads with) guesses the transfer syntax of one."""
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True)
+    except pydicom.errors.InvalidDicomError:
+        if not _looks_bare(path):
+            raise
+        return pydicom.dcmread(path, stop_before_pixels=True, force=True)
+
+
+def _to_part10(path: Path) -> None:
+    """Store a file read without preamble as a Part 10 file, as `GradualDicomImporter` does:
+    file meta it came with is kept (`fileMetaInfo`), with its transfer syntax; a bare data
+    set gets new file meta (`initFileMetaInformation` with the SOP class and instance UIDs
+    and Explicit VR Little Endian, its default syntax) and is written in that syntax."""
+    ds = pydicom.dcmread(path, force=True)
+    if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta = meta
+    ds.preamble = b"\0" * 128
+    tmp = path.with_name(path.name + ".part10")
+    try:
+        ds.save_as(tmp, enforce_file_format=True)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _read(rel: str, path: Path) -> pydicom.Dataset:
     """The header of one entry, or the client error XNAT gives for it."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        ds = _header(path)
         str(ds.StudyInstanceUID)
     except Exception:  # any unreadable header (pydicom raises many types) is "unparsable"
         raise HTTPError(400, f"unable to read DICOM object {rel}") from None
@@ -291,6 +337,9 @@ def parse_upload(
             skipped = exc
             path.unlink(missing_ok=True)
             continue
+        if ds.preamble is None:
+            _to_part10(path)
+            size, md5 = path.stat().st_size, file_md5(path)
         study_uid = str(ds.StudyInstanceUID)
         builder = builders.get(study_uid)
         if builder is None:
