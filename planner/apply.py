@@ -452,6 +452,9 @@ class _Run:
             files_digest=files_digest,
             import_handler=import_handler_for(self.plan.dest.server_version),
             prevent_anon=bool((self.plan.config or {}).get("prevent_anon", False)),
+            cross_modality_as_files=bool(
+                (self.plan.config or {}).get("cross_modality_as_files", False)
+            ),
             exclusive=slots.exclusive,
         )
 

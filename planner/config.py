@@ -21,6 +21,10 @@ Fields and defaults (an empty file means all defaults)::
     prevent_anon: false           ask the destination not to run its site anonymization
                                   script on imported DICOM (``prevent_anon=true``); that
                                   script may be the destination's privacy policy
+    cross_modality_as_files: false
+                                  upload the DICOM of a scan the destination refuses to
+                                  merge into a session of another modality as plain files
+                                  (its site anonymization script does not run on them)
     filtering: ...                what to transfer (below)
 
 Filters. Each of ``project_resources``, ``subject_resources`` and ``scan_resources`` is an
@@ -251,6 +255,7 @@ class TransferConfig:
     scan_workers: int = 4
     copy_shared: bool = False
     prevent_anon: bool = False
+    cross_modality_as_files: bool = False
     filtering: Filtering = Filtering()
 
     def to_dict(self) -> dict[str, Any]:
@@ -266,6 +271,7 @@ class TransferConfig:
             "scan_workers": self.scan_workers,
             "copy_shared": self.copy_shared,
             "prevent_anon": self.prevent_anon,
+            "cross_modality_as_files": self.cross_modality_as_files,
             "filtering": self.filtering.to_dict(),
         }
 
@@ -379,6 +385,7 @@ _TOP_FIELDS = (
     "scan_workers",
     "copy_shared",
     "prevent_anon",
+    "cross_modality_as_files",
     "filtering",
 )
 _FILTERING_FIELDS = (

@@ -87,6 +87,9 @@ class StepContext:
     # Ask the destination not to run its site anonymization script (the config's
     # ``prevent_anon``); sent only when set.
     prevent_anon: bool = False
+    # Upload the DICOM of a scan refused by XNAT's cross-modality rule as plain files (the
+    # config's ``cross_modality_as_files``); without it such a scan fails with what to do.
+    cross_modality_as_files: bool = False
     # Held around each import request: no two imports into one session at the same time.
     exclusive: SessionExclusive = _no_gate
 
@@ -663,6 +666,15 @@ def _as_files(step: Step, ctx: StepContext, zip_path: Path) -> bool:
     session_type = modalitymerge.session_xsi_type(ctx.dst, exp_path)
     if not modalitymerge.other_modality(session_type, str(f.get("xsi_type") or "")):
         return False
+    if not ctx.cross_modality_as_files:
+        raise Conflict(
+            f"the destination refused to merge {step.address} ({f.get('xsi_type')}) into "
+            f"session {t['experiment']} ({session_type}): XNAT's preventCrossModalityMerge "
+            "(on by default) refuses a scan of another modality; ask the destination's "
+            "administrator to switch it off, or set cross_modality_as_files: true in the "
+            "transfer config to upload its DICOM as files (the destination's site "
+            "anonymization script does not run on them)"
+        )
     scan_path = f"{exp_path}/scans/{quote_segment(str(t['scan']))}"
     modalitymerge.put_scan_files(ctx.dst, scan_path, modalitymerge.scan_params(f), zip_path)
     return True

@@ -58,6 +58,13 @@ copy_shared: false
 # or IDs). Set true only when the destination's administrators agree.
 prevent_anon: false
 
+# XNAT builds a session from each import's files alone and, by default
+# (preventCrossModalityMerge), refuses to merge it into a session of another type: an RT
+# structure set, a secondary capture or a CT series of an MR session is refused. false fails
+# such a scan with what to do; true uploads its DICOM into the scan as plain files instead.
+# WARNING: the destination's site anonymization script does not run on those files.
+cross_modality_as_files: false
+
 # What to transfer. Each filter has a sync_type:
 #   all      keep everything (the default)
 #   none     keep nothing

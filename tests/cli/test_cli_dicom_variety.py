@@ -98,11 +98,37 @@ def variety(sim_pair, cli, monkeypatch, tmp_path) -> Pair:
     return Pair(src, dst)
 
 
-def test_a_project_of_mixed_dicom_transfers_verifies_and_stays_in_sync(variety, cli) -> None:
+def _as_files(tmp_path, *, sync_new_only: bool = True) -> list[str]:
+    """Transfer options allowing scans refused by the cross-modality rule to go as files."""
+    config = tmp_path / "transfer.yaml"
+    config.write_text(
+        f"source_project: {PROJECT}\ndest_project: {PROJECT}\n"
+        f"sync_new_only: {str(sync_new_only).lower()}\ncross_modality_as_files: true\n"
+    )
+    return ["--config", str(config)]
+
+
+def test_a_scan_of_another_modality_fails_with_what_to_do_by_default(variety, cli) -> None:
+    # PrearcSessionArchiver.checkForConflicts (preventCrossModalityMerge, on by default)
+    # refuses the RT structure set, PDF and secondary captures of the MR session: without
+    # cross_modality_as_files their steps fail and say why, never bypassing the destination's
+    # site anonymization unasked; the MR scans arrive.
+    first = cli("project", "transfer", *variety.pair_args(), "--yes")
+    assert first.code == 1, first.err + first.out
+    text = first.out + first.err
+    assert "preventCrossModalityMerge" in text and "cross_modality_as_files: true" in text
+    arrived = _scans(variety.dst.url)
+    assert arrived and len(arrived) < len(_scans(variety.src.url))
+
+
+def test_a_project_of_mixed_dicom_transfers_verifies_and_stays_in_sync(
+    variety, cli, tmp_path
+) -> None:
     source = _sop_uids(variety.src.url)
     assert len(source["VAR1_MR"]) == 2 * len(VARIANTS) and len(source["VAR2_MR"]) == 2
+    options = _as_files(tmp_path)
 
-    first = cli("project", "transfer", *variety.pair_args(), "--yes", "-o", "json")
+    first = cli("project", "transfer", *variety.pair_args(), "--yes", "-o", "json", *options)
     assert first.code == 0, first.err + first.out
     summary = json.loads(first.out)
     assert summary["status"] == "completed", summary
@@ -116,7 +142,7 @@ def test_a_project_of_mixed_dicom_transfers_verifies_and_stays_in_sync(variety, 
 
     drift = cli("project", "drift", *variety.pair_args())
     assert drift.code == 0, drift.out
-    again = cli("project", "transfer", *variety.pair_args(), "--yes")
+    again = cli("project", "transfer", *variety.pair_args(), "--yes", *options)
     assert again.code == 0, again.err
     assert "No changes" in again.out, again.out
 
@@ -124,7 +150,7 @@ def test_a_project_of_mixed_dicom_transfers_verifies_and_stays_in_sync(variety, 
 def test_a_changed_file_of_a_scan_stored_as_files_is_repaired(variety, cli, tmp_path) -> None:
     # The RT structure set (scan 12) cannot be merged into the MR session by import
     # (PrearcSessionArchiver.checkForConflicts); its repair goes the same way as its transfer.
-    first = cli("project", "transfer", *variety.pair_args(), "--yes")
+    first = cli("project", "transfer", *variety.pair_args(), "--yes", *_as_files(tmp_path))
     assert first.code == 0, first.err + first.out
     owner = f"/data/projects/{PROJECT}/subjects/VAR1/experiments/VAR1_MR/scans/12"
     rows = requests.get(
@@ -150,9 +176,8 @@ def test_a_changed_file_of_a_scan_stored_as_files_is_repaired(variety, cli, tmp_
 
     drift = cli("project", "drift", *variety.pair_args())
     assert drift.code == 2, drift.out
-    config = tmp_path / "transfer.yaml"
-    config.write_text(f"source_project: {PROJECT}\ndest_project: {PROJECT}\nsync_new_only: false\n")
-    fixed = cli("project", "transfer", *variety.pair_args(), "--yes", "--config", str(config))
+    options = _as_files(tmp_path, sync_new_only=False)
+    fixed = cli("project", "transfer", *variety.pair_args(), "--yes", *options)
     assert fixed.code == 0, fixed.err + fixed.out
     assert cli("project", "drift", *variety.pair_args()).code == 0
     got = requests.get(f"{variety.dst.url}{owner}/resources/DICOM/files/{name}", auth=ADMIN)
