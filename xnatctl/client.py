@@ -42,6 +42,7 @@ from planner.errors import (
     ServerError,
     not_xnat_because,
 )
+from planner.snapshot import SNAPSHOT_WORKERS
 from xnatctl import __version__
 from xnatctl.errors import LoginRefused, NoCredentials, RateLimited, SessionExpired
 
@@ -213,7 +214,7 @@ class XnatClient:
         verify: bool | str = True,
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
-        pool_size: int = 6,
+        pool_size: int = SNAPSHOT_WORKERS + 2,
         retries: int = 4,
         retry_base_delay: float = 0.5,
         retry_max_delay: float = 30.0,
@@ -247,6 +248,8 @@ class XnatClient:
         if verify is False:  # the user chose this in the profile; one warning there is enough
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.session.headers["User-Agent"] = f"xnatctl/{__version__}"
+        # A snapshot's workers share this one pool; a smaller pool would throw a connection
+        # away after nearly every reply and open a new one for the next request.
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(2, int(pool_size)))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import typer
 
+from planner.snapshot import SNAPSHOT_WORKERS
 from xnatctl.client import XnatClient
 from xnatctl.context import AppContext
 from xnatctl.errors import UsageError
@@ -55,8 +56,9 @@ def resolve_credentials(
 
 
 def pool_size_for(workers: int) -> int:
-    # Snapshots read 8 experiments at a time whatever the worker count, plus login and spare.
-    return max(8, int(workers)) + 2
+    """Connections to keep: a snapshot's readers whatever the worker count, plus login and
+    a spare, so no connection is opened and thrown away per request."""
+    return max(SNAPSHOT_WORKERS, int(workers)) + 2
 
 
 def client_for_profile(

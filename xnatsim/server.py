@@ -126,7 +126,9 @@ class SimServer:
             wsgi,
             host=host,
             port=port,
-            threads=8,
+            # Requests answered at once. XNAT's Tomcat serves up to 200; 8 held a client's
+            # concurrent reads (a snapshot keeps 24 in flight) to a queue under latency.
+            threads=32,
             max_request_body_size=1 << 42,
             channel_timeout=300,
             connection_limit=200,

@@ -29,6 +29,7 @@ from planner.config import TransferConfig
 from planner.diff import make_plan
 from planner.planfile import save_plan
 from planner.snapshot import take_snapshot
+from tests.benchmarks.results import BenchResult, record, rounded
 
 ADMIN = ("admin", "admin")
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,4 +235,28 @@ def test_bench_apply_against_the_floor(xnatsim_factory, tmp_path: Path) -> None:
     print(
         f"apply / floor throughput (best of each): {best_floor / best_apply:.0%} (aim >= 90%); "
         f"apply peak RSS {peak:.0f} MB (aim < 200 MB)"
+    )
+    size = {"mb": round(mb), "scans": scans, "workers": WORKERS}
+    record(
+        BenchResult(
+            "apply",
+            size,
+            seconds=rounded(best_apply),
+            peak_rss_mb=rounded(peak, 1),
+            figures={
+                "mb_per_s": rounded(mb / best_apply, 1),
+                "of_floor": rounded(best_floor / best_apply),
+                "rounds": [rounded(a["wall"]) for a in applies],
+            },
+        ),
+        BenchResult(
+            "apply_floor",
+            size,
+            seconds=rounded(best_floor),
+            peak_rss_mb=rounded(max(f["rss_kb"] for f in floors) / 1024, 1),
+            figures={
+                "mb_per_s": rounded(mb / best_floor, 1),
+                "rounds": [rounded(f["wall"]) for f in floors],
+            },
+        ),
     )

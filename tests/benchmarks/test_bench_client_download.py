@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.results import BenchResult, record, rounded
 from xnatctl.client import XnatClient
 
 SIZE_MB = int(os.environ.get("XNATCTL_BENCH_MB", "500"))
@@ -110,6 +111,15 @@ def test_bench_client_download(tmp_path):
     print(
         f"\nclient download: {SIZE_MB} MB in {figures['seconds']:.1f} s = {down_mbs:.0f} MB/s, "
         f"peak RSS {peak_mb:.0f} MB; upload {up_mbs:.0f} MB/s"
+    )
+    record(
+        BenchResult(
+            "client_download",
+            {"mb": SIZE_MB},
+            seconds=rounded(figures["seconds"]),
+            peak_rss_mb=rounded(peak_mb, 1),
+            figures={"mb_per_s": rounded(down_mbs, 1), "upload_mb_per_s": rounded(up_mbs, 1)},
+        )
     )
     assert figures["bytes"] == size
     digest = hashlib.md5()

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.benchmarks.results import BenchResult, record, rounded
 from xnatctl.cli.main import main
 from xnatsim.seed import SeedSpec, seed_project
 
@@ -71,9 +72,12 @@ def test_bench_drift_200_experiments(xnatsim_factory, monkeypatch, capsys):
         auth=("admin", "admin"),
         timeout=30,
     ).raise_for_status()
+    for srv in (src, dst):
+        srv.request_log.clear()
     t1 = time.perf_counter()
     code_after = main(args)
     elapsed_after = time.perf_counter() - t1
+    requests_after = sum(len(s.request_log.entries()) for s in (src, dst))
     after = json.loads(capsys.readouterr().out)
     assert code_after == 2
     assert after["counts"]["missing"] == 1
@@ -86,5 +90,22 @@ def test_bench_drift_200_experiments(xnatsim_factory, monkeypatch, capsys):
             f"requests: source {requests_made['src']}, destination {requests_made['dst']} "
             f"({(requests_made['src'] + requests_made['dst']) / 400:.2f} per experiment "
             f"and side), {report['counts']['in_sync']} entities in sync\n"
-            f"  one missing: {elapsed_after:.2f} s, exit {code_after}"
+            f"  one missing: {elapsed_after:.2f} s, exit {code_after}, {requests_after} requests"
         )
+    size = {"experiments": 200, "scans_per_experiment": 10}
+    record(
+        BenchResult(
+            "drift",
+            {**size, "case": "in_sync"},
+            seconds=rounded(elapsed),
+            requests=requests_made["src"] + requests_made["dst"],
+            figures={"exit": code, "source_requests": requests_made["src"]},
+        ),
+        BenchResult(
+            "drift",
+            {**size, "case": "one_missing"},
+            seconds=rounded(elapsed_after),
+            requests=requests_after,
+            figures={"exit": code_after},
+        ),
+    )

@@ -11,6 +11,7 @@ import pytest
 from planner.config import TransferConfig
 from planner.diff import make_plan
 from planner.inventory import Experiment, FileEntry, Inventory, Resource, Scan, Subject
+from tests.benchmarks.results import BenchResult, record, rounded
 
 SUBJECTS, EXPERIMENTS, SCANS, FILES = 1000, 10, 10, 20
 
@@ -75,6 +76,15 @@ def test_bench_diff_100k_scans_2m_files():
         f"\ndiff+plan: {scans} scans, {scans * FILES} files per side: {seconds:.1f} s, "
         f"peak RSS {peak:.0f} MB (inventories alone {inputs_mb:.0f} MB, built in {built:.1f} s); "
         f"{len(plan.steps)} steps, {len(plan.changes)} changes"
+    )
+    record(
+        BenchResult(
+            "planner_diff",
+            {"scans_per_side": scans, "files_per_side": scans * FILES},
+            seconds=rounded(seconds),
+            peak_rss_mb=rounded(peak, 1),
+            figures={"inventories_mb": rounded(inputs_mb, 1), "build_seconds": rounded(built)},
+        )
     )
     assert plan.summary.experiments_to_create == 20
     assert plan.summary.scans_to_transfer == 20 * SCANS + 11

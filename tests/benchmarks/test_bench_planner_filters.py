@@ -9,6 +9,7 @@ import pytest
 from planner.config import loads_config
 from planner.filters import apply_filters
 from planner.inventory import Experiment, FileEntry, Inventory, Resource, Scan, Subject
+from tests.benchmarks.results import BenchResult, record, rounded
 
 SUBJECTS, SESSIONS, SCANS, FILES = 1000, 2, 50, 18  # 100,000 scans; DICOM 18 + SNAPSHOTS 2
 
@@ -54,6 +55,7 @@ def test_bench_filters_100k_scans():
     }
     print(f"\n{SUBJECTS * SESSIONS * SCANS:,} scans, {SUBJECTS * SESSIONS * SCANS * (FILES + 2):,}"
           " files")  # fmt: skip
+    results = []
     for name, text in cases.items():
         filtering = loads_config(text).filtering
         t0 = time.perf_counter()
@@ -61,3 +63,12 @@ def test_bench_filters_100k_scans():
         dt = time.perf_counter() - t0
         print(f"  {name:32s} {dt:6.2f} s   skipped {len(out.skipped):,}")
         assert out.inventory.subjects.keys() == inv.subjects.keys()
+        results.append(
+            BenchResult(
+                "filters",
+                {"scans": SUBJECTS * SESSIONS * SCANS, "case": name},
+                seconds=rounded(dt),
+                figures={"skipped": len(out.skipped)},
+            )
+        )
+    record(*results)

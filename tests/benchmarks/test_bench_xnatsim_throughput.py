@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.benchmarks.results import BenchResult, record, rounded
 from xnatsim.dicomgen import SeriesSpec, StudySpec, write_study_zip
 from xnatsim.seed import SeedSpec, seed_project
 
@@ -21,6 +22,15 @@ INSTANCES = 100  # 4 x 100 x 512 KiB: about 210 MB of DICOM
 
 def _rate(nbytes: int, seconds: float) -> str:
     return f"{nbytes / MB:8.1f} MB in {seconds:6.2f} s = {nbytes / MB / seconds:7.1f} MB/s"
+
+
+def _result(name: str, params: dict, nbytes: int, seconds: float) -> BenchResult:
+    return BenchResult(
+        name,
+        params,
+        seconds=rounded(seconds),
+        figures={"mb": rounded(nbytes / MB, 1), "mb_per_s": rounded(nbytes / MB / seconds, 1)},
+    )
 
 
 def test_bench_xnatsim_import_and_download(xnatsim_factory, tmp_path: Path):
@@ -90,6 +100,14 @@ def test_bench_xnatsim_import_and_download(xnatsim_factory, tmp_path: Path):
     report = seed_project(srv.url, seed, workers=2)
     t_seed = time.perf_counter() - t0
 
+    size = {"series": SERIES, "instances": INSTANCES, "matrix": 512}
+    seeded = {"sessions": report.sessions, "files": report.files, "workers": 2}
+    record(
+        _result("xnatsim_generate", size, zip_size, t_gen),
+        _result("xnatsim_import", size, zip_size, t_import),
+        _result("xnatsim_download", size, downloaded, t_down),
+        _result("xnatsim_seed", seeded, report.bytes, t_seed),
+    )
     print()
     print(f"xnatsim throughput ({SERIES} series x {INSTANCES} files of 512x512x16 bit)")
     print(f"  generate DICOM zip      {_rate(zip_size, t_gen)}")
