@@ -30,7 +30,15 @@ from planner.inventory import (
     content_fingerprint,
     subject_to_dict,
 )
-from planner.plan import Change, ChangeStatus, Level
+from planner.plan import (
+    NEW_DATA_TEXT,
+    OTHER_FILTERS_TEXT,
+    SERIES_UID_DIFFERS_TEXT,
+    Change,
+    ChangeReason,
+    ChangeStatus,
+    Level,
+)
 from planner.sameness import (
     DICOM,
     EXTRA,
@@ -71,9 +79,9 @@ def completion_news(recorded: str, subject: Subject, config: Mapping[str, Any]) 
     now_content, _, now_scope = completion_fingerprint(subject, config).partition(":")
     news = []
     if content != now_content:
-        news.append("has new data on the source")
+        news.append(NEW_DATA_TEXT)
     if scope and scope != now_scope:
-        news.append("was completed under other filters")
+        news.append(OTHER_FILTERS_TEXT)
     return news
 
 
@@ -113,21 +121,27 @@ def compare_scan(
     src: Scan, dst: Scan, *, digests: bool, memory: ScanMemory | None = None
 ) -> tuple[str, ...]:
     """Differences of the scan itself and its DICOM (other resources are compared on their
-    own). ``series UID differs`` means the two cannot be the same scan: a conflict."""
+    own). ``series UID differs`` (``series_uid_differs``) means the two cannot be the same
+    scan: a conflict."""
     return (*compare_scan_own(src, dst), *compare_dicom(src, dst, digests=digests, memory=memory))
 
 
 def compare_scan_own(src: Scan, dst: Scan) -> tuple[str, ...]:
     """The scan's identity and fields, without its files."""
     out: list[str] = []
-    if src.uid and dst.uid and src.uid != dst.uid:
-        out.append("series UID differs")
+    if series_uid_differs(src, dst):
+        out.append(SERIES_UID_DIFFERS_TEXT)
     if src.xsi_type and dst.xsi_type and src.xsi_type != dst.xsi_type:
         out.append(f"xsiType {src.xsi_type} != {dst.xsi_type}")
     if src.type != dst.type and src.type:
         out.append(f"type {src.type} != {dst.type}")
     out.extend(compare_scan_fields(src, dst))
     return tuple(out)
+
+
+def series_uid_differs(src: Scan, dst: Scan) -> bool:
+    """Do the scans of one ID hold different series? Then they cannot be the same scan."""
+    return bool(src.uid and dst.uid and src.uid != dst.uid)
 
 
 def compare_scan_fields(src: Scan, dst: Scan) -> tuple[str, ...]:
@@ -278,12 +292,14 @@ class ChangeCollector:
         entity: Any,
         differences: tuple[str, ...] = (),
         reason: str = "",
+        *,
+        why: ChangeReason = ChangeReason.NONE,
     ) -> Change:
         if at.level == Level.SCAN and isinstance(entity, Scan):
             files, nbytes = dicom_size(entity)
         else:
             files, nbytes = entity_size(entity) if entity is not None else (0, 0)
-        change = Change(str(at), at.level, status, differences, reason, nbytes, files)
+        change = Change(str(at), at.level, status, differences, reason, nbytes, files, why)
         self.record(change)
         return change
 
@@ -324,9 +340,10 @@ class ChangeCollector:
             dicom = ()
             diffs = self.differences(level, src, dst, str(at))
         status = ChangeStatus.DIFFERS if diffs else ChangeStatus.IN_SYNC
-        if level == Level.SCAN and any(d == "series UID differs" for d in diffs):
-            status = ChangeStatus.CONFLICT
-        return Recorded(self._change(at, status, src, diffs), dicom)
+        why = ChangeReason.NONE
+        if level == Level.SCAN and series_uid_differs(src, dst):
+            status, why = ChangeStatus.CONFLICT, ChangeReason.SERIES_UID_DIFFERS
+        return Recorded(self._change(at, status, src, diffs, why=why), dicom)
 
     def conflict(self, at: Address, src: Any, dst: Any, why: str) -> Change:
         return self._change(at, ChangeStatus.CONFLICT, src, (why,), why)

@@ -45,7 +45,9 @@ from planner.inventory import (
     subject_to_dict,
 )
 from planner.plan import (
+    COMPLETED_TEXT,
     Change,
+    ChangeReason,
     ChangeStatus,
     Endpoint,
     Level,
@@ -55,10 +57,6 @@ from planner.plan import (
     summarize,
 )
 from planner.sameness import ScanMemory, names_digest
-
-COMPLETED = "completed by an earlier run"
-NEW_DATA = "has new data on the source"
-OTHER_FILTERS = "was completed under other filters"
 
 
 class PlanBuilder(ChangeCollector):
@@ -482,7 +480,7 @@ def _completed_skips(
         if label not in completed:
             continue
         raw = raw_src.subjects.get(label, src.subjects[label])
-        reason = COMPLETED
+        reason = COMPLETED_TEXT
         news = completion_news(completed[label], raw, config)
         there = dst_subjects.get(W.label_key(label))
         if there is None or (not news and _lacks(src.subjects[label], there)):
@@ -500,6 +498,7 @@ def _completed_skips(
                 reason,
                 nbytes,
                 files,
+                ChangeReason.COMPLETED_STALE if news else ChangeReason.COMPLETED,
             )
         )
     return labels, changes
@@ -641,7 +640,7 @@ def skipped_as_completed(plan: Plan) -> int:
         for c in plan.changes
         if c.status == ChangeStatus.SKIPPED
         and c.level == Level.SUBJECT
-        and c.reason.startswith(COMPLETED)
+        and c.why in (ChangeReason.COMPLETED, ChangeReason.COMPLETED_STALE)
     )
 
 
@@ -652,5 +651,5 @@ def skipped_with_new_data(plan: Plan) -> int:
         for c in plan.changes
         if c.status == ChangeStatus.SKIPPED
         and c.level == Level.SUBJECT
-        and (NEW_DATA in c.reason or OTHER_FILTERS in c.reason)
+        and c.why == ChangeReason.COMPLETED_STALE
     )

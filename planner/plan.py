@@ -43,6 +43,30 @@ class ChangeStatus(StrEnum):
     SKIPPED = "skipped"  # left out by a filter or by the state DB
 
 
+class ChangeReason(StrEnum):
+    """Why the diff gave a change its status, for code to decide on; ``Change.reason`` and
+    ``Change.differences`` are the text for people (like Terraform's ``ActionReason``).
+
+    The plan file keeps only the text: ``planner.planfile`` derives this value when it loads
+    a plan (``reason_from_text``), so the file format stays as it was.
+    """
+
+    NONE = ""  # nothing code decides on
+    # Skipped by ``sync_new_only``: an earlier run completed the subject, nothing new since.
+    COMPLETED = "completed"
+    # Skipped by ``sync_new_only`` although the source has new data, or the filters changed.
+    COMPLETED_STALE = "completed_stale"
+    # A conflict: the two scans of one ID hold different series, so they cannot be the same.
+    SERIES_UID_DIFFERS = "series_uid_differs"
+
+
+# The display text of the reasons above (news follows COMPLETED_TEXT after "; ").
+COMPLETED_TEXT = "completed by an earlier run"
+NEW_DATA_TEXT = "has new data on the source"
+OTHER_FILTERS_TEXT = "was completed under other filters"
+SERIES_UID_DIFFERS_TEXT = "series UID differs"
+
+
 class Level(StrEnum):
     PROJECT = "project"
     SUBJECT = "subject"
@@ -94,6 +118,7 @@ class Change:
     reason: str = ""  # display only
     bytes: int = 0
     files: int = 0
+    why: ChangeReason = ChangeReason.NONE  # what code decides on (not saved: see planfile)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from planner.plan import (
+    COMPLETED_TEXT,
+    NEW_DATA_TEXT,
+    OTHER_FILTERS_TEXT,
     PLAN_FORMAT_VERSION,
+    SERIES_UID_DIFFERS_TEXT,
     Change,
+    ChangeReason,
     ChangeStatus,
     Endpoint,
     Level,
@@ -132,15 +137,39 @@ def _step_from_dict(d: dict[str, Any]) -> Step:
 
 
 def _change_from_dict(d: dict[str, Any]) -> Change:
+    level, status = Level(d["level"]), ChangeStatus(d["status"])
+    differences = tuple(d.get("differences", ()))
+    reason = d.get("reason", "")
     return Change(
         address=d["address"],
-        level=Level(d["level"]),
-        status=ChangeStatus(d["status"]),
-        differences=tuple(d.get("differences", ())),
-        reason=d.get("reason", ""),
+        level=level,
+        status=status,
+        differences=differences,
+        reason=reason,
         bytes=int(d.get("bytes", 0)),
         files=int(d.get("files", 0)),
+        why=reason_from_text(level, status, reason, differences),
     )
+
+
+def reason_from_text(
+    level: Level, status: ChangeStatus, reason: str, differences: tuple[str, ...]
+) -> ChangeReason:
+    """The typed reason of a saved change, from the text the plan file keeps.
+
+    Plan format 1 stores a change's reason as display text only; this is the one place that
+    reads it back, so the rest of the code decides on ``Change.why`` alone. It gives what
+    ``planner.diff`` records for the same change.
+    """
+    skipped_subject = status == ChangeStatus.SKIPPED and level == Level.SUBJECT
+    if skipped_subject and reason.startswith(COMPLETED_TEXT):
+        news = reason[len(COMPLETED_TEXT) :]
+        stale = NEW_DATA_TEXT in news or OTHER_FILTERS_TEXT in news
+        return ChangeReason.COMPLETED_STALE if stale else ChangeReason.COMPLETED
+    conflict_scan = status == ChangeStatus.CONFLICT and level == Level.SCAN
+    if conflict_scan and SERIES_UID_DIFFERS_TEXT in differences:
+        return ChangeReason.SERIES_UID_DIFFERS
+    return ChangeReason.NONE
 
 
 def _summary_from_dict(d: dict[str, Any]) -> Summary:
