@@ -68,6 +68,8 @@ class Tally:
     steps_skipped: int = 0
     verification: VerificationSummary = field(default_factory=VerificationSummary)
     failed_steps: list[tuple[str, str]] = field(default_factory=list)
+    # The failed steps (of ``failed_steps``) that never ran: a step they depend on failed.
+    steps_not_run: set[str] = field(default_factory=set)
     kept_zips: list[Path] = field(default_factory=list)
     circuit_breaker_tripped: bool = False
 
@@ -165,6 +167,8 @@ class Accounting:
                 t.resources_moved += 1
         else:
             t.failed_steps.append((step.id, outcome.error))
+            if outcome.not_run:
+                t.steps_not_run.add(step.id)
             if outcome.kept_zip is not None:
                 t.kept_zips.append(outcome.kept_zip)
 

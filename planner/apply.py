@@ -516,7 +516,7 @@ class _Run:
         why = (
             f"not run: {failed_dep} failed" if failed_dep else "not run: its dependencies never ran"
         )
-        outcome = StepOutcome(FAILED, why)
+        outcome = StepOutcome(FAILED, why, not_run=True)
         self.hook.step_not_run(step, outcome)
         self.reporter.step_finished(step, STEP_FAILED, why)
         return self._step_done(step, outcome)

@@ -114,6 +114,8 @@ class StepOutcome:
     # The error that ends the whole run (``is_fatal``), with ending FATAL.
     fatal: BaseException | None = None
     ending: Ending = Ending.FINISHED
+    # Failed without running: a step it depends on failed or never ran (``error`` says which).
+    not_run: bool = False
 
     @property
     def ok(self) -> bool:

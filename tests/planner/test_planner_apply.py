@@ -632,6 +632,7 @@ def test_one_failed_scan_fails_its_subject_only_and_a_rerun_repairs_it(
     assert failed_id.startswith("import_scan:")
     others = [e for i, e in result.failed_steps if (i, e) not in refused]
     assert all(e == f"not run: {failed_id} failed" for e in others), "its scan resources wait"
+    assert result.steps_not_run == {i for i, e in result.failed_steps if (i, e) not in refused}
     failed_subject = failed_id.split(":", 1)[1].split("/", 1)[0]
     assert (result.subjects.failed, result.subjects.synced) == (1, 1)
     from planner.apply import pair_key

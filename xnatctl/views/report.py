@@ -69,13 +69,16 @@ def render_apply_summary(result: ApplyResult, console: Console) -> None:
             "[red]Stopped by the circuit breaker: too many subjects in a row failed "
             "(max_failures). Fix the cause and run again: it resumes.[/]"
         )
-    _render_failed_steps(result.failed_steps, console)
+    _render_failed_steps(result.failed_steps, result.steps_not_run, console)
     if conflicts:
         render_conflicts(conflicts, console)
 
 
-def _render_failed_steps(failed: list[tuple[str, str]], console: Console) -> None:
-    roots = [(step, error) for step, error in failed if not str(error).startswith("not run:")]
+def _render_failed_steps(
+    failed: list[tuple[str, str]], not_run: set[str], console: Console
+) -> None:
+    """The failures that are causes; steps that never ran because of them are only counted."""
+    roots = [(step, error) for step, error in failed if step not in not_run]
     if failed:
         blocked = len(failed) - len(roots)
         line = f"[red]{_n(len(roots), 'step')} failed[/]"
