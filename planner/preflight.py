@@ -165,10 +165,11 @@ def run_preflight(
         NotFound: "the destination has no DICOM import service at /data/services/import",
     }
     sides = (
-        ("source", source, source_project, _project_readable, read_hints),
-        ("destination", dest, dest_project, _project_writable, write_hints),
+        ("source", source, source_project, _project_readable, read_hints, False),
+        ("destination", dest, dest_project, _project_writable, write_hints, True),
     )
-    for label, backend, project, project_check, hints in sides:
+    dest_writable = False  # the destination project check ran and passed
+    for label, backend, project, project_check, hints, is_dest in sides:
         if isinstance(backend, BackendError):
             checks.append(Check(f"{label} reachable", FAIL, str(backend), "check the profile"))
             continue
@@ -183,20 +184,15 @@ def run_preflight(
         if not login.ok:
             checks.append(Check(f"{label} project {project}", NOT_RUN, "not logged in"))
             continue
-        checks.append(
-            _run(
-                f"{label} project {project}",
-                lambda b=backend, p=project, c=project_check: c(b, p),
-                hints,
-            )
+        project_ok = _run(
+            f"{label} project {project}",
+            lambda b=backend, p=project, c=project_check: c(b, p),
+            hints,
         )
-    dest_project_check = checks[-1] if checks else None
-    if (
-        not isinstance(dest, BackendError)
-        and dest_project_check is not None
-        and dest_project_check.name.startswith("destination project")
-        and dest_project_check.ok
-    ):
+        checks.append(project_ok)
+        if is_dest:
+            dest_writable = project_ok.ok
+    if not isinstance(dest, BackendError) and dest_writable:
         checks.append(
             _run(
                 "destination accepts DICOM-zip imports",
