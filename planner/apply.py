@@ -36,7 +36,7 @@ from typing import Any
 from planner import walk as W
 from planner.accounting import Accounting, Counts, Listeners, Tally, group_keys, subject_key
 from planner.backend import XnatBackend, quote_segment
-from planner.compare import completion_fingerprint, files_digest
+from planner.compare import completion_fingerprint
 from planner.errors import NotFound
 from planner.filters import filter_experiment, filter_inventory
 from planner.gates import TransferSlots, session_key
@@ -449,7 +449,6 @@ class _Run:
             reporter=p.reporter,
             cancel=p.cancel,
             dest_scan=self._dest_scan,
-            files_digest=files_digest,
             import_handler=import_handler_for(self.plan.dest.server_version),
             prevent_anon=bool((self.plan.config or {}).get("prevent_anon", False)),
             cross_modality_as_files=bool(

@@ -54,8 +54,6 @@ FAILED = "failed"
 T = TypeVar("T")
 # Looks up what the destination holds for a scan step: its DICOM resource, or None.
 DestScanLookup = Callable[[Step], Resource | None]
-# The digest of a file list in the form the diff records in ``facts["files_digest"]``.
-FilesDigest = Callable[[Resource], str]
 # Makes the caller the only writer to a destination session (``planner.gates``).
 SessionExclusive = Callable[[str | None], AbstractContextManager[None]]
 
@@ -83,7 +81,6 @@ class StepContext:
     cancel: threading.Event
     dest_scan: DestScanLookup | None = None
     import_handler: str = "DICOM-zip"
-    files_digest: FilesDigest | None = None
     # Ask the destination not to run its site anonymization script (the config's
     # ``prevent_anon``); sent only when set.
     prevent_anon: bool = False
@@ -493,17 +490,6 @@ def _failed_with_zip(job: _ZipJob, exc: BaseException, attempts: int) -> StepOut
     return StepOutcome(FAILED, error, attempts=attempts, kept_zip=kept)
 
 
-def dest_matches_facts(
-    resource: Resource | None, facts: dict[str, Any], files_digest: FilesDigest | None
-) -> tuple[bool, str]:
-    """Does a destination resource hold exactly the planned files? Says why not.
-
-    The rule is ``planner.sameness.dest_holds`` (a scan's DICOM by names and count, since
-    the destination may rewrite headers); ``files_digest`` is kept for callers' signature.
-    """
-    return dest_holds(resource, facts)
-
-
 # XNAT 1.8.10 taught the DICOM-zip handler to archive straight to `dest`; before that it
 # ignores `dest` and `overwrite_files` (files wait in the prearchive), and the session
 # importer (SI) is the handler that archives directly with the same parameters.
@@ -647,7 +633,7 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
             if overwrite_files or ctx.dest_scan is None:
                 raise
             held = ctx.dest_scan(step)
-            matches, why = dest_matches_facts(held, f, ctx.files_digest)
+            matches, why = dest_holds(held, f)
             if not matches:
                 raise Conflict(
                     f"the destination refused the import of {step.address} as a conflict "

@@ -18,10 +18,10 @@ from planner.errors import (
 from planner.inventory import FileEntry, Resource
 from planner.plan import Level, Step, StepKind
 from planner.progress import NullReporter
+from planner.sameness import dest_holds
 from planner.steps import (
     Cancelled,
     StepContext,
-    dest_matches_facts,
     owner_path,
     run_step,
     with_retries,
@@ -128,22 +128,22 @@ def test_dicom_on_the_destination_matches_by_names_and_count() -> None:
         "resource": "DICOM",
     }
     rewritten = _resource(("1.dcm", 16, "c"), ("2.dcm", 26, "d"))
-    assert dest_matches_facts(rewritten, facts, _digest) == (True, "")
-    ok, why = dest_matches_facts(_resource(("1.dcm", 10, "a"), ("3.dcm", 20, "b")), facts, _digest)
+    assert dest_holds(rewritten, facts) == (True, "")
+    ok, why = dest_holds(_resource(("1.dcm", 10, "a"), ("3.dcm", 20, "b")), facts)
     assert not ok and "names differ" in why
-    ok, why = dest_matches_facts(_resource(("1.dcm", 10, "a")), facts, _digest)
+    ok, why = dest_holds(_resource(("1.dcm", 10, "a")), facts)
     assert not ok and "1 files" in why
 
 
 def test_the_destination_matches_only_with_the_same_files() -> None:
     same = _resource(("1.dcm", 10, "a"), ("2.dcm", 20, "b"))
     facts = {"file_count": 2, "bytes": 30, "files_digest": _digest(same)}
-    assert dest_matches_facts(same, facts, _digest) == (True, "")
-    ok, why = dest_matches_facts(_resource(("1.dcm", 10, "a")), facts, _digest)
+    assert dest_holds(same, facts) == (True, "")
+    ok, why = dest_holds(_resource(("1.dcm", 10, "a")), facts)
     assert not ok and "1 files" in why
-    ok, why = dest_matches_facts(_resource(("1.dcm", 10, "a"), ("2.dcm", 20, "c")), facts, _digest)
+    ok, why = dest_holds(_resource(("1.dcm", 10, "a"), ("2.dcm", 20, "c")), facts)
     assert not ok and "differ" in why
-    ok, why = dest_matches_facts(None, facts, _digest)
+    ok, why = dest_holds(None, facts)
     assert not ok and "no such scan" in why
 
 
@@ -217,7 +217,6 @@ def _ctx(tmp_path: Path, backend: RecordingBackend, dest_scan=None) -> StepConte
         reporter=NullReporter(),
         cancel=threading.Event(),
         dest_scan=dest_scan,
-        files_digest=_digest,
     )
 
 
