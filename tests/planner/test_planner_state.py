@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from planner import state as state_mod
+from planner import state_schema as state_mod
 from planner.state import LockHeld, PairKey, StateDB, StateError
 
 PAIR = PairKey("https://src.example", "P1", "https://dst.example", "P1_COPY")
