@@ -26,37 +26,59 @@ from planner.errors import (
 )
 from planner.rows import get_listing
 from planner.snapshot import build_info
+from planner.statuses import CheckStatus
 
 # Projects the user may add data to. `restrict=edit` would ask who may edit the project
 # itself, which XNAT's default groups give to owners only, leaving members out.
 WRITABLE_PROJECTS = {"permissions": "edit", "dataType": "xnat:subjectData"}
 
-PASS = "pass"
-FAIL = "fail"
-NOT_RUN = "not_run"
-INFO = "info"  # a finding to know about (a version, a header rewrite), neither pass nor fail
-
 
 @dataclass(frozen=True)
 class Check:
     name: str
-    status: str
+    status: CheckStatus
     detail: str = ""
     hint: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.status in (PASS, INFO)
+        return self.status in (CheckStatus.PASS, CheckStatus.INFO)
+
+
+# What to do about each typed error, per check.
+_UNREACHABLE_HINTS: dict[type, str] = {
+    NetworkError: "fix the profile's URL, or start the server and retry",
+    NotXnat: NOT_XNAT_HINT,
+}
+_LOGIN_HINTS: dict[type, str] = {
+    AuthenticationFailed: "check the user and password, or run 'xnatctl auth login'",
+    NetworkError: "check the URL and that the server is up",
+}
+_READ_HINTS: dict[type, str] = {
+    NotFound: (
+        "check the project ID (IDs are case-sensitive); XNAT also answers 404 when the "
+        "user may not see the project, so ask its owner to add the user"
+    ),
+    PermissionDenied: "ask a project owner to add the user to the project",
+}
+_WRITE_HINTS: dict[type, str] = {
+    NotFound: "create the destination project first (an XNAT admin can)",
+    PermissionDenied: "the user must be an owner or member of the destination project",
+}
+_IMPORT_HINTS: dict[type, str] = {
+    PermissionDenied: "the user must be an owner or member of the destination project",
+    NotFound: "the destination has no DICOM import service at /data/services/import",
+}
 
 
 def _run(name: str, probe: Callable[[], str], hints: dict[type, str]) -> Check:
     """Run one probe; a typed backend error becomes a failed check with its own hint."""
     try:
-        return Check(name, PASS, probe())
+        return Check(name, CheckStatus.PASS, probe())
     except BackendError as exc:
         hint = next((h for cls, h in hints.items() if isinstance(exc, cls)), "")
         detail = exc.reason or str(exc)
-        return Check(name, FAIL, detail, hint or "see the message above")
+        return Check(name, CheckStatus.FAIL, detail, hint or "see the message above")
 
 
 def _server_version(backend: XnatBackend) -> str:
@@ -127,6 +149,32 @@ def _import_probe(backend: XnatBackend, project: str) -> str:
     return "the DICOM-zip import service answers"
 
 
+def _side_checks(
+    label: str,
+    backend: XnatBackend | BackendError,
+    project: str,
+    project_check: Callable[[XnatBackend, str], str],
+    hints: dict[type, str],
+) -> list[Check]:
+    """One side's checks in order (reachable, login, project). A check whose predecessor
+    failed is reported as not run, so the last passes only when the project check did."""
+    if isinstance(backend, BackendError):
+        return [Check(f"{label} reachable", CheckStatus.FAIL, str(backend), "check the profile")]
+    project_name = f"{label} project {project}"
+    reach = _run(f"{label} reachable", lambda: _server_version(backend), _UNREACHABLE_HINTS)
+    if not reach.ok:
+        why = "server not reachable"
+        return [
+            reach,
+            Check(f"{label} login", CheckStatus.NOT_RUN, why),
+            Check(project_name, CheckStatus.NOT_RUN, why),
+        ]
+    login = _run(f"{label} login", lambda: _whoami(backend), _LOGIN_HINTS)
+    if not login.ok:
+        return [reach, login, Check(project_name, CheckStatus.NOT_RUN, "not logged in")]
+    return [reach, login, _run(project_name, lambda: project_check(backend, project), hints)]
+
+
 def run_preflight(
     source: XnatBackend | BackendError,
     source_project: str,
@@ -140,64 +188,16 @@ def run_preflight(
     ``probe`` adds the destination probe (``planner.probe``), which writes a scratch subject
     and removes it again, when the destination project is writable.
     """
-    checks: list[Check] = []
-    unreachable = {
-        NetworkError: "fix the profile's URL, or start the server and retry",
-        NotXnat: NOT_XNAT_HINT,
-    }
-    login_hints = {
-        AuthenticationFailed: "check the user and password, or run 'xnatctl auth login'",
-        NetworkError: "check the URL and that the server is up",
-    }
-    read_hints = {
-        NotFound: (
-            "check the project ID (IDs are case-sensitive); XNAT also answers 404 when the "
-            "user may not see the project, so ask its owner to add the user"
-        ),
-        PermissionDenied: "ask a project owner to add the user to the project",
-    }
-    write_hints = {
-        NotFound: "create the destination project first (an XNAT admin can)",
-        PermissionDenied: "the user must be an owner or member of the destination project",
-    }
-    import_hints = {
-        PermissionDenied: "the user must be an owner or member of the destination project",
-        NotFound: "the destination has no DICOM import service at /data/services/import",
-    }
-    sides = (
-        ("source", source, source_project, _project_readable, read_hints, False),
-        ("destination", dest, dest_project, _project_writable, write_hints, True),
-    )
-    dest_writable = False  # the destination project check ran and passed
-    for label, backend, project, project_check, hints, is_dest in sides:
-        if isinstance(backend, BackendError):
-            checks.append(Check(f"{label} reachable", FAIL, str(backend), "check the profile"))
-            continue
-        reach = _run(f"{label} reachable", lambda b=backend: _server_version(b), unreachable)
-        checks.append(reach)
-        if not reach.ok:
-            checks.append(Check(f"{label} login", NOT_RUN, "server not reachable"))
-            checks.append(Check(f"{label} project {project}", NOT_RUN, "server not reachable"))
-            continue
-        login = _run(f"{label} login", lambda b=backend: _whoami(b), login_hints)
-        checks.append(login)
-        if not login.ok:
-            checks.append(Check(f"{label} project {project}", NOT_RUN, "not logged in"))
-            continue
-        project_ok = _run(
-            f"{label} project {project}",
-            lambda b=backend, p=project, c=project_check: c(b, p),
-            hints,
-        )
-        checks.append(project_ok)
-        if is_dest:
-            dest_writable = project_ok.ok
-    if not isinstance(dest, BackendError) and dest_writable:
+    checks = _side_checks("source", source, source_project, _project_readable, _READ_HINTS)
+    dest_checks = _side_checks("destination", dest, dest_project, _project_writable, _WRITE_HINTS)
+    checks += dest_checks
+    # The last check of a side is its project check, or the failure that kept it from running.
+    if not isinstance(dest, BackendError) and dest_checks[-1].ok:
         checks.append(
             _run(
                 "destination accepts DICOM-zip imports",
                 lambda: _import_probe(dest, dest_project),
-                import_hints,
+                _IMPORT_HINTS,
             )
         )
         if probe:
@@ -205,9 +205,8 @@ def run_preflight(
 
             checks.extend(run_probe(dest, dest_project))
     else:
-        checks.append(
-            Check("destination accepts DICOM-zip imports", NOT_RUN, "destination not writable")
-        )
+        why = "destination not writable"
+        checks.append(Check("destination accepts DICOM-zip imports", CheckStatus.NOT_RUN, why))
         if probe:
-            checks.append(Check("probe", NOT_RUN, "destination not writable: nothing written"))
+            checks.append(Check("probe", CheckStatus.NOT_RUN, f"{why}: nothing written"))
     return checks

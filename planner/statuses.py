@@ -1,4 +1,4 @@
-"""How a run and a step ended, as the state DB stores them and reports show them.
+"""How a run, a step and a pre-flight check ended, as stored and as reports show them.
 
 ``StrEnum`` so the value is the stored text: the DB, the JSON outputs and a plain ``==``
 against a stored string all keep working, and no code spells a status as a literal.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["RUN_STATUSES", "STEP_STATUSES", "RunStatus", "StepStatus"]
+__all__ = ["RUN_STATUSES", "STEP_STATUSES", "CheckStatus", "RunStatus", "StepStatus"]
 
 
 class RunStatus(StrEnum):
@@ -37,6 +37,17 @@ class StepStatus(StrEnum):
     def finished(self) -> bool:
         """Whether the step ended (so the DB records when)."""
         return self in (StepStatus.DONE, StepStatus.FAILED, StepStatus.SKIPPED)
+
+
+class CheckStatus(StrEnum):
+    """A ``transfer-check`` finding (pre-flight checks and the destination probe)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    # Skipped because a check it builds on failed.
+    NOT_RUN = "not_run"
+    # A finding to know about (a version, a header rewrite), neither pass nor fail.
+    INFO = "info"
 
 
 RUN_STATUSES = tuple(RunStatus)

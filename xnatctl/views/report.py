@@ -12,15 +12,20 @@ from rich.console import Console
 from rich.table import Table
 
 from planner.drift import DRIFT_CLASSES, IN_SYNC, DriftReport
-from planner.preflight import FAIL, INFO, PASS, Check
+from planner.preflight import Check
+from planner.statuses import CheckStatus
 from xnatctl.views.summary import human_bytes
 
 if TYPE_CHECKING:
     from planner.accounting import Counts
     from planner.apply import ApplyResult
 
-_MARKS = {PASS: "[green]✔[/]", FAIL: "[red]✘[/]", INFO: "[blue]i[/]"}
-_PLAIN_MARKS = {PASS: "ok", FAIL: "FAIL", INFO: "info"}
+_MARKS = {
+    CheckStatus.PASS: "[green]✔[/]",
+    CheckStatus.FAIL: "[red]✘[/]",
+    CheckStatus.INFO: "[blue]i[/]",
+}
+_PLAIN_MARKS = {CheckStatus.PASS: "ok", CheckStatus.FAIL: "FAIL", CheckStatus.INFO: "info"}
 
 
 # -- apply -----------------------------------------------------------------------------------
@@ -224,11 +229,11 @@ def render_checks(checks: list[Check], console: Console) -> None:
         if check.detail:
             line += f": {check.detail}"
         console.print(line, highlight=False)
-        if check.status == FAIL and check.hint:
+        if check.status == CheckStatus.FAIL and check.hint:
             console.print(f"    what to do: {check.hint}", highlight=False)
-        elif check.status == INFO and check.hint:
+        elif check.status == CheckStatus.INFO and check.hint:
             console.print(f"    note: {check.hint}", highlight=False)
-    failed = sum(1 for c in checks if c.status == FAIL)
+    failed = sum(1 for c in checks if c.status == CheckStatus.FAIL)
     if failed:
         console.print(f"[red]{failed} check(s) failed.[/]")
     else:

@@ -1,0 +1,69 @@
+"""What the destination probe (``planner.probe``) works on: the scratch subject and session
+it writes, where they live, the checks found so far, and how a failed step stops the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+from planner.backend import XnatBackend, quote_segment
+from planner.prearchive import PrearchiveSession
+from planner.preflight import Check
+from planner.probedata import ProbeStudy
+from planner.statuses import CheckStatus
+
+__all__ = ["ProbeScratch", "ProbeStopped"]
+
+
+class ProbeStopped(Exception):
+    """A probe step failed: later steps are reported as not run."""
+
+
+@dataclass
+class ProbeScratch:
+    """The scratch subject and session on one destination, and the findings about them."""
+
+    backend: XnatBackend
+    project: str
+    subject: str
+    session: str
+    study: ProbeStudy
+    work: Path
+    checks: list[Check] = field(default_factory=list)
+    wrote: bool = False  # anything sent that may have written (the clean-up then runs)
+    experiment_id: str = ""
+    handler: str = ""
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def project_path(self) -> str:
+        return f"/data/projects/{quote_segment(self.project)}"
+
+    @property
+    def subject_path(self) -> str:
+        return f"{self.project_path}/subjects/{quote_segment(self.subject)}"
+
+    @property
+    def session_path(self) -> str:
+        return f"{self.project_path}/experiments/{quote_segment(self.session)}"
+
+    def add(self, name: str, status: CheckStatus, detail: str = "", hint: str = "") -> Check:
+        check = Check(f"probe: {name}", status, detail, hint)
+        self.checks.append(check)
+        return check
+
+    def fail(self, name: str, detail: str, hint: str = "") -> NoReturn:
+        self.add(name, CheckStatus.FAIL, detail, hint or "see the message; the probe stopped here")
+        raise ProbeStopped(name)
+
+    def ours(self, s: PrearchiveSession) -> bool:
+        """Whether a prearchive session is the probe's (its study, or one of its labels)."""
+        labels = {self.subject, self.session}
+        return (
+            s.tag == self.study.study_uid
+            or s.folder in labels
+            or s.name in labels
+            or s.subject == self.subject
+        )
