@@ -60,6 +60,7 @@ from planner.snapshot import snapshot_experiment
 from planner.staleness import StalePlan, find_staleness
 from planner.state import Lock, StateDB
 from planner.statehook import StateHook, facts_digest, pair_key
+from planner.statuses import RunStatus
 from planner.steps import (
     FAILED,
     Ending,
@@ -82,11 +83,11 @@ __all__ = [
     "pair_key",
 ]
 
-COMPLETED = "completed"
-FAILED_RUN = "failed"
-INTERRUPTED = "interrupted"
-ABORTED = "aborted"
-STOPPED = "stopped"
+COMPLETED = RunStatus.COMPLETED
+FAILED_RUN = RunStatus.FAILED
+INTERRUPTED = RunStatus.INTERRUPTED
+ABORTED = RunStatus.ABORTED
+STOPPED = RunStatus.STOPPED
 
 _INLINE = (StepKind.CREATE_SUBJECT, StepKind.CREATE_EXPERIMENT)
 

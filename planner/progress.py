@@ -8,13 +8,23 @@ must be thread-safe.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from planner.plan import Step
 
-STEP_OK = "ok"
-STEP_FAILED = "failed"
-STEP_SKIPPED = "skipped"  # already done in an earlier run, or a dependency failed
+
+class StepResult(StrEnum):
+    """How a step ended, as a reporter is told (``Reporter.step_finished``)."""
+
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # already done in an earlier run, or a dependency failed
+
+
+STEP_OK = StepResult.OK
+STEP_FAILED = StepResult.FAILED
+STEP_SKIPPED = StepResult.SKIPPED
 
 
 @runtime_checkable

@@ -16,6 +16,7 @@ from planner.plan import Plan, Step, StepKind
 from planner.progress import Reporter
 from planner.sameness import ScanMemory
 from planner.state import PairKey, StateDB
+from planner.statuses import StepStatus
 from planner.steps import FAILED, StepOutcome, describe
 
 __all__ = ["StateHook", "facts_digest", "pair_key"]
@@ -53,7 +54,7 @@ class StateHook:
         """Steps an earlier run recorded at all (started ones are resumed)."""
         return set(self.state.step_statuses(self.pair))
 
-    def _record(self, step: Step, status: str, outcome: StepOutcome | None = None) -> None:
+    def _record(self, step: Step, status: StepStatus, outcome: StepOutcome | None = None) -> None:
         o = outcome or StepOutcome(status)
         self.state.record_step(
             self.run_id,
@@ -72,7 +73,7 @@ class StateHook:
         """Record ``step`` as running; a failed outcome when that could not be recorded
         (a step not recorded as started would not be resumed, so it must not run)."""
         try:
-            self._record(step, "running")
+            self._record(step, StepStatus.RUNNING)
         except Exception as exc:
             return StepOutcome(
                 FAILED, f"could not record the step in the state DB: {describe(exc)}"
@@ -83,7 +84,7 @@ class StateHook:
         """Record a finished step (and the accession ID a creation got); the outcome to
         count, failed when the record could not be written (an unrecorded step is redone)."""
         try:
-            self._record(step, "done" if outcome.ok else "failed", outcome)
+            self._record(step, StepStatus.DONE if outcome.ok else StepStatus.FAILED, outcome)
             level = _CREATES.get(step.kind)
             if outcome.ok and level is not None and outcome.dest_id:
                 source_id = str(step.facts.get("source_id", ""))
@@ -99,7 +100,7 @@ class StateHook:
     def step_not_run(self, step: Step, outcome: StepOutcome) -> None:
         """A step that cannot run this time: recorded as failed, so history shows why."""
         try:
-            self._record(step, "failed", outcome)
+            self._record(step, StepStatus.FAILED, outcome)
         except Exception as exc:
             self.reporter.warning(f"could not record {step.id} in the state DB: {describe(exc)}")
 

@@ -28,6 +28,7 @@ from planner.preflight import may_write
 from planner.sameness import ScanMemory
 from planner.snapshot import take_snapshot
 from planner.state import LockInfo, PairKey, StateDB
+from planner.statuses import RunStatus, StepStatus
 from xnatctl import __version__
 from xnatctl.client import XnatClient
 from xnatctl.connect import DestOptions, client_for_profile, dest_client
@@ -378,7 +379,7 @@ def apply_exit_code(result: ApplyResult) -> int:
     """
     if result.stopped_by is not None:
         raise result.stopped_by
-    if result.status == "interrupted":
+    if result.status == RunStatus.INTERRUPTED:
         return int(ExitCode.INTERRUPTED)
     complete = result.ok and not result.failed_steps and not result.conflicts
     return int(ExitCode.OK) if complete else int(ExitCode.FAILED)
@@ -413,7 +414,7 @@ def _remove_orphaned_downloads(ctx: AppContext, work_dir: Path) -> None:
         for path in work_dir.glob("*"):
             run_id = path.name.split("-", 1)[0]
             run = state.run(int(run_id)) if run_id.isdigit() else None
-            if run is not None and run.get("status") == "running":
+            if run is not None and run.get("status") == RunStatus.RUNNING:
                 continue
             if path.is_file():
                 path.unlink(missing_ok=True)
@@ -469,7 +470,7 @@ def transfer_status(ctx: AppContext, project: str) -> tuple[dict, list[dict]]:
         failed = state.failed_steps(int(run["id"]))
         steps = state.run_steps(int(run["id"]))
     run = dict(run)
-    run["steps"] = _step_counts(steps, finished=run.get("status") != "running")
+    run["steps"] = _step_counts(steps, finished=run.get("status") != RunStatus.RUNNING)
     return run, failed
 
 
@@ -480,8 +481,8 @@ def _step_counts(steps: list[dict], *, finished: bool) -> dict[str, int]:
     latest: dict[str, str] = {}
     for step in steps:
         status = str(step.get("status"))
-        if finished and status == "running":
-            status = "interrupted"
+        if finished and status == StepStatus.RUNNING:
+            status = str(RunStatus.INTERRUPTED)  # cut off with its run
         latest[str(step.get("step_id"))] = status
     counts: dict[str, int] = {}
     for status in latest.values():
