@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from planner.backend import quote_segment
 from planner.errors import BackendError, NotFound
-from planner.prearchive import leftover_note, list_sessions
+from planner.prearchive import leftover_note
 from planner.probe_scratch import ProbeScratch
 from planner.statuses import CheckStatus
 from planner.steps import describe
@@ -35,17 +35,14 @@ class CleanUp(ProbeScratch):
         except BackendError as exc:
             errors.append(f"deleting subject {self.subject} failed: {describe(exc)}")
         try:
-            for s in list_sessions(self.backend, self.project):
-                if self.ours(s):
-                    try:
-                        self.backend.request_text("DELETE", s.path)
-                        removed.append(f"prearchive session {s.url}")
-                    except NotFound:
-                        pass
-                    except BackendError as exc:
-                        errors.append(f"deleting {s.url} failed: {describe(exc)}")
-        except NotFound:
-            pass
+            for s in self.prearchived():
+                try:
+                    self.backend.request_text("DELETE", s.path)
+                    removed.append(f"prearchive session {s.url}")
+                except NotFound:
+                    pass
+                except BackendError as exc:
+                    errors.append(f"deleting {s.url} failed: {describe(exc)}")
         except BackendError as exc:
             errors.append(f"reading the prearchive failed: {describe(exc)}")
         left = self._left(server)
@@ -78,22 +75,17 @@ class CleanUp(ProbeScratch):
             )
         for what, path, request in checks:
             try:
-                self.backend.get_json(path)
-            except NotFound:
-                continue
+                if self.exists(path):
+                    left.append(f"{what} {path} is still there; remove it with: {request}")
             except BackendError as exc:
                 left.append(f"could not confirm that {what} {path} is gone ({describe(exc)})")
-                continue
-            left.append(f"{what} {path} is still there; remove it with: {request}")
         try:
-            sessions = list_sessions(self.backend, self.project)
-        except NotFound:
-            sessions = []
+            sessions = self.prearchived()
         except BackendError as exc:
             left.append(
                 f"could not read {self.project}'s prearchive to confirm it holds nothing of "
                 f"the probe ({describe(exc)}); check for study {self.study.study_uid}"
             )
             sessions = []
-        left += [leftover_note(server, s, "left by the probe") for s in sessions if self.ours(s)]
+        left += [leftover_note(server, s, "left by the probe") for s in sessions]
         return left

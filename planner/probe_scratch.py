@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from planner.backend import XnatBackend, quote_segment
-from planner.prearchive import PrearchiveSession
+from planner.errors import NotFound
+from planner.prearchive import PrearchiveSession, list_sessions
 from planner.preflight import Check
 from planner.probedata import ProbeStudy
 from planner.statuses import CheckStatus
@@ -57,6 +58,21 @@ class ProbeScratch:
     def fail(self, name: str, detail: str, hint: str = "") -> NoReturn:
         self.add(name, CheckStatus.FAIL, detail, hint or "see the message; the probe stopped here")
         raise ProbeStopped(name)
+
+    def exists(self, path: str) -> bool:
+        """Whether the server has ``path``: a 404 says no, any other error is raised."""
+        try:
+            self.backend.get_json(path)
+        except NotFound:
+            return False
+        return True
+
+    def prearchived(self) -> list[PrearchiveSession]:
+        """The probe's sessions in the project's prearchive (none when it answers 404)."""
+        try:
+            return [s for s in list_sessions(self.backend, self.project) if self.ours(s)]
+        except NotFound:
+            return []
 
     def ours(self, s: PrearchiveSession) -> bool:
         """Whether a prearchive session is the probe's (its study, or one of its labels)."""

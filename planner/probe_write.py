@@ -5,8 +5,7 @@ series the way apply does, the second merging into the session the first created
 
 from __future__ import annotations
 
-from planner.errors import BackendError, NotFound
-from planner.prearchive import list_sessions
+from planner.errors import BackendError
 from planner.probe_scratch import ProbeScratch
 from planner.rows import get_listing
 from planner.snapshot import server_version
@@ -71,23 +70,18 @@ class ScratchWriter(ProbeScratch):
         taken: list[str] = []
         for what, path in (("subject", self.subject_path), ("session", self.session_path)):
             try:
-                self.backend.get_json(path)
-            except NotFound:
-                continue
+                if self.exists(path):
+                    taken.append(f"{what} {path}")
             except BackendError as exc:
                 self.fail(
                     name,
                     f"could not tell whether {what} {path} exists ({describe(exc)}); "
                     "nothing was written",
                 )
-            taken.append(f"{what} {path}")
         try:
-            rows = list_sessions(self.backend, self.project)
-        except NotFound:
-            rows = []
+            taken += [f"prearchive session {s.url}" for s in self.prearchived()]
         except BackendError as exc:
             self.fail(name, f"could not read the prearchive ({describe(exc)}); nothing was written")
-        taken += [f"prearchive session {s.url}" for s in rows if self.ours(s)]
         if taken:
             self.fail(
                 name,

@@ -214,6 +214,14 @@ class StateConnection:
         )
         return rows[0]["id"] if rows else None
 
+    def _pair_rows(self, pair: PairKey, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+        """Rows of a per-pair query whose first parameter is the pair's id; none for a pair
+        never recorded (reads never create one)."""
+        pair_id = self._find_pair(pair)
+        if pair_id is None:
+            return []
+        return self._rows(sql, (pair_id, *params))
+
     @staticmethod
     def _bump(c: sqlite3.Connection, pair_id: int) -> None:
         c.execute("UPDATE pairs SET serial = serial + 1 WHERE id = ?", (pair_id,))

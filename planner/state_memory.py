@@ -36,11 +36,8 @@ class PairMemory(StateConnection):
 
     def completed_subjects(self, pair: PairKey) -> dict[str, str]:
         """Subject label -> fingerprint of the source subtree it was completed from."""
-        pair_id = self._find_pair(pair)
-        if pair_id is None:
-            return {}
-        rows = self._rows(
-            "SELECT subject, fingerprint FROM subjects_done WHERE pair_id = ?", (pair_id,)
+        rows = self._pair_rows(
+            pair, "SELECT subject, fingerprint FROM subjects_done WHERE pair_id = ?"
         )
         return {r["subject"]: r["fingerprint"] for r in rows}
 
@@ -59,12 +56,8 @@ class PairMemory(StateConnection):
 
     def mappings(self, pair: PairKey) -> dict[tuple[str, str], tuple[str, str]]:
         """(level, address) -> (source_id, dest_id)."""
-        pair_id = self._find_pair(pair)
-        if pair_id is None:
-            return {}
-        rows = self._rows(
-            "SELECT level, address, source_id, dest_id FROM mappings WHERE pair_id = ?",
-            (pair_id,),
+        rows = self._pair_rows(
+            pair, "SELECT level, address, source_id, dest_id FROM mappings WHERE pair_id = ?"
         )
         return {(r["level"], r["address"]): (r["source_id"], r["dest_id"]) for r in rows}
 
@@ -113,10 +106,7 @@ class PairMemory(StateConnection):
 
     def remembered_scans(self, pair: PairKey) -> dict[str, ScanMemory]:
         """Source scan address -> the remembered pair (see ``planner.sameness``)."""
-        pair_id = self._find_pair(pair)
-        if pair_id is None:
-            return {}
-        rows = self._rows("SELECT * FROM scan_memory WHERE pair_id = ?", (pair_id,))
+        rows = self._pair_rows(pair, "SELECT * FROM scan_memory WHERE pair_id = ?")
         return {
             r["address"]: ScanMemory(
                 r["address"],
@@ -128,7 +118,5 @@ class PairMemory(StateConnection):
         }
 
     def serial(self, pair: PairKey) -> int:
-        pair_id = self._find_pair(pair)
-        if pair_id is None:
-            return 0
-        return int(self._rows("SELECT serial FROM pairs WHERE id = ?", (pair_id,))[0]["serial"])
+        rows = self._pair_rows(pair, "SELECT serial FROM pairs WHERE id = ?")
+        return int(rows[0]["serial"]) if rows else 0

@@ -100,21 +100,16 @@ class StepLog(StateConnection):
 
     def step_statuses(self, pair: PairKey) -> dict[str, str]:
         """step_id -> latest status, for every step ever recorded for this pair."""
-        pair_id = self._find_pair(pair)
-        if pair_id is None:
-            return {}
-        rows = self._rows("SELECT step_id, status FROM step_status WHERE pair_id = ?", (pair_id,))
+        rows = self._pair_rows(pair, "SELECT step_id, status FROM step_status WHERE pair_id = ?")
         return {r["step_id"]: r["status"] for r in rows}
 
     def _latest(self, pair: PairKey, statuses: tuple[str, ...]) -> dict[str, str]:
-        pair_id = self._find_pair(pair)
-        if pair_id is None:
-            return {}
         marks = ", ".join("?" for _ in statuses)
-        rows = self._rows(
+        rows = self._pair_rows(
+            pair,
             "SELECT step_id, facts_digest FROM step_status"
             f" WHERE pair_id = ? AND status IN ({marks})",
-            (pair_id, *statuses),
+            statuses,
         )
         return {r["step_id"]: r["facts_digest"] for r in rows}
 
