@@ -189,7 +189,7 @@ def test_bench_apply_memory_200_experiments(xnatsim_factory, tmp_path: Path) -> 
 
     print(
         f"\napply memory, {EXPERIMENTS} experiments x {SPEC.scans_per_session} scans "
-        f"({seeded.files} DICOM files, {seeded.bytes / 1e6:.1f} MB DICOM, extras on; "
+        f"({seeded.files} files, {seeded.bytes / 1e6:.1f} MB, extras on; "
         f"seeding took {seed_seconds:.1f} s), {WORKERS} workers, one xnatctl process each\n"
         f"  plan:  {planned.seconds:.1f} s, peak RSS {planned.peak_mb:.0f} MB, "
         f"{plan_steps} steps\n"
