@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-PLAN_FORMAT_VERSION = 1
+PLAN_FORMAT_VERSION = 2
 
 
 class StepKind(StrEnum):
@@ -47,8 +47,7 @@ class ChangeReason(StrEnum):
     """Why the diff gave a change its status, for code to decide on; ``Change.reason`` and
     ``Change.differences`` are the text for people (like Terraform's ``ActionReason``).
 
-    The plan file keeps only the text: ``planner.planfile`` derives this value when it loads
-    a plan (``reason_from_text``), so the file format stays as it was.
+    The plan file saves the value (a change record's ``why``) next to the text.
     """
 
     NONE = ""  # nothing code decides on
@@ -118,7 +117,7 @@ class Change:
     reason: str = ""  # display only
     bytes: int = 0
     files: int = 0
-    why: ChangeReason = ChangeReason.NONE  # what code decides on (not saved: see planfile)
+    why: ChangeReason = ChangeReason.NONE  # what code decides on
 
 
 @dataclass(frozen=True)

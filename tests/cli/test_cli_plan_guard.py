@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from .conftest import ADMIN, PROJECT
+from .planjson import read_plan, write_plan
 
 
 def _experiments(url: str, project: str) -> list[dict]:
@@ -60,9 +61,9 @@ def test_a_step_pointing_elsewhere_makes_the_plan_unusable(seeded, cli, tmp_path
         "project", "transfer", *seeded.pair_args(), "--dry-run", "--plan-out", str(plan_file)
     )
     assert made.code == 0, made.err
-    plan = json.loads(plan_file.read_text())
+    plan = read_plan(plan_file)
     EDITS[edit](plan)
-    plan_file.write_text(json.dumps(plan))
+    write_plan(plan_file, plan)
 
     applied = cli("project", "apply", str(plan_file), "--yes")
     assert applied.code == 1
