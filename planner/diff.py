@@ -581,8 +581,12 @@ def diff_inventories(
     f_src, f_dst = scope.source, scope.dest
     assert f_dst is not None
     changes: list[Change] = [
-        Change(str(addr), Level(level), ChangeStatus.SKIPPED, (), str(reason))
-        for addr, level, reason in (*scope.filtered, *scope.shared)
+        Change(str(addr), Level(level), ChangeStatus.SKIPPED, (), str(text), why=why)
+        for why, skips in (
+            (ChangeReason.FILTERED, scope.filtered),
+            (ChangeReason.SHARED, scope.shared),
+        )
+        for addr, level, text in skips
     ]
     if config.sync_new_only and completed_subjects:
         config_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config or {})

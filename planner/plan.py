@@ -57,6 +57,20 @@ class ChangeReason(StrEnum):
     COMPLETED_STALE = "completed_stale"
     # A conflict: the two scans of one ID hold different series, so they cannot be the same.
     SERIES_UID_DIFFERS = "series_uid_differs"
+    # A conflict: paired by label, but of different xsiTypes (experiment, scan, assessor).
+    XSI_TYPE_DIFFERS = "xsi_type_differs"
+    # A conflict: paired sessions of different study UIDs (another study holds the label).
+    STUDY_UID_DIFFERS = "study_uid_differs"
+    # A conflict: the source scan's ID is taken on the destination by another series.
+    SCAN_ID_TAKEN = "scan_id_taken"
+    # A conflict: the destination holds the experiment's label under another subject.
+    EXPERIMENT_ELSEWHERE = "experiment_elsewhere"
+    # Skipped: a filter of the transfer config leaves it out.
+    FILTERED = "filtered"
+    # Skipped: shared into the project from another one, and ``copy_shared`` is off.
+    SHARED = "shared"
+    # Created: a scan with no DICOM to import, created by a PUT.
+    NO_DICOM = "no_dicom"
 
 
 # The display text of the reasons above (news follows COMPLETED_TEXT after "; ").
