@@ -33,9 +33,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from planner import restpaths as rest
 from planner import walk as W
 from planner.accounting import Accounting, Counts, Listeners, Tally, group_keys, subject_key
-from planner.backend import XnatBackend, quote_segment
+from planner.backend import XnatBackend
 from planner.compare import completion_fingerprint
 from planner.errors import NotFound
 from planner.filters import filter_experiment, filter_inventory
@@ -163,7 +164,7 @@ def dest_experiment(
     backend: XnatBackend, project: str, subject: str, label: str
 ) -> Experiment | None:
     """Read one destination experiment by its labels (one listing, then the snapshot)."""
-    path = f"/data/projects/{quote_segment(project)}/subjects/{quote_segment(subject)}/experiments"
+    path = rest.subject_experiments(project, subject)
     try:
         rows = get_listing(backend, path, {"columns": "ID,label,xsiType,date,project"})
     except NotFound:

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from planner import address as A
+from planner import restpaths as rest
 from planner import walk as W
 from planner.address import Address
-from planner.backend import quote_segment
 from planner.compare import (
     DICOM,
     ChangeCollector,
@@ -121,7 +121,7 @@ class PlanBuilder(ChangeCollector):
             {
                 "owner_level": "experiment",
                 "source_id": e.id,
-                "source_path": f"/data/experiments/{quote_segment(e.id)}",
+                "source_path": rest.experiment_by_id(e.id),
                 "xsi_type": e.xsi_type,
                 "date": e.date,
                 "fields": dict(sorted(e.fields.items())),
@@ -167,7 +167,7 @@ class PlanBuilder(ChangeCollector):
             {
                 "owner_level": "assessor",
                 "source_id": a.id,
-                "source_path": f"{_experiment_path(exp_src)}/assessors/{quote_segment(a.id)}",
+                "source_path": rest.assessor_by_id(exp_src.id, a.id),
                 "xsi_type": a.xsi_type,
                 "date": a.date,
                 "fields": dict(sorted(a.fields.items())),
@@ -262,43 +262,47 @@ class PlanBuilder(ChangeCollector):
         )
 
     def _upload_resource(self, at: Address, r: Resource, repair: bool, why: str) -> str:
-        sp = f"/data/projects/{quote_segment(self.src_project)}"
+        sp, label = self.src_project, r.label
         extra: dict[str, str] = {}
         target: dict[str, Any] = {"project": self.dst_project}
-        label_q = quote_segment(r.label)
         if at.subject is None:
-            owner, source_path, depends = "project", f"{sp}/resources/{label_q}", ()
+            owner, source_path, depends = "project", rest.source_resource(sp, label=label), ()
         elif not at.in_experiment:
             target["subject"] = at.subject
             owner = "subject"
-            source_path = f"{sp}/subjects/{quote_segment(at.subject)}/resources/{label_q}"
+            source_path = rest.source_resource(sp, at.subject, label=label)
             depends = (self._subject_step,)
         else:
             exp_src, exp_dst, exp_step = self._exp
             assert exp_src is not None
             target["subject"] = at.subject
             target["experiment"] = exp_dst.label if exp_dst is not None else exp_src.label
-            ep = f"/data/experiments/{quote_segment(exp_src.id)}"
+            eid = exp_src.id
             if at.assessor is not None:
                 a_src, _a_dst, a_step = self._assessor
                 assert a_src is not None
                 target["assessor"] = a_src.label
                 owner = "assessor"
-                source_path = f"{ep}/assessors/{quote_segment(a_src.id)}/resources/{label_q}"
+                source_path = rest.source_resource(
+                    sp, experiment_id=eid, assessor_id=a_src.id, label=label
+                )
                 depends = (a_step or exp_step,)
             elif at.scan is not None:
                 scan_src, scan_dst, scan_step = self._scan
                 assert scan_src is not None
                 target["scan"] = scan_dst.id if scan_dst is not None else scan_src.id
                 owner = "scan"
-                source_path = f"{ep}/scans/{quote_segment(scan_src.id)}/resources/{label_q}"
+                source_path = rest.source_resource(
+                    sp, experiment_id=eid, scan_id=scan_src.id, label=label
+                )
                 depends = (scan_step or exp_step,)
                 if scan_dst is None and DICOM in scan_src.resources and scan_src.uid:
                     # The import numbers the new scan by its SeriesNumber, not the source ID:
                     # the upload finds it by series UID once the import has made it.
                     extra = {"scan_uid": scan_src.uid, "source_scan_id": scan_src.id}
             else:
-                owner, source_path, depends = "experiment", f"{ep}/resources/{label_q}", (exp_step,)
+                owner, depends = "experiment", (exp_step,)
+                source_path = rest.source_resource(sp, experiment_id=eid, label=label)
         target["label"] = r.label
         return self._add(
             StepKind.UPLOAD_RESOURCE,
@@ -386,10 +390,6 @@ class PlanBuilder(ChangeCollector):
         why = self._exp_work.why()
         if why:
             self._update_experiment(at, src, why)
-
-
-def _experiment_path(e: Experiment) -> str:
-    return f"/data/experiments/{quote_segment(e.id)}"
 
 
 def dest_state(entity: dict[str, Any] | None) -> str:

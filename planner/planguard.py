@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from planner import address as A
+from planner import restpaths as rest
 from planner.address import Address, BadAddress
-from planner.backend import quote_segment as q
 from planner.inventory import Inventory
 from planner.plan import Level, Plan, Step, StepKind
 
@@ -129,27 +129,27 @@ def _check_source_path(plan: Plan, step: Step, at: Address) -> None:
 
 
 def _expected_source_path(plan: Plan, step: Step, at: Address) -> str:
-    sp = f"/data/projects/{q(plan.source.project)}"
-    label = q(at.resource or "")
+    sp, label = plan.source.project, at.resource or ""
     if at.subject is None and at.resource is not None:
-        return f"{sp}/resources/{label}"
+        return rest.source_resource(sp, label=label)
     if at.subject is not None and not at.in_experiment and at.resource is not None:
-        return f"{sp}/subjects/{q(at.subject)}/resources/{label}"
+        return rest.source_resource(sp, at.subject, label=label)
     if not at.in_experiment:
         raise PlanMismatch(step, f"has an address {step.address!r} a source path cannot have")
     # Experiment level: by the accession ID the step itself names (checked for agreement
     # across the plan, and against the source's inventory by ``check_source_ids``).
-    ep = f"/data/experiments/{q(_path_experiment_id(step))}"
+    eid = _path_experiment_id(step)
     if step.kind == StepKind.UPDATE_EXPERIMENT:
         if at.level == Level.EXPERIMENT:
-            return ep
-        return f"{ep}/assessors/{q(_assessor_id(step))}"
+            return rest.experiment_by_id(eid)
+        return rest.assessor_by_id(eid, _assessor_id(step))
     if at.level == Level.RESOURCE and at.scan is not None:
-        return f"{ep}/scans/{q(at.scan)}/resources/{label}"
+        return rest.source_resource(sp, experiment_id=eid, scan_id=at.scan, label=label)
     if at.level == Level.RESOURCE and at.assessor is not None:
-        return f"{ep}/assessors/{q(_assessor_id(step))}/resources/{label}"
+        aid = _assessor_id(step)
+        return rest.source_resource(sp, experiment_id=eid, assessor_id=aid, label=label)
     if at.level == Level.RESOURCE:
-        return f"{ep}/resources/{label}"
+        return rest.source_resource(sp, experiment_id=eid, label=label)
     raise PlanMismatch(step, f"has an address {step.address!r} a source path cannot have")
 
 

@@ -24,7 +24,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from planner.backend import XnatBackend, quote_segment
+from planner import restpaths as rest
+from planner.backend import XnatBackend
 from planner.errors import BackendError
 from planner.rows import Row, get_listing
 
@@ -65,7 +66,7 @@ class PrearchiveSession:
 
 
 def list_sessions(backend: XnatBackend, project: str) -> list[PrearchiveSession]:
-    rows = get_listing(backend, f"/data/prearchive/projects/{quote_segment(project)}")
+    rows = get_listing(backend, rest.prearchive(project))
     return [PrearchiveSession.from_row(r) for r in rows]
 
 

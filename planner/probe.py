@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
-from planner.backend import XnatBackend, quote_segment
+from planner import restpaths as rest
+from planner.backend import XnatBackend
 from planner.errors import BackendError, NotFound
 from planner.inventory import Experiment
 from planner.prearchive import PrearchiveSession, leftover_note, list_sessions
@@ -66,15 +67,15 @@ class _Probe:
     # -- paths ---------------------------------------------------------------------------
     @property
     def project_path(self) -> str:
-        return f"/data/projects/{quote_segment(self.project)}"
+        return rest.project(self.project)
 
     @property
     def subject_path(self) -> str:
-        return f"{self.project_path}/subjects/{quote_segment(self.subject)}"
+        return rest.subject(self.project, self.subject)
 
     @property
     def session_path(self) -> str:
-        return f"{self.project_path}/experiments/{quote_segment(self.session)}"
+        return rest.project_experiment(self.project, self.session)
 
     def add(self, name: str, status: str, detail: str = "", hint: str = "") -> Check:
         check = Check(f"probe: {name}", status, detail, hint)
@@ -162,7 +163,7 @@ class _Probe:
         """Refuse to write what the user could not delete: XNAT's members add data but may
         not delete it (NRG's TestSharing), so only owners (and admins) may run the probe."""
         try:
-            rows = get_listing(self.backend, "/data/projects", DELETABLE_PROJECTS)
+            rows = get_listing(self.backend, rest.PROJECTS, DELETABLE_PROJECTS)
         except BackendError as exc:
             self.fail(
                 name,
@@ -280,8 +281,7 @@ class _Probe:
         path = self.work / "download.zip"
         try:
             self.backend.download(
-                f"/data/experiments/{quote_segment(self.experiment_id)}"
-                "/scans/ALL/resources/DICOM/files",
+                rest.all_scan_files(self.experiment_id),
                 path,
                 {"format": "zip"},
             )
@@ -388,7 +388,7 @@ class _Probe:
         checks = [("subject", self.subject_path, remove_subject)]
         checks.append(("session", self.session_path, remove_subject))
         if self.experiment_id:
-            exp = f"/data/experiments/{quote_segment(self.experiment_id)}"
+            exp = rest.experiment_by_id(self.experiment_id)
             checks.append(
                 (
                     "experiment",

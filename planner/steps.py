@@ -36,8 +36,9 @@ from tenacity import (
 
 from planner import fields as F
 from planner import modalitymerge
+from planner import restpaths as rest
 from planner import walk as W
-from planner.backend import XnatBackend, quote_segment
+from planner.backend import XnatBackend
 from planner.errors import BackendError, BadRequest, Conflict, MalformedReply, NotFound
 from planner.gates import session_key
 from planner.inventory import Resource, Scan
@@ -181,26 +182,19 @@ def with_retries(
 # -- destination paths -------------------------------------------------------------------
 
 
-def subject_path(project: str, subject: str) -> str:
-    return f"/data/projects/{quote_segment(project)}/subjects/{quote_segment(subject)}"
-
-
-def experiment_path(project: str, subject: str, experiment: str) -> str:
-    return f"{subject_path(project, subject)}/experiments/{quote_segment(experiment)}"
+subject_path = rest.subject
+experiment_path = rest.experiment
 
 
 def owner_path(target: dict[str, Any]) -> str:
     """The destination path of the entity owning a resource, from a step's target labels."""
-    path = f"/data/projects/{quote_segment(target['project'])}"
-    if target.get("subject"):
-        path += f"/subjects/{quote_segment(target['subject'])}"
-        if target.get("experiment"):
-            path += f"/experiments/{quote_segment(target['experiment'])}"
-            if target.get("scan"):
-                path += f"/scans/{quote_segment(str(target['scan']))}"
-            elif target.get("assessor"):
-                path += f"/assessors/{quote_segment(target['assessor'])}"
-    return path
+    return rest.owner(
+        target["project"],
+        target.get("subject"),
+        target.get("experiment"),
+        scan_id=str(target["scan"]) if target.get("scan") else None,
+        assessor_label=target.get("assessor"),
+    )
 
 
 def zip_name(address: str) -> str:
@@ -571,7 +565,7 @@ def post_import(
     )
     try:
         return dst.upload(
-            "POST", "/data/services/import", zip_path, params, content_type="application/zip"
+            "POST", rest.IMPORT_SERVICE, zip_path, params, content_type="application/zip"
         )
     except Exception as exc:
         if watch is not None:
@@ -584,11 +578,8 @@ def post_import(
 def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
     t, f = step.target, step.facts
     project, subject, experiment = t["project"], t["subject"], t["experiment"]
-    source = (
-        f"/data/experiments/{quote_segment(f['source_experiment_id'])}"
-        f"/scans/{quote_segment(str(f['scan_id']))}"
-        f"/resources/{quote_segment(f.get('resource') or 'DICOM')}/files"
-    )
+    scan_path = rest.scan_by_id(f["source_experiment_id"], str(f["scan_id"]))
+    source = rest.files(rest.resource(scan_path, f.get("resource") or "DICOM"))
     job = _ZipJob(ctx, step)
     base_params = import_params(ctx, project, subject, experiment)
     notes: list[str] = []
@@ -663,7 +654,7 @@ def _as_files(step: Step, ctx: StepContext, zip_path: Path) -> bool:
             "transfer config to upload its DICOM as files (the destination's site "
             "anonymization script does not run on them)"
         )
-    scan_path = f"{exp_path}/scans/{quote_segment(str(t['scan']))}"
+    scan_path = f"{exp_path}/scans/{rest.q(str(t['scan']))}"
     modalitymerge.put_scan_files(ctx.dst, scan_path, modalitymerge.scan_params(f), zip_path)
     return True
 
@@ -728,7 +719,6 @@ def resource_owner(step: Step, dst: XnatBackend) -> str:
 def _upload_resource(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
     t, f = step.target, step.facts
     label = t.get("label") or f["label"]
-    label_q = quote_segment(label)
     create_params = _clean_params({"format": f.get("format"), "content": f.get("content")})
     job = _ZipJob(ctx, step)
     flat = job.path.with_name(job.path.name[: -len(".zip")] + ".flat.zip")
@@ -741,18 +731,18 @@ def _upload_resource(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome
         tries = n
         if has_files:
             was_valid = job.valid
-            job.fetch(f"{f['source_path']}/files", {"format": "zip"}, dicom=False)
+            job.fetch(rest.files(f["source_path"]), {"format": "zip"}, dicom=False)
             if not was_valid or not flat.exists():
                 private_file(flat)
                 repack_relative(job.path, flat)
-        resource_path = f"{resource_owner(step, ctx.dst)}/resources/{label_q}"
+        resource_path = rest.resource(resource_owner(step, ctx.dst), label)
         # A 409 says the folder exists already: its files are uploaded with overwrite below.
         with contextlib.suppress(Conflict):
             ctx.dst.request_text("PUT", resource_path, create_params)
         if has_files:
             ctx.dst.upload(
                 "PUT",
-                f"{resource_path}/files",
+                rest.files(resource_path),
                 flat,
                 {"extract": "true", "overwrite": "true", "inbody": "true"},
                 content_type="application/zip",
