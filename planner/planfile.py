@@ -28,9 +28,11 @@ from typing import Any, TextIO
 from planner.address import Address
 from planner.plan import (
     PLAN_FORMAT_VERSION,
+    STEP_CLASSES,
     Change,
     ChangeReason,
     ChangeStatus,
+    Dest,
     Endpoint,
     Level,
     Plan,
@@ -147,7 +149,8 @@ def header_from_dict(d: dict[str, Any]) -> Header:
 
 
 def step_to_dict(s: Step) -> dict[str, Any]:
-    return {
+    """A step record: the common part, ``dest``, then its kind's own fields."""
+    record: dict[str, Any] = {
         "record": "step",
         "id": s.id,
         "kind": s.kind.value,
@@ -155,21 +158,70 @@ def step_to_dict(s: Step) -> dict[str, Any]:
         "level": s.level.value,
         "depends_on": list(s.depends_on),
         "reason": s.reason,
-        "facts": s.facts,
-        "target": s.target,
+        "dest": s.dest.as_dict(),
     }
+    for name in _own_fields(type(s)):
+        value = getattr(s, name)
+        record[name] = list(value) if isinstance(value, tuple) else value
+    if s.completed_before is not None:
+        record["completed_before"] = s.completed_before
+    return record
+
+
+_COMMON = frozenset(f.name for f in fields(Step))
+
+
+def _own_fields(cls: type[Step]) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.name not in _COMMON)
+
+
+def _dest_from_dict(d: dict[str, Any]) -> Dest:
+    known = {f.name for f in fields(Dest)}
+    extra = set(d) - known
+    if extra:
+        raise ValueError(f"its dest names {sorted(extra)[0]!r}, which no step has")
+    return Dest(**{k: _text(d[k]) for k in d})
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return value
+
+
+# How a kind's own field is read back, by its type in ``planner.plan``.
+_READERS: dict[str, Any] = {
+    "str": _text,
+    "int": lambda v: v if isinstance(v, int) and not isinstance(v, bool) else _wrong(v),
+    "bool": lambda v: v if isinstance(v, bool) else _wrong(v),
+    "Level": Level,
+    "dict[str, str]": lambda v: {_text(k): _text(x) for k, x in v.items()},
+    "dict[str, dict[str, str]]": lambda v: {
+        _text(k): {_text(a): _text(b) for a, b in x.items()} for k, x in v.items()
+    },
+    "tuple[str, ...]": lambda v: tuple(_text(x) for x in v),
+}
+
+
+def _wrong(value: Any) -> Any:
+    raise TypeError(value)
 
 
 def step_from_dict(d: dict[str, Any]) -> Step:
-    step = Step(
-        id=str(d["id"]),
-        kind=StepKind(d["kind"]),
-        address=str(d["address"]),
+    kind = StepKind(d["kind"])
+    cls = STEP_CLASSES[kind]
+    own = {f.name: _READERS[str(f.type)](d[f.name]) for f in fields(cls) if f.name not in _COMMON}
+    completed = d.get("completed_before")
+    step = cls(
+        id=_text(d["id"]),
+        kind=kind,
+        address=_text(d["address"]),
         level=Level(d["level"]),
-        facts=dict(d["facts"]),
-        target=dict(d["target"]),
-        depends_on=tuple(str(x) for x in d["depends_on"]),
-        reason=str(d.get("reason", "")),
+        dest=_dest_from_dict(d["dest"]),
+        depends_on=tuple(_text(x) for x in d["depends_on"]),
+        reason=_text(d.get("reason", "")),
+        completed_before=None if completed is None else _READERS["int"](completed),
+        **own,
     )
     Address.parse(step.address)  # a BadAddress is a ValueError
     return step

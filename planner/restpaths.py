@@ -10,7 +10,9 @@ splits or shifts a path. Functions here only build text; they send nothing.
 
 from __future__ import annotations
 
+from planner.address import Address
 from planner.backend import quote_segment as q
+from planner.plan import Dest, ImportScan, Level, Step, UpdateDocument, UploadResource
 
 __all__ = ["q"]
 
@@ -136,3 +138,49 @@ def source_resource(
     if assessor_id is not None:
         return resource(assessor_by_id(experiment_id, assessor_id), label)
     return resource(experiment_by_id(experiment_id), label)
+
+
+# -- where a step reads and writes -------------------------------------------------------------
+
+
+def dest_owner(d: Dest) -> str:
+    """The destination entity a step's ``Dest`` names (a resource's holder for an upload)."""
+    return owner(d.project, d.subject, d.experiment, scan_id=d.scan, assessor_label=d.assessor)
+
+
+def document_source(step: UpdateDocument) -> str:
+    """The source XML document an update step reads: its experiment's or assessor's."""
+    if step.owner_level == Level.ASSESSOR:
+        return assessor_by_id(step.source_experiment_id, step.source_id)
+    return experiment_by_id(step.source_experiment_id)
+
+
+def upload_source(step: UploadResource, source_project: str) -> str:
+    """The source resource an upload reads: by labels outside experiments, by accession IDs
+    inside one."""
+    at = Address.parse(step.address)
+    level, eid, oid = step.owner_level, step.source_experiment_id, step.source_owner_id
+    if level in (Level.PROJECT, Level.SUBJECT):
+        return source_resource(source_project, at.subject, label=step.label)
+    if level == Level.SCAN:
+        return source_resource(source_project, experiment_id=eid, scan_id=oid, label=step.label)
+    if level == Level.ASSESSOR:
+        return source_resource(source_project, experiment_id=eid, assessor_id=oid, label=step.label)
+    return source_resource(source_project, experiment_id=eid, label=step.label)
+
+
+def import_source(step: ImportScan) -> str:
+    """The source scan's DICOM files an import downloads."""
+    return files(resource(scan_by_id(step.source_experiment_id, step.scan_id), step.resource))
+
+
+def step_source(step: Step, source_project: str) -> str:
+    """The source path a step reads (a resource, a document, a scan's DICOM), or ``""`` for
+    a step that reads nothing from the source (a creation)."""
+    if isinstance(step, UploadResource):
+        return upload_source(step, source_project)
+    if isinstance(step, UpdateDocument):
+        return document_source(step)
+    if isinstance(step, ImportScan):
+        return import_source(step)
+    return ""

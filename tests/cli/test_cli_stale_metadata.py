@@ -61,7 +61,7 @@ def test_an_experiment_or_scan_field_changed_after_planning_makes_the_plan_stale
     plan_file = _plan(seeded, cli, tmp_path)
     plan = read_plan(plan_file)
     step = next(s for s in plan["steps"] if s["kind"] == "import_scan")
-    exp_id, scan_id = step["facts"]["source_experiment_id"], step["facts"]["scan_id"]
+    exp_id, scan_id = step["source_experiment_id"], step["scan_id"]
     if kind == "experiment":
         _change(seeded.src.url, f"/data/experiments/{exp_id}", note="edited after planning")
         why = "its fields changed on the source (note)"
