@@ -14,6 +14,7 @@ does not make the plan stale: applying it does exactly what it said it would.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -38,7 +39,7 @@ from planner.plan import (
     UpdateSubject,
     UploadResource,
 )
-from planner.sameness import source_unchanged
+from planner.sameness import planned_files, source_unchanged
 
 _SHOWN = 10
 
@@ -90,14 +91,15 @@ def find_entity(inv: Inventory, address: str) -> Any:
 def _compare_files(
     where: str,
     res: Resource | None,
-    facts: dict[str, Any],
+    step: ImportScan | UploadResource,
     files_digest: Callable[[Resource], str] | None,
 ) -> list[str]:
-    """The source against a step's facts, by ``planner.sameness.source_unchanged`` (every
-    byte counts: source against source). ``files_digest`` None skips the digest."""
+    """The source against a step's planned files, by ``planner.sameness.source_unchanged``
+    (every byte counts: source against source). ``files_digest`` None skips the digest."""
+    planned = planned_files(step)
     if files_digest is None:
-        facts = {k: v for k, v in facts.items() if k != "files_digest"}
-    return source_unchanged(where, res, facts)
+        planned = dataclasses.replace(planned, files_digest="")
+    return source_unchanged(where, res, planned)
 
 
 def source_changes(
@@ -140,7 +142,7 @@ def _step_source_changes(
         if step.uid and entity.uid and entity.uid != step.uid:
             out.append(f"scan {where} has a new series UID")
         res = entity.resources.get(step.resource)
-        return out + _compare_files(f"scan {where}", res, step.facts, files_digest)
+        return out + _compare_files(f"scan {where}", res, step, files_digest)
     if isinstance(step, CreateScan):
         if not isinstance(entity, Scan):
             return [f"scan {where} is gone from the source"]
@@ -151,7 +153,7 @@ def _step_source_changes(
         return []
     if isinstance(step, UploadResource):
         res = entity if isinstance(entity, Resource) else None
-        return _compare_files(f"resource {where}", res, step.facts, files_digest)
+        return _compare_files(f"resource {where}", res, step, files_digest)
     if isinstance(step, UpdateDocument):
         return _document_changes(step, entity)
     if isinstance(step, CreateAssessor):

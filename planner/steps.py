@@ -57,7 +57,7 @@ from planner.plan import (
 )
 from planner.prearchive import ImportWatch, answered_by_xnat
 from planner.progress import Reporter
-from planner.sameness import dest_holds
+from planner.sameness import dest_holds, planned_files
 from planner.xmldoc import Destination, DocumentError, rewrite, scan_uids
 from planner.zipcheck import repack_relative, validate_zip
 
@@ -633,7 +633,7 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
             if overwrite_files or ctx.dest_scan is None:
                 raise
             held = ctx.dest_scan(step)
-            matches, why = dest_holds(held, step.facts)
+            matches, why = dest_holds(held, planned_files(step))
             if not matches:
                 raise Conflict(
                     f"the destination refused the import of {step.address} as a conflict "

@@ -18,7 +18,7 @@ from planner.errors import (
 from planner.inventory import FileEntry, Resource
 from planner.plan import Level, Step, StepKind
 from planner.progress import NullReporter
-from planner.sameness import dest_holds
+from planner.sameness import PlannedFiles, dest_holds
 from planner.steps import (
     Cancelled,
     StepContext,
@@ -121,13 +121,13 @@ def _digest(resource: Resource) -> str:
 def test_dicom_on_the_destination_matches_by_names_and_count() -> None:
     # XNAT's site anonymization rewrites headers on import: other sizes and MD5s, same names.
     planned = _resource(("1.dcm", 10, "a"), ("2.dcm", 20, "b"))
-    facts = {
-        "file_count": 2,
-        "bytes": 30,
-        "files_digest": _digest(planned),
-        "names_digest": names_digest(planned),
-        "resource": "DICOM",
-    }
+    facts = PlannedFiles(
+        file_count=2,
+        bytes=30,
+        files_digest=_digest(planned),
+        names_digest=names_digest(planned),
+        dicom=True,
+    )
     rewritten = _resource(("1.dcm", 16, "c"), ("2.dcm", 26, "d"))
     assert dest_holds(rewritten, facts) == (True, "")
     ok, why = dest_holds(_resource(("1.dcm", 10, "a"), ("3.dcm", 20, "b")), facts)
@@ -138,7 +138,7 @@ def test_dicom_on_the_destination_matches_by_names_and_count() -> None:
 
 def test_the_destination_matches_only_with_the_same_files() -> None:
     same = _resource(("1.dcm", 10, "a"), ("2.dcm", 20, "b"))
-    facts = {"file_count": 2, "bytes": 30, "files_digest": _digest(same)}
+    facts = PlannedFiles(file_count=2, bytes=30, files_digest=_digest(same))
     assert dest_holds(same, facts) == (True, "")
     ok, why = dest_holds(_resource(("1.dcm", 10, "a")), facts)
     assert not ok and "1 files" in why
