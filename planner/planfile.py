@@ -513,6 +513,8 @@ def _records(source: Path, lines: Iterable[str]) -> Iterator[Header | Change | S
     it = iter(lines)
     first = next(it, "")
     head = _parse_line(source, first, 1, it)
+    if isinstance(head, dict) and "format_version" in head and head.get("record") != "header":
+        _refuse_document(source, first + "".join(it))  # a whole plan of an older format?
     yield _decode(source, 1, lambda: header_from_dict(head), "header")
     seen: set[str] = set()
     changes = 0

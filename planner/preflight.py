@@ -163,7 +163,7 @@ def run_preflight(
     }
     import_hints = {
         PermissionDenied: "the user must be an owner or member of the destination project",
-        NotFound: "the destination has no DICOM import service at /data/services/import",
+        NotFound: f"the destination has no DICOM import service at {rest.IMPORT_SERVICE}",
     }
     sides = (
         ("source", source, source_project, _project_readable, read_hints, False),

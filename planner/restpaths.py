@@ -98,6 +98,12 @@ def prearchive(p: str) -> str:
     return f"/data/prearchive/projects/{q(p)}"
 
 
+def listed(url: str) -> str:
+    """The REST path of an entry a listing names by URL: XNAT lists prearchive sessions as
+    ``/prearchive/projects/P/TS/FOLDER``, without the ``/data`` every request needs."""
+    return f"/data{url}" if url.startswith("/prearchive/") else url
+
+
 # -- by accession ID ---------------------------------------------------------------------------
 
 

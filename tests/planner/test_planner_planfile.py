@@ -137,6 +137,24 @@ def test_records_are_read_one_at_a_time(a_plan, tmp_path):
     assert isinstance(rest[-1], End) and rest[-1].steps == len(a_plan.steps)
 
 
+def test_a_damaged_record_is_found_when_it_is_read(a_plan, tmp_path):
+    lines = save_plan(a_plan, tmp_path / "plan.json").read_text().splitlines(keepends=True)
+    lines[2] = '{"record": "step", "kind": "import_scan"}\n'
+    path = tmp_path / "damaged.json"
+    path.write_text("".join(lines))
+    records = iter_plan(path)
+    assert isinstance(next(records), Header)  # read before the damage is reached
+    with pytest.raises(UnusablePlan, match="is missing \\(line 3, step\\)"):
+        list(records)
+
+
+def test_an_older_plan_on_one_line_is_refused_the_same_way(a_plan, tmp_path):
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(plan_to_dict(a_plan) | {"format_version": 1}) + "\n")
+    with pytest.raises(UnusablePlan, match="it is plan format 1, from an older xnatctl"):
+        load_plan(path)
+
+
 def test_the_writer_streams_and_renames_on_close(a_plan, tmp_path):
     path = tmp_path / "plan.json"
     with PlanWriter(path) as w:
