@@ -430,13 +430,10 @@ def walk_order(plan: Plan) -> Iterator[Change | Step]:
         groups.setdefault(_group(c.address), ([], []))[0].append(c)
     for s in plan.steps:
         groups.setdefault(_group(s.address), ([], []))[1].append(s)
-    written: set[str] = set()
     for key in sorted(groups):
         changes, steps = groups[key]
         yield from changes
-        for s in _dependency_order(steps, written):
-            written.add(s.id)
-            yield s
+        yield from _dependency_order(steps)
 
 
 def _group(address: str) -> tuple[str, str]:
@@ -444,7 +441,7 @@ def _group(address: str) -> tuple[str, str]:
     return (at.subject or "", at.experiment or "")
 
 
-def _dependency_order(steps: list[Step], done: set[str]) -> list[Step]:
+def _dependency_order(steps: list[Step]) -> list[Step]:
     """``steps`` in their order, except that a step comes after the steps (of this group) it
     depends on."""
     ids = {s.id for s in steps}
