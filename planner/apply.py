@@ -33,16 +33,27 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from planner import restpaths as rest
 from planner import walk as W
 from planner.accounting import Accounting, Counts, Listeners, Tally, group_keys, subject_key
-from planner.backend import XnatBackend, quote_segment
+from planner.backend import XnatBackend
 from planner.compare import completion_fingerprint
 from planner.errors import NotFound
 from planner.filters import filter_experiment, filter_inventory
 from planner.gates import TransferSlots, session_key
 from planner.homes import home_conflict
 from planner.inventory import Experiment, Inventory, Resource, Scan, Subject
-from planner.plan import ChangeStatus, Level, Plan, Step, StepKind
+from planner.plan import (
+    ChangeStatus,
+    CreateExperiment,
+    CreateScan,
+    ImportScan,
+    Level,
+    Plan,
+    Step,
+    StepKind,
+    UpdateDocument,
+)
 from planner.planfile import UnusablePlan
 from planner.planguard import PlanMismatch, check_plan, check_source_ids
 from planner.progress import (
@@ -164,7 +175,7 @@ def dest_experiment(
     backend: XnatBackend, project: str, subject: str, label: str
 ) -> Experiment | None:
     """Read one destination experiment by its labels (one listing, then the snapshot)."""
-    path = f"/data/projects/{quote_segment(project)}/subjects/{quote_segment(subject)}/experiments"
+    path = rest.subject_experiments(project, subject)
     try:
         rows = get_listing(backend, path, {"columns": "ID,label,xsiType,date,project"})
     except NotFound:
@@ -181,8 +192,8 @@ def dest_scan_for(step: Step, exp: Experiment) -> Scan | None:
     """The destination scan a scan step's source scan pairs with, by the walk's pairing (ID
     when the series UIDs agree, else series UID): DICOM import numbers a scan by its
     SeriesNumber, which need not be the source scan's ID."""
-    f = step.facts
-    source = Scan(id=str(f.get("scan_id") or step.target.get("scan")), uid=str(f.get("uid") or ""))
+    scan_id = step.scan_id if isinstance(step, ImportScan | CreateScan) else str(step.dest.scan)
+    source = Scan(id=scan_id, uid=step.uid if isinstance(step, ImportScan) else "")
     pairs, _conflicts, _src_only, _dst_only = W.pair_scans({source.id: source}, exp.scans)
     return pairs[0][1] if pairs else None
 
@@ -251,16 +262,16 @@ class _StepRunner:
     def _home_conflict(self, step: Step) -> str:
         """Asked once per experiment and run, before the first write into it
         (``planner.homes``); later steps of the experiment reuse the answer."""
-        t = step.target
-        if not t.get("experiment") or not t.get("subject"):
+        d = step.dest
+        if not d.experiment or not d.subject:
             return ""
-        key = f"{t['subject']}/{t['experiment']}"
+        key = f"{d.subject}/{d.experiment}"
         with self.homes_lock:
             lock = self.home_locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self.homes:
                 self.homes[key] = home_conflict(
-                    self.dst, self.plan.dest.project, str(t["subject"]), str(t["experiment"])
+                    self.dst, self.plan.dest.project, d.subject, d.experiment
                 )
             return self.homes[key]
 
@@ -302,12 +313,12 @@ class _Verifier:
                 return ExperimentVerification(
                     exp_key, False, False, False, None, ("the source experiment is gone",)
                 )
-            target = next((s.target for s in steps if s.target.get("experiment")), {})
+            dest = next((s.dest for s in steps if s.dest.experiment), None)
             dst_exp = dest_experiment(
                 self.dst,
                 self.plan.dest.project,
-                target.get("subject", subject),
-                target.get("experiment", label),
+                dest.subject or subject if dest else subject,
+                dest.experiment or label if dest else label,
             )
             if dst_exp is not None:
                 dst_exp = filter_experiment(dst_exp, self.plan.config)
@@ -336,13 +347,12 @@ class _Verifier:
             return subj.experiments.get(label) if subj else None
         exp_id = next(
             (
-                str(s.facts.get("source_experiment_id") or s.facts.get("source_id"))
+                s.source_experiment_id
+                if isinstance(s, ImportScan | UpdateDocument)
+                else s.source_id
                 for s in steps
-                if s.kind in (StepKind.IMPORT_SCAN, StepKind.CREATE_EXPERIMENT)
-                or (
-                    s.kind == StepKind.UPDATE_EXPERIMENT
-                    and s.facts.get("owner_level") == "experiment"
-                )
+                if isinstance(s, ImportScan | CreateExperiment)
+                or (isinstance(s, UpdateDocument) and s.owner_level == Level.EXPERIMENT)
             ),
             "",
         )
@@ -452,6 +462,7 @@ class _Run:
             dest_scan=self._dest_scan,
             import_handler=import_handler_for(self.plan.dest.server_version),
             prevent_anon=bool((self.plan.config or {}).get("prevent_anon", False)),
+            source_project=self.plan.source.project,
             cross_modality_as_files=bool(
                 (self.plan.config or {}).get("cross_modality_as_files", False)
             ),
@@ -459,12 +470,12 @@ class _Run:
         )
 
     def _dest_scan(self, step: Step) -> Resource | None:
-        t = step.target
-        exp = dest_experiment(self.parts.dst, t["project"], t["subject"], t["experiment"])
+        d = step.dest
+        exp = dest_experiment(self.parts.dst, d.project, str(d.subject), str(d.experiment))
         scan = dest_scan_for(step, exp) if exp else None
         if scan is None:
             return None
-        return scan.resources.get(step.facts.get("resource") or "DICOM")
+        return scan.resources.get(step.resource if isinstance(step, ImportScan) else "DICOM")
 
     # -- the walk ------------------------------------------------------------------------
 

@@ -313,7 +313,8 @@ class ChangeCollector:
             # Nothing to import (a derived scan, or its DICOM filtered out): the scan is
             # created as it is, and its other resources are transferred into it.
             reason = NO_DICOM_REASON
-        self._change(at, ChangeStatus.CREATE, src, (), reason)
+        why = ChangeReason.NO_DICOM if reason else ChangeReason.NONE
+        self._change(at, ChangeStatus.CREATE, src, (), reason, why=why)
         return True
 
     def dst_only(self, at: Address, dst: Any) -> bool:
@@ -345,8 +346,8 @@ class ChangeCollector:
             status, why = ChangeStatus.CONFLICT, ChangeReason.SERIES_UID_DIFFERS
         return Recorded(self._change(at, status, src, diffs, why=why), dicom)
 
-    def conflict(self, at: Address, src: Any, dst: Any, why: str) -> Change:
-        return self._change(at, ChangeStatus.CONFLICT, src, (why,), why)
+    def conflict(self, at: Address, src: Any, dst: Any, why: ChangeReason, text: str) -> Change:
+        return self._change(at, ChangeStatus.CONFLICT, src, (text,), text, why=why)
 
     def leave(self, at: Address, src: Any, dst: Any) -> None:
         if at.level != Level.EXPERIMENT or src is None or dst is None:

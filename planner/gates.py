@@ -38,10 +38,10 @@ STEPS_AHEAD_PER_SESSION = 2
 
 def session_key(step: Step) -> str | None:
     """The destination session a step writes to (``project/subject/experiment``), if any."""
-    t = step.target
-    if not t.get("experiment") or not t.get("subject"):
+    d = step.dest
+    if not d.experiment or not d.subject:
         return None
-    return f"{t.get('project', '')}/{t['subject']}/{t['experiment']}"
+    return f"{d.project}/{d.subject}/{d.experiment}"
 
 
 class SessionWindow(Generic[T]):

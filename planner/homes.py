@@ -14,7 +14,8 @@ as well, so a server that ignores the filter only costs a longer listing.
 
 from __future__ import annotations
 
-from planner.backend import XnatBackend, quote_segment
+from planner import restpaths as rest
+from planner.backend import XnatBackend
 from planner.errors import NotFound
 from planner.rows import get_listing
 
@@ -23,7 +24,7 @@ COLUMNS = "ID,label,subject_ID,subject_label"
 
 def experiment_home(backend: XnatBackend, project: str, label: str) -> str | None:
     """The label of the subject that holds experiment ``label`` in ``project``, or None."""
-    path = f"/data/projects/{quote_segment(project)}/experiments"
+    path = rest.project_experiments(project)
     try:
         rows = get_listing(backend, path, {"columns": COLUMNS, "label": label})
     except NotFound:
@@ -39,7 +40,7 @@ def experiment_home(backend: XnatBackend, project: str, label: str) -> str | Non
 def _subject_label(backend: XnatBackend, project: str, subject_id: str) -> str:
     """A subject's label from its accession ID, for a listing that left ``subject_label``
     out: comparing an ID with a label would call every experiment someone else's."""
-    path = f"/data/projects/{quote_segment(project)}/subjects"
+    path = rest.project_subjects(project)
     for row in get_listing(backend, path, {"columns": "ID,label"}):
         if str(row.get("ID", "")) == subject_id:
             return str(row.get("label", ""))

@@ -19,10 +19,10 @@ from __future__ import annotations
 import contextlib
 import re
 from pathlib import Path
-from typing import Any
 
 from planner.backend import XnatBackend
 from planner.errors import Conflict
+from planner.plan import ImportScan
 from planner.zipcheck import repack_relative
 
 _SCAN = re.compile(r"^xnat:(.+)ScanData$")
@@ -87,12 +87,12 @@ def put_scan_files(
         flat.unlink(missing_ok=True)
 
 
-def scan_params(facts: dict[str, Any]) -> dict[str, str]:
+def scan_params(step: ImportScan) -> dict[str, str]:
     """The scan's creation query: its xsiType, type and series UID as on the source."""
     values = {
-        "xsiType": facts.get("xsi_type"),
-        "type": facts.get("type"),
-        "series_description": facts.get("type"),
-        "UID": facts.get("uid"),
+        "xsiType": step.xsi_type,
+        "type": step.type,
+        "series_description": step.type,
+        "UID": step.uid,
     }
     return {k: str(v) for k, v in values.items() if v not in (None, "")}

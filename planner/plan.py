@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-PLAN_FORMAT_VERSION = 1
+PLAN_FORMAT_VERSION = 2
 
 
 class StepKind(StrEnum):
@@ -47,8 +47,7 @@ class ChangeReason(StrEnum):
     """Why the diff gave a change its status, for code to decide on; ``Change.reason`` and
     ``Change.differences`` are the text for people (like Terraform's ``ActionReason``).
 
-    The plan file keeps only the text: ``planner.planfile`` derives this value when it loads
-    a plan (``reason_from_text``), so the file format stays as it was.
+    The plan file saves the value (a change record's ``why``) next to the text.
     """
 
     NONE = ""  # nothing code decides on
@@ -58,6 +57,20 @@ class ChangeReason(StrEnum):
     COMPLETED_STALE = "completed_stale"
     # A conflict: the two scans of one ID hold different series, so they cannot be the same.
     SERIES_UID_DIFFERS = "series_uid_differs"
+    # A conflict: paired by label, but of different xsiTypes (experiment, scan, assessor).
+    XSI_TYPE_DIFFERS = "xsi_type_differs"
+    # A conflict: paired sessions of different study UIDs (another study holds the label).
+    STUDY_UID_DIFFERS = "study_uid_differs"
+    # A conflict: the source scan's ID is taken on the destination by another series.
+    SCAN_ID_TAKEN = "scan_id_taken"
+    # A conflict: the destination holds the experiment's label under another subject.
+    EXPERIMENT_ELSEWHERE = "experiment_elsewhere"
+    # Skipped: a filter of the transfer config leaves it out.
+    FILTERED = "filtered"
+    # Skipped: shared into the project from another one, and ``copy_shared`` is off.
+    SHARED = "shared"
+    # Created: a scan with no DICOM to import, created by a PUT.
+    NO_DICOM = "no_dicom"
 
 
 # The display text of the reasons above (news follows COMPLETED_TEXT after "; ").
@@ -87,24 +100,236 @@ class Endpoint:
     inventory_fingerprint: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Dest:
+    """Where a step writes on the destination, by labels (and a scan's ID): the project, then
+    as deep as the step reaches. ``planner.restpaths`` turns it into a REST path."""
+
+    project: str
+    subject: str | None = None
+    experiment: str | None = None
+    scan: str | None = None
+    assessor: str | None = None
+    label: str | None = None  # a resource's label
+
+    def as_dict(self) -> dict[str, str]:
+        """The labels that are set, by name (the form the state DB's facts digest hashes)."""
+        names = ("project", "subject", "experiment", "scan", "assessor", "label")
+        return {n: v for n in names if (v := getattr(self, n)) is not None}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Step:
-    """One unit of work for apply.
+    """One unit of work for apply; the per-kind classes below add what it was planned from.
 
     ``id`` is stable for the same inputs (``kind:address``), so the state DB can recognise a
-    step across runs. ``facts`` are the source facts the step was planned from (IDs, xsiType,
-    date, file count, bytes, a digest of the file list); apply uses them to validate what it
-    moves and to detect a stale plan. ``target`` names where it goes on the destination.
+    step across runs. The kind's own fields are the source facts the step was planned from
+    (IDs, xsiType, date, file count, bytes, a digest of the file list); apply uses them to
+    validate what it moves and to detect a stale plan. ``dest`` names where it goes.
+    ``completed_before`` is the state serial a step of a subject an earlier run completed
+    was planned at (see ``planner.diff``), so the state DB does not take it as done.
     """
 
     id: str
     kind: StepKind
     address: str
     level: Level
-    facts: dict[str, Any] = field(default_factory=dict)
-    target: dict[str, Any] = field(default_factory=dict)
+    dest: Dest
     depends_on: tuple[str, ...] = ()
     reason: str = ""  # display only
+    completed_before: int | None = None
+
+    def fact_names(self) -> tuple[str, ...]:
+        """The kind's own fields, in the order the plan file writes them."""
+        return ()
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        """The planned facts as one mapping: what the state DB's facts digest hashes."""
+        out: dict[str, Any] = {}
+        for name in self.fact_names():
+            value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, tuple) else value
+        if self.completed_before is not None:
+            out["completed_before"] = self.completed_before
+        return out
+
+    @property
+    def target(self) -> dict[str, str]:
+        """``dest`` as a mapping, for the facts digest."""
+        return self.dest.as_dict()
+
+    @property
+    def planned_bytes(self) -> int:
+        """Bytes the step moves (0 for a creation or a document update)."""
+        return 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateSubject(Step):
+    """PUT a subject with its demographics."""
+
+    source_id: str
+    fields: dict[str, str]
+
+    def fact_names(self) -> tuple[str, ...]:
+        return ("source_id", "fields")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateSubject(Step):
+    """PUT a subject's fields (idempotent); ``dest_state`` digests what the destination held
+    when it was planned, so a resumed run skips an update it made."""
+
+    source_id: str
+    fields: dict[str, str]
+    dest_state: str
+
+    def fact_names(self) -> tuple[str, ...]:
+        return ("source_id", "fields", "dest_state")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateExperiment(Step):
+    """PUT an experiment by label under its subject."""
+
+    source_id: str
+    xsi_type: str
+    date: str
+    fields: dict[str, str]
+
+    def fact_names(self) -> tuple[str, ...]:
+        return ("source_id", "xsi_type", "date", "fields")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateAssessor(Step):
+    """PUT a session assessor (its fields follow by its XML document)."""
+
+    source_id: str
+    xsi_type: str
+    date: str
+
+    def fact_names(self) -> tuple[str, ...]:
+        return ("source_id", "xsi_type", "date")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateDocument(Step):
+    """PUT an experiment's or assessor's XML document (``owner_level``), read from the source
+    by accession ID and rewritten for the destination. An experiment's carries the source
+    scan IDs it settles and their fields (``scans``, ``scan_fields``); an assessor's none."""
+
+    owner_level: Level
+    source_id: str
+    source_experiment_id: str  # the experiment's, or the assessor's session's
+    xsi_type: str
+    date: str
+    fields: dict[str, str]
+    dest_state: str
+    scans: tuple[str, ...] = ()
+    scan_fields: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def fact_names(self) -> tuple[str, ...]:
+        common = ("owner_level", "source_id", "source_experiment_id", "xsi_type", "date")
+        if self.owner_level == Level.ASSESSOR:
+            return (*common, "fields", "dest_state")
+        return (*common, "fields", "scans", "scan_fields", "dest_state")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportScan(Step):
+    """Download one source scan's DICOM as a zip, validate it, import it (``repair``: into a
+    destination scan that exists but differs)."""
+
+    source_experiment_id: str
+    scan_id: str
+    xsi_type: str
+    type: str
+    uid: str
+    file_count: int
+    bytes: int
+    files_digest: str
+    names_digest: str
+    resource: str
+    repair: bool
+
+    def fact_names(self) -> tuple[str, ...]:
+        return (
+            "source_experiment_id",
+            "scan_id",
+            "xsi_type",
+            "type",
+            "uid",
+            "file_count",
+            "bytes",
+            "files_digest",
+            "names_digest",
+            "resource",
+            "repair",
+        )
+
+    @property
+    def planned_bytes(self) -> int:
+        return self.bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateScan(Step):
+    """PUT a scan no DICOM import will create, so its other resources have a home."""
+
+    source_experiment_id: str
+    scan_id: str
+    xsi_type: str
+    type: str
+    series_description: str
+
+    def fact_names(self) -> tuple[str, ...]:
+        return ("source_experiment_id", "scan_id", "xsi_type", "type", "series_description")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UploadResource(Step):
+    """Copy one non-DICOM resource, at any level (``owner_level``), as one zip.
+
+    The source is read by labels (project, subject) or by accession IDs (anything in an
+    experiment: ``source_experiment_id`` and the scan's or assessor's ``source_owner_id``).
+    ``scan_uid`` is set when the scan is made by a DICOM import in the same run: the upload
+    then finds the scan by series UID, as the import numbers it by its SeriesNumber.
+    """
+
+    owner_level: Level
+    label: str
+    format: str
+    content: str
+    file_count: int
+    bytes: int
+    files_digest: str
+    repair: bool
+    source_experiment_id: str = ""
+    source_owner_id: str = ""  # the source scan's or assessor's ID
+    scan_uid: str = ""
+
+    def fact_names(self) -> tuple[str, ...]:
+        names = ("owner_level", "label", "format", "content", "file_count", "bytes")
+        where = ("source_experiment_id", "source_owner_id", "scan_uid")
+        return (*names, "files_digest", "repair", *(n for n in where if getattr(self, n)))
+
+    @property
+    def planned_bytes(self) -> int:
+        return self.bytes
+
+
+STEP_CLASSES: dict[StepKind, type[Step]] = {
+    StepKind.CREATE_SUBJECT: CreateSubject,
+    StepKind.UPDATE_SUBJECT: UpdateSubject,
+    StepKind.CREATE_EXPERIMENT: CreateExperiment,
+    StepKind.CREATE_ASSESSOR: CreateAssessor,
+    StepKind.UPDATE_EXPERIMENT: UpdateDocument,
+    StepKind.IMPORT_SCAN: ImportScan,
+    StepKind.CREATE_SCAN: CreateScan,
+    StepKind.UPLOAD_RESOURCE: UploadResource,
+}
 
 
 @dataclass(frozen=True)
@@ -118,7 +343,7 @@ class Change:
     reason: str = ""  # display only
     bytes: int = 0
     files: int = 0
-    why: ChangeReason = ChangeReason.NONE  # what code decides on (not saved: see planfile)
+    why: ChangeReason = ChangeReason.NONE  # what code decides on
 
 
 @dataclass(frozen=True)
@@ -176,7 +401,7 @@ def summarize(steps: tuple[Step, ...], changes: tuple[Change, ...]) -> Summary:
     nbytes = 0
     for s in steps:
         counts[s.kind] += 1
-        nbytes += int(s.facts.get("bytes", 0) or 0)
+        nbytes += s.planned_bytes
     by_status: dict[ChangeStatus, int] = dict.fromkeys(ChangeStatus, 0)
     exp_in_sync = differs = 0
     for c in changes:

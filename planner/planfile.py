@@ -1,28 +1,38 @@
 """The saved plan file: the only code that knows its layout.
 
-A plan file is versioned JSON. Reading checks the version and every required field and turns
-any problem (missing file, bad JSON, a wrong or newer format, missing fields) into one
-``UnusablePlan`` error, so callers have exactly one thing to catch. Writing is atomic: a
-temporary file in the same directory, flushed to disk, then renamed over the target, so a
-crash never leaves half a plan behind. Plans carry no credentials: ``Endpoint`` has none.
+Plan format 2 is JSON Lines: one JSON object per line, each with a ``record`` key. The
+first line is the ``header`` (version, endpoints, config, state serial); then ``change`` and
+``step`` records in walk order (the project's resources, then each subject with its
+experiments, parents before children; a step depends only on steps written above it); the
+last line is the ``end`` record with the summary and the record counts, so a file cut short
+is told from a whole one. ``docs/plans.md`` describes every field.
+
+A plan is written and read one record at a time (``PlanWriter``, ``iter_plan``), so a plan of
+a million changes never has to be one string; ``save_plan``/``load_plan`` are built on them
+for the in-memory ``Plan``. Reading checks the version and every record as it comes and turns
+any problem (missing file, bad JSON, an older or newer format, missing fields, a cut-off
+file) into one ``UnusablePlan`` error, so callers have exactly one thing to catch. Writing is
+atomic (``planner.safewrite``): a crash never leaves half a plan behind. Plans carry no
+credentials: ``Endpoint`` has none.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, TextIO
 
+from planner.address import Address
 from planner.plan import (
-    COMPLETED_TEXT,
-    NEW_DATA_TEXT,
-    OTHER_FILTERS_TEXT,
     PLAN_FORMAT_VERSION,
-    SERIES_UID_DIFFERS_TEXT,
+    STEP_CLASSES,
     Change,
     ChangeReason,
     ChangeStatus,
+    Dest,
     Endpoint,
     Level,
     Plan,
@@ -31,7 +41,7 @@ from planner.plan import (
     Summary,
     summarize,
 )
-from planner.safewrite import replace_file
+from planner.safewrite import replacing
 
 
 class UnusablePlan(Exception):
@@ -41,6 +51,34 @@ class UnusablePlan(Exception):
         super().__init__(f"cannot use the plan file {path}: {why}")
         self.path = Path(path)
         self.why = why
+
+
+OLDER_FORMAT = (
+    "it is plan format {version}, from an older xnatctl; make a new plan with this version"
+)
+
+
+@dataclass(frozen=True)
+class Header:
+    """What the first record says: everything of a ``Plan`` but its records and summary."""
+
+    source: Endpoint
+    dest: Endpoint
+    config: dict[str, Any]
+    config_hash: str
+    state_serial: int
+    created_at: str
+    tool_version: str
+    format_version: int = PLAN_FORMAT_VERSION
+
+
+@dataclass(frozen=True)
+class End:
+    """The last record: the summary, and how many records came before it."""
+
+    summary: Summary
+    changes: int
+    steps: int
 
 
 # -- live form <-> saved form ----------------------------------------------------------------
@@ -56,50 +94,31 @@ def _endpoint_to_dict(e: Endpoint) -> dict[str, Any]:
     }
 
 
-def _step_to_dict(s: Step) -> dict[str, Any]:
+def _endpoint_from_dict(d: dict[str, Any]) -> Endpoint:
+    return Endpoint(
+        url=str(d["url"]),
+        project=str(d["project"]),
+        profile=str(d.get("profile", "")),
+        server_version=str(d.get("server_version", "")),
+        inventory_fingerprint=str(d["inventory_fingerprint"]),
+    )
+
+
+def header_to_dict(h: Header) -> dict[str, Any]:
     return {
-        "id": s.id,
-        "kind": s.kind.value,
-        "address": s.address,
-        "level": s.level.value,
-        "facts": s.facts,
-        "target": s.target,
-        "depends_on": list(s.depends_on),
-        "reason": s.reason,
+        "record": "header",
+        "format_version": h.format_version,
+        "tool_version": h.tool_version,
+        "created_at": h.created_at,
+        "source": _endpoint_to_dict(h.source),
+        "dest": _endpoint_to_dict(h.dest),
+        "config": h.config,
+        "config_hash": h.config_hash,
+        "state_serial": h.state_serial,
     }
 
 
-def _change_to_dict(c: Change) -> dict[str, Any]:
-    return {
-        "address": c.address,
-        "level": c.level.value,
-        "status": c.status.value,
-        "differences": list(c.differences),
-        "reason": c.reason,
-        "bytes": c.bytes,
-        "files": c.files,
-    }
-
-
-def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    """The saved layout, in a fixed key order."""
-    return {
-        "format_version": plan.format_version,
-        "tool_version": plan.tool_version,
-        "created_at": plan.created_at,
-        "source": _endpoint_to_dict(plan.source),
-        "dest": _endpoint_to_dict(plan.dest),
-        "config": plan.config,
-        "config_hash": plan.config_hash,
-        "state_serial": plan.state_serial,
-        "summary": asdict(plan.summary),
-        "changes": [_change_to_dict(c) for c in plan.changes],
-        "steps": [_step_to_dict(s) for s in plan.steps],
-    }
-
-
-_REQUIRED = (
-    "format_version",
+_HEADER_FIELDS = (
     "tool_version",
     "created_at",
     "source",
@@ -107,74 +126,221 @@ _REQUIRED = (
     "config",
     "config_hash",
     "state_serial",
-    "summary",
-    "changes",
-    "steps",
 )
 
 
-def _endpoint_from_dict(d: dict[str, Any]) -> Endpoint:
-    return Endpoint(
-        url=d["url"],
-        project=d["project"],
-        profile=d.get("profile", ""),
-        server_version=d.get("server_version", ""),
-        inventory_fingerprint=d["inventory_fingerprint"],
+def header_from_dict(d: dict[str, Any]) -> Header:
+    check_version(d)
+    missing = [k for k in _HEADER_FIELDS if k not in d]
+    if missing:
+        raise ValueError(f"fields are missing: {', '.join(missing)}")
+    if not isinstance(d["config"], dict):
+        raise TypeError("config")
+    return Header(
+        source=_endpoint_from_dict(d["source"]),
+        dest=_endpoint_from_dict(d["dest"]),
+        config=dict(d["config"]),
+        config_hash=str(d["config_hash"]),
+        state_serial=int(d["state_serial"]),
+        created_at=str(d["created_at"]),
+        tool_version=str(d["tool_version"]),
+        format_version=int(d["format_version"]),
     )
 
 
-def _step_from_dict(d: dict[str, Any]) -> Step:
-    return Step(
-        id=d["id"],
-        kind=StepKind(d["kind"]),
-        address=d["address"],
+def step_to_dict(s: Step) -> dict[str, Any]:
+    """A step record: the common part, ``dest``, then its kind's own fields."""
+    record: dict[str, Any] = {
+        "record": "step",
+        "id": s.id,
+        "kind": s.kind.value,
+        "address": s.address,
+        "level": s.level.value,
+        "depends_on": list(s.depends_on),
+        "reason": s.reason,
+        "dest": s.dest.as_dict(),
+    }
+    for name in _own_fields(type(s)):
+        value = getattr(s, name)
+        record[name] = list(value) if isinstance(value, tuple) else value
+    if s.completed_before is not None:
+        record["completed_before"] = s.completed_before
+    return record
+
+
+_COMMON = frozenset(f.name for f in fields(Step))
+
+
+def _own_fields(cls: type[Step]) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.name not in _COMMON)
+
+
+def _dest_from_dict(d: dict[str, Any]) -> Dest:
+    known = {f.name for f in fields(Dest)}
+    extra = set(d) - known
+    if extra:
+        raise ValueError(f"its dest names {sorted(extra)[0]!r}, which no step has")
+    return Dest(**{k: _text(d[k]) for k in d})
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return value
+
+
+# How a kind's own field is read back, by its type in ``planner.plan``.
+_READERS: dict[str, Any] = {
+    "str": _text,
+    "int": lambda v: v if isinstance(v, int) and not isinstance(v, bool) else _wrong(v),
+    "bool": lambda v: v if isinstance(v, bool) else _wrong(v),
+    "Level": Level,
+    "dict[str, str]": lambda v: {_text(k): _text(x) for k, x in v.items()},
+    "dict[str, dict[str, str]]": lambda v: {
+        _text(k): {_text(a): _text(b) for a, b in x.items()} for k, x in v.items()
+    },
+    "tuple[str, ...]": lambda v: tuple(_text(x) for x in v),
+}
+
+
+def _wrong(value: Any) -> Any:
+    raise TypeError(value)
+
+
+def step_from_dict(d: dict[str, Any]) -> Step:
+    kind = StepKind(d["kind"])
+    cls = STEP_CLASSES[kind]
+    own = {f.name: _READERS[str(f.type)](d[f.name]) for f in fields(cls) if f.name not in _COMMON}
+    completed = d.get("completed_before")
+    step = cls(
+        id=_text(d["id"]),
+        kind=kind,
+        address=_text(d["address"]),
         level=Level(d["level"]),
-        facts=dict(d.get("facts", {})),
-        target=dict(d.get("target", {})),
-        depends_on=tuple(d.get("depends_on", ())),
-        reason=d.get("reason", ""),
+        dest=_dest_from_dict(d["dest"]),
+        depends_on=tuple(_text(x) for x in d["depends_on"]),
+        reason=_text(d.get("reason", "")),
+        completed_before=None if completed is None else _READERS["int"](completed),
+        **own,
     )
+    Address.parse(step.address)  # a BadAddress is a ValueError
+    return step
 
 
-def _change_from_dict(d: dict[str, Any]) -> Change:
-    level, status = Level(d["level"]), ChangeStatus(d["status"])
-    differences = tuple(d.get("differences", ()))
-    reason = d.get("reason", "")
+def change_to_dict(c: Change) -> dict[str, Any]:
+    return {
+        "record": "change",
+        "address": c.address,
+        "level": c.level.value,
+        "status": c.status.value,
+        "why": c.why.value,
+        "reason": c.reason,
+        "differences": list(c.differences),
+        "bytes": c.bytes,
+        "files": c.files,
+    }
+
+
+def change_from_dict(d: dict[str, Any]) -> Change:
     return Change(
-        address=d["address"],
-        level=level,
-        status=status,
-        differences=differences,
-        reason=reason,
+        address=str(d["address"]),
+        level=Level(d["level"]),
+        status=ChangeStatus(d["status"]),
+        differences=tuple(str(x) for x in d.get("differences", ())),
+        reason=str(d.get("reason", "")),
         bytes=int(d.get("bytes", 0)),
         files=int(d.get("files", 0)),
-        why=reason_from_text(level, status, reason, differences),
+        why=ChangeReason(d["why"]),
     )
 
 
-def reason_from_text(
-    level: Level, status: ChangeStatus, reason: str, differences: tuple[str, ...]
-) -> ChangeReason:
-    """The typed reason of a saved change, from the text the plan file keeps.
-
-    Plan format 1 stores a change's reason as display text only; this is the one place that
-    reads it back, so the rest of the code decides on ``Change.why`` alone. It gives what
-    ``planner.diff`` records for the same change.
-    """
-    skipped_subject = status == ChangeStatus.SKIPPED and level == Level.SUBJECT
-    if skipped_subject and reason.startswith(COMPLETED_TEXT):
-        news = reason[len(COMPLETED_TEXT) :]
-        stale = NEW_DATA_TEXT in news or OTHER_FILTERS_TEXT in news
-        return ChangeReason.COMPLETED_STALE if stale else ChangeReason.COMPLETED
-    conflict_scan = status == ChangeStatus.CONFLICT and level == Level.SCAN
-    if conflict_scan and SERIES_UID_DIFFERS_TEXT in differences:
-        return ChangeReason.SERIES_UID_DIFFERS
-    return ChangeReason.NONE
+def end_to_dict(e: End) -> dict[str, Any]:
+    return {"record": "end", "summary": asdict(e.summary), "changes": e.changes, "steps": e.steps}
 
 
 def _summary_from_dict(d: dict[str, Any]) -> Summary:
     known = {f.name for f in fields(Summary)}
     return Summary(**{k: int(v) for k, v in d.items() if k in known})
+
+
+def end_from_dict(d: dict[str, Any]) -> End:
+    return End(_summary_from_dict(d["summary"]), int(d["changes"]), int(d["steps"]))
+
+
+def check_version(data: Any) -> None:
+    """Raise ``ValueError`` unless ``data`` is a plan header of the format this code reads."""
+    if not isinstance(data, dict):
+        raise ValueError("it is not a JSON object")
+    if "format_version" not in data:
+        raise ValueError("it has no format_version; it is not a plan file")
+    version = data["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"its format_version {version!r} is not a whole number")
+    if version > PLAN_FORMAT_VERSION:
+        raise ValueError(
+            f"it has format version {version}, newer than this xnatctl reads "
+            f"({PLAN_FORMAT_VERSION}); upgrade xnatctl or make a new plan"
+        )
+    if 1 <= version < PLAN_FORMAT_VERSION:
+        raise ValueError(OLDER_FORMAT.format(version=version))
+    if version != PLAN_FORMAT_VERSION:
+        raise ValueError(f"format version {version} is not supported; make a new plan")
+
+
+# -- the one-document form, for ``-o json`` and scripts -------------------------------------
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The whole plan as one JSON object (the ``-o json`` output): the header's fields, the
+    summary, and the change and step records, in a fixed key order."""
+    head = header_to_dict(_header(plan))
+    del head["record"]
+    changes = [change_to_dict(c) for c in plan.changes]
+    steps = [step_to_dict(s) for s in plan.steps]
+    for record in (*changes, *steps):
+        del record["record"]
+    return {**head, "summary": asdict(plan.summary), "changes": changes, "steps": steps}
+
+
+def plan_from_dict(data: dict[str, Any]) -> Plan:
+    """The live plan from ``plan_to_dict``'s object; raises ``ValueError``/``KeyError``/
+    ``TypeError`` on a bad layout."""
+    h = header_from_dict(data)
+    missing = [k for k in ("summary", "changes", "steps") if k not in data]
+    if missing:
+        raise ValueError(f"fields are missing: {', '.join(missing)}")
+    changes = tuple(change_from_dict(c) for c in data["changes"])
+    steps = tuple(step_from_dict(s) for s in data["steps"])
+    return _plan(h, changes, steps, _summary_from_dict(data["summary"]))
+
+
+def _header(plan: Plan) -> Header:
+    return Header(
+        source=plan.source,
+        dest=plan.dest,
+        config=plan.config,
+        config_hash=plan.config_hash,
+        state_serial=plan.state_serial,
+        created_at=plan.created_at,
+        tool_version=plan.tool_version,
+        format_version=plan.format_version,
+    )
+
+
+def _plan(h: Header, changes: tuple[Change, ...], steps: tuple[Step, ...], s: Summary) -> Plan:
+    return Plan(
+        source=h.source,
+        dest=h.dest,
+        steps=steps,
+        changes=changes,
+        summary=s,
+        config=h.config,
+        config_hash=h.config_hash,
+        state_serial=h.state_serial,
+        created_at=h.created_at,
+        tool_version=h.tool_version,
+        format_version=h.format_version,
+    )
 
 
 def _check_consistent(plan: Plan) -> None:
@@ -190,69 +356,228 @@ def _check_consistent(plan: Plan) -> None:
     check_plan(plan)  # every step writes and reads only where the header says
 
 
-def check_version(data: Any) -> None:
-    """Raise ``ValueError`` unless ``data`` is a plan dict of a format this code reads."""
-    if not isinstance(data, dict):
-        raise ValueError("it is not a JSON object")
-    if "format_version" not in data:
-        raise ValueError("it has no format_version; it is not a plan file")
-    version = data["format_version"]
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise ValueError(f"its format_version {version!r} is not a whole number")
-    if version > PLAN_FORMAT_VERSION:
-        raise ValueError(
-            f"it has format version {version}, newer than this xnatctl reads "
-            f"({PLAN_FORMAT_VERSION}); upgrade xnatctl or make a new plan"
-        )
-    if version != PLAN_FORMAT_VERSION:
-        raise ValueError(f"format version {version} is not supported; make a new plan")
-    missing = [k for k in _REQUIRED if k not in data]
-    if missing:
-        raise ValueError(f"fields are missing: {', '.join(missing)}")
+# -- writing, one record at a time -----------------------------------------------------------
 
 
-def plan_from_dict(data: dict[str, Any]) -> Plan:
-    """The live plan; raises ``ValueError``/``KeyError``/``TypeError`` on a bad layout."""
-    check_version(data)
-    return Plan(
-        source=_endpoint_from_dict(data["source"]),
-        dest=_endpoint_from_dict(data["dest"]),
-        steps=tuple(_step_from_dict(s) for s in data["steps"]),
-        changes=tuple(_change_from_dict(c) for c in data["changes"]),
-        summary=_summary_from_dict(data["summary"]),
-        config=dict(data["config"]),
-        config_hash=str(data["config_hash"]),
-        state_serial=int(data["state_serial"]),
-        created_at=str(data["created_at"]),
-        tool_version=str(data["tool_version"]),
-        format_version=int(data["format_version"]),
-    )
+def _line(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-# -- files -----------------------------------------------------------------------------------
+class PlanWriter:
+    """Writes a plan file record by record; the file appears (by atomic rename) only when
+    ``close`` has written the end record, so a failed or abandoned write leaves the old file.
+
+    ``with PlanWriter(path) as w: w.header(h); w.change(c); w.step(s); ...; w.close(summary)``
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._cm = replacing(path)
+        self._fh: TextIO | None = None
+        self._written: set[str] = set()
+        self._changes = 0
+        self._closed = False
+
+    def __enter__(self) -> PlanWriter:
+        self._fh = self._cm.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if kind is None and not self._closed:
+            error = ValueError("the plan was not closed with its summary")
+            self._cm.__exit__(ValueError, error, None)  # drops the temporary file
+            raise error
+        self._cm.__exit__(kind, exc, tb)
+
+    def _put(self, record: dict[str, Any]) -> None:
+        if self._fh is None or self._closed:
+            raise ValueError("the plan writer is not open")
+        self._fh.write(_line(record))
+
+    def header(self, h: Header) -> None:
+        self._put(header_to_dict(h))
+
+    def change(self, c: Change) -> None:
+        self._put(change_to_dict(c))
+        self._changes += 1
+
+    def step(self, s: Step) -> None:
+        """Write one step; every step it depends on must have been written already."""
+        missing = [d for d in s.depends_on if d not in self._written]
+        if missing:
+            raise ValueError(f"step {s.id} depends on {missing[0]}, not written before it")
+        if s.id in self._written:
+            raise ValueError(f"step {s.id} is written twice")
+        self._put(step_to_dict(s))
+        self._written.add(s.id)
+
+    def close(self, summary: Summary) -> None:
+        self._put(end_to_dict(End(summary, self._changes, len(self._written))))
+        self._closed = True
 
 
-def dumps(plan: Plan) -> str:
-    """The file's text: the same plan always gives the same bytes."""
-    return json.dumps(plan_to_dict(plan), indent=1, ensure_ascii=False) + "\n"
+def walk_order(plan: Plan) -> Iterator[Change | Step]:
+    """The plan's records in file order: grouped by subject, then experiment (the project's
+    own resources first), each group's changes then its steps, a step after those it
+    depends on."""
+    groups: dict[tuple[str, str], tuple[list[Change], list[Step]]] = {}
+    for c in plan.changes:
+        groups.setdefault(_group(c.address), ([], []))[0].append(c)
+    for s in plan.steps:
+        groups.setdefault(_group(s.address), ([], []))[1].append(s)
+    for key in sorted(groups):
+        changes, steps = groups[key]
+        yield from changes
+        yield from _dependency_order(steps)
+
+
+def _group(address: str) -> tuple[str, str]:
+    at = Address.parse(address)
+    return (at.subject or "", at.experiment or "")
+
+
+def _dependency_order(steps: list[Step]) -> list[Step]:
+    """``steps`` in their order, except that a step comes after the steps (of this group) it
+    depends on."""
+    ids = {s.id for s in steps}
+    out: list[Step] = []
+    placed: set[str] = set()
+    pending = list(steps)
+    while pending:
+        ready = [s for s in pending if all(d in placed or d not in ids for d in s.depends_on)]
+        if not ready:  # a cycle: leave the rest in order; the writer will say which
+            ready = pending[:1]
+        for s in ready:
+            out.append(s)
+            placed.add(s.id)
+        pending = [s for s in pending if s.id not in placed]
+    return out
 
 
 def save_plan(plan: Plan, path: Path | str) -> Path:
     """Write ``plan`` to ``path`` atomically (through a symlink; never over anything but a
     regular file, ``planner.safewrite``) and return the path."""
-    replace_file(path, dumps(plan))
+    with PlanWriter(path) as w:
+        w.header(_header(plan))
+        for record in walk_order(plan):
+            if isinstance(record, Change):
+                w.change(record)
+            else:
+                w.step(record)
+        w.close(plan.summary)
     return Path(path)
 
 
-def load_plan(path: Path | str) -> Plan:
-    """Read a saved plan; any problem is one ``UnusablePlan``."""
+def dumps(plan: Plan) -> str:
+    """The file's text: the same plan always gives the same bytes."""
+    lines = [_line(header_to_dict(_header(plan)))]
+    for record in walk_order(plan):
+        as_dict = change_to_dict(record) if isinstance(record, Change) else step_to_dict(record)
+        lines.append(_line(as_dict))
+    lines.append(_line(end_to_dict(End(plan.summary, len(plan.changes), len(plan.steps)))))
+    return "".join(lines)
+
+
+# -- reading, one record at a time ----------------------------------------------------------
+
+
+def iter_plan(path: Path | str) -> Iterator[Header | Change | Step | End]:
+    """The plan file's header, then its changes and steps as they are read, then its end;
+    each record is checked as it comes (a step may depend only on steps above it; the end
+    record must be there and count what came before it). Any problem is ``UnusablePlan``."""
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        fh = source.open(encoding="utf-8")
     except FileNotFoundError:
         raise UnusablePlan(source, "the file does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise UnusablePlan(source, f"it cannot be read ({exc})") from None
+    with fh:
+        try:
+            yield from _records(source, fh)
+        except UnicodeDecodeError as exc:
+            raise UnusablePlan(source, f"it cannot be read ({exc})") from None
+        except OSError as exc:
+            raise UnusablePlan(source, f"it cannot be read ({exc})") from None
+
+
+def _records(source: Path, lines: Iterable[str]) -> Iterator[Header | Change | Step | End]:
+    it = iter(lines)
+    first = next(it, "")
+    head = _parse_line(source, first, 1, it)
+    if isinstance(head, dict) and "format_version" in head and head.get("record") != "header":
+        _refuse_document(source, first + "".join(it))  # a whole plan of an older format?
+    yield _decode(source, 1, lambda: header_from_dict(head), "header")
+    seen: set[str] = set()
+    changes = 0
+    for number, text in enumerate(it, start=2):
+        record = _parse_line(source, text, number, None)
+        kind = record.get("record") if isinstance(record, dict) else None
+        if kind == "change":
+            changes += 1
+            yield _decode(source, number, lambda r=record: change_from_dict(r), "change")
+        elif kind == "step":
+            step = _decode(source, number, lambda r=record: step_from_dict(r), "step")
+            _check_step(source, number, step, seen)
+            seen.add(step.id)
+            yield step
+        elif kind == "end":
+            end = _decode(source, number, lambda r=record: end_from_dict(r), "end")
+            if (end.changes, end.steps) != (changes, len(seen)):
+                raise UnusablePlan(
+                    source, f"its end record counts other records than it holds (line {number})"
+                )
+            if next(it, None) is not None:
+                raise UnusablePlan(source, f"it goes on after its end record (line {number})")
+            yield end
+            return
+        else:
+            raise UnusablePlan(source, f"line {number} is not a plan record")
+    raise UnusablePlan(source, "it ends before its end record; truncated?")
+
+
+def _check_step(source: Path, number: int, step: Step, seen: set[str]) -> None:
+    if step.id in seen:
+        raise UnusablePlan(source, "it lists a step twice")
+    later = [d for d in step.depends_on if d not in seen]
+    if later:
+        raise UnusablePlan(
+            source, f"the step on line {number} depends on {later[0]}, not listed above it"
+        )
+
+
+def _decode(source: Path, number: int, make: Any, what: str) -> Any:
+    try:
+        return make()
+    except KeyError as exc:
+        raise UnusablePlan(
+            source, f"the field {exc.args[0]!r} is missing (line {number}, {what})"
+        ) from None
+    except ValueError as exc:
+        raise UnusablePlan(source, f"{exc} (line {number})" if number > 1 else str(exc)) from None
+    except (TypeError, AttributeError):
+        raise UnusablePlan(source, f"a field has the wrong type (line {number}, {what})") from None
+
+
+def _parse_line(source: Path, text: str, number: int, rest: Iterator[str] | None) -> Any:
+    """One record. A first line that is not a whole JSON object may begin a plan of format
+    1 (one indented JSON document): it is read whole, to say so."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        if rest is not None:
+            _refuse_document(source, text + "".join(rest))
+        cut = "" if text.endswith("\n") else "; truncated?"
+        raise UnusablePlan(source, f"line {number} is not valid JSON ({exc.msg}){cut}") from None
+
+
+def _refuse_document(source: Path, text: str) -> None:
+    """Raise the one ``UnusablePlan`` a file that is not JSON Lines earns."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -260,11 +585,38 @@ def load_plan(path: Path | str) -> Plan:
             source, f"it is not valid JSON (line {exc.lineno}: {exc.msg}); truncated?"
         ) from None
     try:
-        plan = plan_from_dict(data)
+        check_version(data)
+    except ValueError as exc:
+        raise UnusablePlan(source, str(exc)) from None
+    raise UnusablePlan(source, "it is not in JSON Lines, one record a line")
+
+
+def load_plan(path: Path | str) -> Plan:
+    """Read a saved plan whole (``iter_plan``); any problem is one ``UnusablePlan``.
+
+    The records come in walk order; the live plan keeps the diff's order (changes by
+    address, steps by address and kind), so a saved plan loads equal to the one saved.
+    """
+    source = Path(path)
+    head: Header | None = None
+    changes: list[Change] = []
+    steps: list[Step] = []
+    end: End | None = None
+    for record in iter_plan(source):
+        if isinstance(record, Header):
+            head = record
+        elif isinstance(record, Change):
+            changes.append(record)
+        elif isinstance(record, Step):
+            steps.append(record)
+        else:
+            end = record
+    assert head is not None and end is not None
+    changes.sort(key=lambda c: c.address)
+    steps.sort(key=lambda s: (s.address, s.kind.value))
+    plan = _plan(head, tuple(changes), tuple(steps), end.summary)
+    try:
         _check_consistent(plan)
-        return plan
-    except KeyError as exc:
-        raise UnusablePlan(source, f"the field {exc.args[0]!r} is missing") from None
-    except (ValueError, TypeError, AttributeError) as exc:
-        why = str(exc) if isinstance(exc, ValueError) else "a field has the wrong type"
-        raise UnusablePlan(source, why) from None
+    except ValueError as exc:
+        raise UnusablePlan(source, str(exc)) from None
+    return plan

@@ -2,24 +2,33 @@
 
 The lock and the stale check cover the source and destination projects named in the plan's
 header, and a step's address names the subject and experiment it is about. A step whose
-target (the destination project, subject, experiment, assessor, resource label) or source
-path says otherwise would move writes or reads somewhere nothing checked: a plan edited by
+destination (project, subject, experiment, assessor, resource label) or source IDs say
+otherwise would move writes or reads somewhere nothing checked: a plan edited by
 hand or damaged. Apply refuses such a plan before touching anything, naming the step.
 
-Experiment-level source paths name the source experiment by accession ID, which the header
-cannot vouch for; those IDs must agree across the plan's steps here, and with the source's
-inventory at the step's address when apply has one (``check_source_ids``).
+A step reads the source at paths ``planner.restpaths`` builds from the header's source
+project, the step's address and, inside an experiment, accession IDs the step names. The
+header cannot vouch for those IDs: they must agree across the plan's steps here, and with the
+source's inventory at the step's address when apply has one (``check_source_ids``).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from planner import address as A
 from planner.address import Address, BadAddress
-from planner.backend import quote_segment as q
 from planner.inventory import Inventory
-from planner.plan import Level, Plan, Step, StepKind
+from planner.plan import (
+    STEP_CLASSES,
+    CreateAssessor,
+    CreateExperiment,
+    CreateScan,
+    ImportScan,
+    Level,
+    Plan,
+    Step,
+    UpdateDocument,
+    UploadResource,
+)
 
 
 class PlanMismatch(ValueError):
@@ -85,31 +94,34 @@ def _address(step: Step) -> Address:
 
 
 def _check_step(plan: Plan, step: Step) -> None:
-    t, at = step.target, _address(step)
+    d, at = step.dest, _address(step)
     if step.id != A.step_id(step.kind.value, step.address):
         raise PlanMismatch(step, f"does not match its kind and address {step.address}")
-    if t.get("project") != plan.dest.project:
+    if not isinstance(step, STEP_CLASSES[step.kind]):
+        raise PlanMismatch(step, f"is not a {step.kind} step")
+    if d.project != plan.dest.project:
         raise PlanMismatch(
             step,
-            f"targets project {t.get('project')!r}, not the plan's destination project "
+            f"targets project {d.project!r}, not the plan's destination project "
             f"{plan.dest.project}",
         )
     _expect(step, "subject", at.subject)
     _expect(step, "experiment", at.experiment)
     if at.assessor is not None:
         _expect(step, "assessor", at.assessor)
-    if step.kind == StepKind.UPLOAD_RESOURCE:
+    if isinstance(step, UploadResource):
         _expect(step, "label", at.resource)
-    scan_step = step.kind in (StepKind.IMPORT_SCAN, StepKind.CREATE_SCAN)
-    if scan_step and (at.level != Level.SCAN or step.facts.get("scan_id") != at.scan):
-        raise PlanMismatch(step, f"names scan {step.facts.get('scan_id')!r}, not its address")
-    if step.kind == StepKind.IMPORT_SCAN and (step.facts.get("resource") or "DICOM") != "DICOM":
-        raise PlanMismatch(step, f"imports resource {step.facts['resource']!r}, not DICOM")
-    _check_source_path(plan, step, at)
+    if isinstance(step, ImportScan | CreateScan) and (
+        at.level != Level.SCAN or step.scan_id != at.scan
+    ):
+        raise PlanMismatch(step, f"names scan {step.scan_id!r}, not its address")
+    if isinstance(step, ImportScan) and step.resource != "DICOM":
+        raise PlanMismatch(step, f"imports resource {step.resource!r}, not DICOM")
+    _check_source(step, at)
 
 
 def _expect(step: Step, key: str, want: str | None) -> None:
-    got = step.target.get(key)
+    got = getattr(step.dest, key)
     if want is None:
         if got:
             raise PlanMismatch(step, f"targets {key} {got!r}, which its address does not name")
@@ -117,82 +129,50 @@ def _expect(step: Step, key: str, want: str | None) -> None:
         raise PlanMismatch(step, f"targets {key} {got!r}, not {want!r} as its address says")
 
 
-def _check_source_path(plan: Plan, step: Step, at: Address) -> None:
-    path = step.facts.get("source_path")
-    if path is None:
-        if step.kind in (StepKind.UPLOAD_RESOURCE, StepKind.UPDATE_EXPERIMENT):
-            raise PlanMismatch(step, "has no source path")
+def _check_source(step: Step, at: Address) -> None:
+    """A step reads the source where its address and IDs say (``planner.restpaths``): the
+    IDs it names must fit its address, so no path leads into another experiment's data."""
+    if isinstance(step, UpdateDocument):
+        if step.owner_level != at.level or at.level not in (Level.EXPERIMENT, Level.ASSESSOR):
+            raise PlanMismatch(step, f"writes the document of a {step.owner_level} at {at}")
+        if not step.source_experiment_id:
+            raise PlanMismatch(step, "names no source experiment")
         return
-    want = _expected_source_path(plan, step, at)
-    if path != want:
-        raise PlanMismatch(step, f"reads {path!r}, not {want!r} as the plan's source says")
-
-
-def _expected_source_path(plan: Plan, step: Step, at: Address) -> str:
-    sp = f"/data/projects/{q(plan.source.project)}"
-    label = q(at.resource or "")
-    if at.subject is None and at.resource is not None:
-        return f"{sp}/resources/{label}"
-    if at.subject is not None and not at.in_experiment and at.resource is not None:
-        return f"{sp}/subjects/{q(at.subject)}/resources/{label}"
-    if not at.in_experiment:
-        raise PlanMismatch(step, f"has an address {step.address!r} a source path cannot have")
-    # Experiment level: by the accession ID the step itself names (checked for agreement
-    # across the plan, and against the source's inventory by ``check_source_ids``).
-    ep = f"/data/experiments/{q(_path_experiment_id(step))}"
-    if step.kind == StepKind.UPDATE_EXPERIMENT:
-        if at.level == Level.EXPERIMENT:
-            return ep
-        return f"{ep}/assessors/{q(_assessor_id(step))}"
-    if at.level == Level.RESOURCE and at.scan is not None:
-        return f"{ep}/scans/{q(at.scan)}/resources/{label}"
-    if at.level == Level.RESOURCE and at.assessor is not None:
-        return f"{ep}/assessors/{q(_assessor_id(step))}/resources/{label}"
-    if at.level == Level.RESOURCE:
-        return f"{ep}/resources/{label}"
-    raise PlanMismatch(step, f"has an address {step.address!r} a source path cannot have")
-
-
-def _path_segments(step: Step) -> list[str]:
-    path = str(step.facts.get("source_path") or "")
-    return path.split("/")
-
-
-def _path_experiment_id(step: Step) -> str:
-    segs = _path_segments(step)  # ["", "data", "experiments", ID, ...]
-    if len(segs) >= 4 and segs[1:3] == ["data", "experiments"]:
-        from urllib.parse import unquote
-
-        return unquote(segs[3])
-    return ""
+    if not isinstance(step, UploadResource):
+        return
+    owner = at.parent.level if at.parent is not None else Level.PROJECT
+    if step.owner_level != owner:
+        raise PlanMismatch(step, f"reads a {step.owner_level} resource at {at}")
+    if at.in_experiment != bool(step.source_experiment_id):
+        where = "an experiment" if at.in_experiment else "no experiment"
+        raise PlanMismatch(
+            step, f"names source experiment {step.source_experiment_id!r} for {where}"
+        )
+    if at.scan is not None and step.source_owner_id != at.scan:
+        raise PlanMismatch(step, f"reads scan {step.source_owner_id!r}, not its address")
+    if (at.scan is not None or at.assessor is not None) != bool(step.source_owner_id):
+        raise PlanMismatch(step, f"names source owner {step.source_owner_id!r} at {at}")
 
 
 def _assessor_id(step: Step) -> str:
-    if step.kind == StepKind.CREATE_ASSESSOR or (
-        step.kind == StepKind.UPDATE_EXPERIMENT and step.facts.get("owner_level") == "assessor"
-    ):
-        return str(step.facts.get("source_id") or "")
-    segs = _path_segments(step)
-    if len(segs) >= 6 and segs[4] == "assessors":
-        from urllib.parse import unquote
-
-        return unquote(segs[5])
+    if isinstance(step, CreateAssessor):
+        return step.source_id
+    if isinstance(step, UpdateDocument) and step.owner_level == Level.ASSESSOR:
+        return step.source_id
+    if isinstance(step, UploadResource) and step.owner_level == Level.ASSESSOR:
+        return step.source_owner_id
     return ""
 
 
 def _experiment_ids(step: Step) -> list[str]:
     """The source experiment accession IDs a step reads from or names."""
-    f: dict[str, Any] = step.facts
     ids: list[str] = []
     if not _address(step).in_experiment:
         return ids
-    if step.kind == StepKind.CREATE_EXPERIMENT or (
-        step.kind == StepKind.UPDATE_EXPERIMENT and f.get("owner_level") == "experiment"
-    ):
-        ids.append(str(f.get("source_id") or ""))
-    if f.get("source_experiment_id"):
-        ids.append(str(f["source_experiment_id"]))
-    exp_in_path = _path_experiment_id(step)
-    if exp_in_path:
-        ids.append(exp_in_path)
+    if isinstance(step, CreateExperiment):
+        ids.append(step.source_id)
+    if isinstance(step, UpdateDocument) and step.owner_level == Level.EXPERIMENT:
+        ids.append(step.source_id)
+    if isinstance(step, UpdateDocument | ImportScan | CreateScan | UploadResource):
+        ids.append(step.source_experiment_id)
     return [i for i in ids if i]

@@ -24,7 +24,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from planner.backend import XnatBackend, quote_segment
+from planner import restpaths as rest
+from planner.backend import XnatBackend
 from planner.errors import BackendError
 from planner.rows import Row, get_listing
 
@@ -45,7 +46,7 @@ class PrearchiveSession:
     @property
     def path(self) -> str:
         """The REST path of the session (what DELETE is sent to)."""
-        return f"/data{self.url}" if self.url.startswith("/prearchive/") else self.url
+        return rest.listed(self.url)
 
     @classmethod
     def from_row(cls, row: Row) -> PrearchiveSession:
@@ -65,7 +66,7 @@ class PrearchiveSession:
 
 
 def list_sessions(backend: XnatBackend, project: str) -> list[PrearchiveSession]:
-    rows = get_listing(backend, f"/data/prearchive/projects/{quote_segment(project)}")
+    rows = get_listing(backend, rest.prearchive(project))
     return [PrearchiveSession.from_row(r) for r in rows]
 
 
@@ -129,7 +130,7 @@ class ImportWatch:
         if self.before is None:
             return [
                 f"the destination's prearchive could not be read before the import "
-                f"({self.unreadable}); check /data/prearchive/projects/{self.project} for a "
+                f"({self.unreadable}); check {rest.prearchive(self.project)} for a "
                 f"session {self.label} left by it"
             ]
         try:
@@ -137,7 +138,7 @@ class ImportWatch:
         except BackendError as exc:
             return [
                 f"the destination's prearchive could not be read after the import "
-                f"({exc.reason or exc}); check /data/prearchive/projects/{self.project} for a "
+                f"({exc.reason or exc}); check {rest.prearchive(self.project)} for a "
                 f"session {self.label} left by it"
             ]
         notes = []
@@ -157,7 +158,7 @@ def leftover_note(server: str, s: PrearchiveSession, why: str) -> str:
     return (
         f"the import left prearchive session {s.url} ({s.status}) on the destination ({why}); "
         f"remove it with: curl -u USER -X DELETE '{server}{s.path}' "
-        f"(or POST {server}/data/services/prearchive/delete with src={s.url})"
+        f"(or POST {server}{rest.PREARCHIVE_DELETE} with src={s.url})"
     )
 
 

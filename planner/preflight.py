@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from planner.backend import XnatBackend, quote_segment
+from planner import restpaths as rest
+from planner.backend import XnatBackend
 from planner.errors import (
     NOT_XNAT_HINT,
     AuthenticationFailed,
@@ -67,7 +68,7 @@ _WRITE_HINTS: dict[type, str] = {
 }
 _IMPORT_HINTS: dict[type, str] = {
     PermissionDenied: "the user must be an owner or member of the destination project",
-    NotFound: "the destination has no DICOM import service at /data/services/import",
+    NotFound: f"the destination has no DICOM import service at {rest.IMPORT_SERVICE}",
 }
 
 
@@ -97,7 +98,7 @@ def _whoami(backend: XnatBackend) -> str:
 
 
 def _project_readable(backend: XnatBackend, project: str) -> str:
-    backend.get_json(f"/data/projects/{quote_segment(project)}")
+    backend.get_json(rest.project(project))
     return f"project {project} is readable"
 
 
@@ -107,12 +108,12 @@ def may_write(backend: XnatBackend, project: str) -> bool:
     XNAT answers this listing from plain SQL, so on PostgreSQL its columns are ``id`` and
     ``secondary_id``; ``get_listing`` rows find them under any spelling.
     """
-    rows = get_listing(backend, "/data/projects", WRITABLE_PROJECTS)
+    rows = get_listing(backend, rest.PROJECTS, WRITABLE_PROJECTS)
     return any(row.get("ID", "").lower() == project.lower() for row in rows)
 
 
 def _project_writable(backend: XnatBackend, project: str) -> str:
-    backend.get_json(f"/data/projects/{quote_segment(project)}")
+    backend.get_json(rest.project(project))
     if not may_write(backend, project):
         raise PermissionDenied(
             f"the user may read project {project} but not write to it",
@@ -141,7 +142,7 @@ def _import_probe(backend: XnatBackend, project: str) -> str:
         }
         try:
             backend.upload(
-                "POST", "/data/services/import", probe, params, content_type="application/zip"
+                "POST", rest.IMPORT_SERVICE, probe, params, content_type="application/zip"
             )
         except BackendError as exc:
             if exc.status != 400:

@@ -5,7 +5,7 @@ otherwise say what is left with the request that removes it.
 
 from __future__ import annotations
 
-from planner.backend import quote_segment
+from planner import restpaths as rest
 from planner.errors import BackendError, NotFound
 from planner.prearchive import leftover_note
 from planner.probe_scratch import ProbeScratch
@@ -65,7 +65,7 @@ class CleanUp(ProbeScratch):
         checks = [("subject", self.subject_path, remove_subject)]
         checks.append(("session", self.session_path, remove_subject))
         if self.experiment_id:
-            exp = f"/data/experiments/{quote_segment(self.experiment_id)}"
+            exp = rest.experiment_by_id(self.experiment_id)
             checks.append(
                 (
                     "experiment",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import zipfile
 
-from planner.backend import quote_segment
+from planner import restpaths as rest
 from planner.errors import BackendError
 from planner.inventory import Experiment
 from planner.probe_scratch import ProbeScratch
@@ -85,8 +85,7 @@ class ReadBack(ProbeScratch):
         path = self.work / "download.zip"
         try:
             self.backend.download(
-                f"/data/experiments/{quote_segment(self.experiment_id)}"
-                "/scans/ALL/resources/DICOM/files",
+                rest.all_scan_files(self.experiment_id),
                 path,
                 {"format": "zip"},
             )

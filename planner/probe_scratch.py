@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from planner.backend import XnatBackend, quote_segment
+from planner import restpaths as rest
+from planner.backend import XnatBackend
 from planner.errors import NotFound
 from planner.prearchive import PrearchiveSession, list_sessions
 from planner.preflight import Check
@@ -40,15 +41,15 @@ class ProbeScratch:
     # -- paths ---------------------------------------------------------------------------
     @property
     def project_path(self) -> str:
-        return f"/data/projects/{quote_segment(self.project)}"
+        return rest.project(self.project)
 
     @property
     def subject_path(self) -> str:
-        return f"{self.project_path}/subjects/{quote_segment(self.subject)}"
+        return rest.subject(self.project, self.subject)
 
     @property
     def session_path(self) -> str:
-        return f"{self.project_path}/experiments/{quote_segment(self.session)}"
+        return rest.project_experiment(self.project, self.session)
 
     def add(self, name: str, status: CheckStatus, detail: str = "", hint: str = "") -> Check:
         check = Check(f"probe: {name}", status, detail, hint)

@@ -5,6 +5,7 @@ series the way apply does, the second merging into the session the first created
 
 from __future__ import annotations
 
+from planner import restpaths as rest
 from planner.errors import BackendError
 from planner.probe_scratch import ProbeScratch
 from planner.rows import get_listing
@@ -100,7 +101,7 @@ class ScratchWriter(ProbeScratch):
         """Refuse to write what the user could not delete: XNAT's members add data but may
         not delete it (NRG's TestSharing), so only owners (and admins) may run the probe."""
         try:
-            rows = get_listing(self.backend, "/data/projects", DELETABLE_PROJECTS)
+            rows = get_listing(self.backend, rest.PROJECTS, DELETABLE_PROJECTS)
         except BackendError as exc:
             self.fail(
                 name,

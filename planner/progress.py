@@ -70,7 +70,4 @@ class NullReporter:
 
 def step_bytes(step: Step) -> int:
     """Bytes a step is expected to move, from its facts (0 for creations)."""
-    try:
-        return int(step.facts.get("bytes", 0) or 0)
-    except (TypeError, ValueError):
-        return 0
+    return step.planned_bytes

@@ -14,7 +14,9 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -53,12 +55,22 @@ def write_target(path: Path | str) -> Path:
 def replace_file(path: Path | str, text: str, *, mode: int = 0o600) -> Path:
     """Write ``text`` to ``path`` (through a symlink) by rename, durably; return the file
     written. The target is checked again just before the rename."""
+    with replacing(path, mode=mode) as fh:
+        fh.write(text)
+    return write_target(path)
+
+
+@contextlib.contextmanager
+def replacing(path: Path | str, *, mode: int = 0o600) -> Iterator[TextIO]:
+    """A text file to write ``path``'s new content into, piece by piece (a plan too large to
+    hold as one string); it replaces ``path`` by rename when the block ends without an
+    exception, and is removed otherwise, so the old file stays whole."""
     target = write_target(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp_name, mode)
@@ -74,4 +86,3 @@ def replace_file(path: Path | str, text: str, *, mode: int = 0o600) -> Path:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-    return target

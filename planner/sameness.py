@@ -23,11 +23,11 @@ the stale check and drift all compare through the functions below.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from planner.inventory import FileEntry, Resource
+from planner.plan import ImportScan, UploadResource
 
 DICOM = "DICOM"
 MAX_FILE_DIFFERENCES = 5  # per resource: more are summarised as "and N more"
@@ -55,7 +55,7 @@ class FileDifference:
 
 def files_digest(resource: Resource) -> str:
     """SHA-256 over sorted ``path<TAB>size<TAB>md5`` lines: the source content a step was
-    planned from (``facts["files_digest"]``); a source re-sent with other bytes changes it."""
+    planned from (a step's ``files_digest``); a source re-sent with other bytes changes it."""
     return _digest(f"{f.path}\t{f.size}\t{f.digest}" for f in _sorted(resource.files))
 
 
@@ -192,33 +192,54 @@ def render(diffs: list[FileDifference]) -> tuple[str, ...]:
 # -- a planned step against what a server holds ----------------------------------------------
 
 
-def dest_holds(resource: Resource | None, facts: Mapping[str, Any]) -> tuple[bool, str]:
+@dataclass(frozen=True)
+class PlannedFiles:
+    """The files a step was planned to move, as the step recorded them from the source.
+
+    ``dicom`` marks a scan's DICOM (an import): the destination's copy is then the same by
+    names and count. An empty ``files_digest`` or ``names_digest`` is not compared.
+    """
+
+    file_count: int
+    bytes: int
+    files_digest: str = ""
+    names_digest: str = ""
+    dicom: bool = False
+
+
+def planned_files(step: ImportScan | UploadResource) -> PlannedFiles:
+    """What an import or upload step was planned to move."""
+    names = step.names_digest if isinstance(step, ImportScan) else ""
+    is_dicom = isinstance(step, ImportScan) and step.resource == DICOM
+    return PlannedFiles(step.file_count, step.bytes, step.files_digest, names, is_dicom)
+
+
+def dest_holds(resource: Resource | None, planned: PlannedFiles) -> tuple[bool, str]:
     """Does a destination resource already hold what a step was planned to copy?
 
-    For a scan's DICOM, the same file names (``facts["names_digest"]``) and count: the
-    destination may have rewritten headers. For other resources, count, bytes and the
-    digest of (path, size, MD5) when the destination gives MD5s.
+    For a scan's DICOM, the same file names (``names_digest``) and count: the destination
+    may have rewritten headers. For other resources, count, bytes and the digest of (path,
+    size, MD5) when the destination gives MD5s.
     """
     if resource is None:
         return False, "the destination has no such scan"
-    count = int(facts.get("file_count", -1))
+    count = planned.file_count
     if resource.file_count != count:
         return False, f"the destination holds {resource.file_count} files, the source {count}"
-    if facts.get("resource") == DICOM:  # only scan imports carry "resource"
-        planned = facts.get("names_digest")
-        if planned and names_digest(resource) != planned:
+    if planned.dicom:
+        if planned.names_digest and names_digest(resource) != planned.names_digest:
             return False, "the destination's DICOM file names differ from the source's"
         return True, ""
-    size = facts.get("bytes")
-    if size is not None and resource.total_bytes != int(size):
+    size = planned.bytes
+    if resource.total_bytes != size:
         return False, f"the destination holds {resource.total_bytes} bytes, the source {size}"
-    planned = facts.get("files_digest")
-    if planned and all(f.digest for f in resource.files) and files_digest(resource) != planned:
+    digest = planned.files_digest
+    if digest and all(f.digest for f in resource.files) and files_digest(resource) != digest:
         return False, "the destination files differ from the source (sizes or MD5)"
     return True, ""
 
 
-def source_unchanged(where: str, resource: Resource | None, facts: Mapping[str, Any]) -> list[str]:
+def source_unchanged(where: str, resource: Resource | None, planned: PlannedFiles) -> list[str]:
     """Does the source still hold the files a step was planned from? (The stale check.)
 
     Source against source, so every byte counts, DICOM included: a file re-sent with other
@@ -226,10 +247,10 @@ def source_unchanged(where: str, resource: Resource | None, facts: Mapping[str, 
     """
     if resource is None:
         return [f"{where} is gone from the source"]
-    if "file_count" in facts and resource.file_count != int(facts["file_count"]):
-        return [f"{where} now has {resource.file_count} files (planned {facts['file_count']})"]
-    if "bytes" in facts and resource.total_bytes != int(facts["bytes"]):
-        return [f"{where} now has {resource.total_bytes} bytes (planned {facts['bytes']})"]
-    if facts.get("files_digest") and files_digest(resource) != facts["files_digest"]:
+    if resource.file_count != planned.file_count:
+        return [f"{where} now has {resource.file_count} files (planned {planned.file_count})"]
+    if resource.total_bytes != planned.bytes:
+        return [f"{where} now has {resource.total_bytes} bytes (planned {planned.bytes})"]
+    if planned.files_digest and files_digest(resource) != planned.files_digest:
         return [f"{where}: files changed on the source (names, sizes or MD5)"]
     return []

@@ -14,6 +14,7 @@ does not make the plan stale: applying it does exactly what it said it would.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,8 +24,22 @@ from planner.backend import XnatBackend
 from planner.compare import scan_field_values
 from planner.filters import filter_inventory
 from planner.inventory import Assessor, Experiment, Inventory, Resource, Scan, Subject
-from planner.plan import ChangeStatus, Plan, Step, StepKind
-from planner.sameness import source_unchanged
+from planner.plan import (
+    ChangeStatus,
+    CreateAssessor,
+    CreateExperiment,
+    CreateScan,
+    CreateSubject,
+    ImportScan,
+    Level,
+    Plan,
+    Step,
+    StepKind,
+    UpdateDocument,
+    UpdateSubject,
+    UploadResource,
+)
+from planner.sameness import planned_files, source_unchanged
 
 _SHOWN = 10
 
@@ -76,14 +91,15 @@ def find_entity(inv: Inventory, address: str) -> Any:
 def _compare_files(
     where: str,
     res: Resource | None,
-    facts: dict[str, Any],
+    step: ImportScan | UploadResource,
     files_digest: Callable[[Resource], str] | None,
 ) -> list[str]:
-    """The source against a step's facts, by ``planner.sameness.source_unchanged`` (every
-    byte counts: source against source). ``files_digest`` None skips the digest."""
+    """The source against a step's planned files, by ``planner.sameness.source_unchanged``
+    (every byte counts: source against source). ``files_digest`` None skips the digest."""
+    planned = planned_files(step)
     if files_digest is None:
-        facts = {k: v for k, v in facts.items() if k != "files_digest"}
-    return source_unchanged(where, res, facts)
+        planned = dataclasses.replace(planned, files_digest="")
+    return source_unchanged(where, res, planned)
 
 
 def source_changes(
@@ -99,73 +115,74 @@ def source_changes(
 def _step_source_changes(
     step: Step, source: Inventory, files_digest: Callable[[Resource], str] | None
 ) -> list[str]:
-    f = step.facts
     entity = _find(source, step.address)
     where = step.address
-    if step.kind == StepKind.CREATE_SUBJECT:
+    if isinstance(step, CreateSubject | UpdateSubject):
         if not isinstance(entity, Subject):
             return [f"subject {where} is gone from the source"]
-        if f.get("source_id") and entity.id and entity.id != f["source_id"]:
+        if isinstance(step, CreateSubject) and _recreated(step.source_id, entity.id):
             return [f"subject {where} was recreated on the source (ID {entity.id})"]
         # The subject is created with its demographics: the planned values must still hold.
-        return _fields_changed(f"subject {where}", entity.fields, f)
-    if step.kind == StepKind.CREATE_EXPERIMENT:
+        return _fields_changed(f"subject {where}", entity.fields, step.fields)
+    if isinstance(step, CreateExperiment):
         if not isinstance(entity, Experiment):
             return [f"experiment {where} is gone from the source"]
         out = []
-        if f.get("source_id") and entity.id and entity.id != f["source_id"]:
+        if _recreated(step.source_id, entity.id):
             out.append(f"experiment {where} was recreated on the source (ID {entity.id})")
-        if f.get("xsi_type") and entity.xsi_type and entity.xsi_type != f["xsi_type"]:
+        if step.xsi_type and entity.xsi_type and entity.xsi_type != step.xsi_type:
             out.append(f"experiment {where} is now a {entity.xsi_type}")
-        if "date" in f and (entity.date or "") != (f.get("date") or ""):
+        if (entity.date or "") != step.date:
             out.append(f"experiment {where} date changed to {entity.date or 'none'}")
         return out
-    if step.kind == StepKind.IMPORT_SCAN:
+    if isinstance(step, ImportScan):
         if not isinstance(entity, Scan):
             return [f"scan {where} is gone from the source"]
         out = []
-        if f.get("uid") and entity.uid and entity.uid != f["uid"]:
+        if step.uid and entity.uid and entity.uid != step.uid:
             out.append(f"scan {where} has a new series UID")
-        res = entity.resources.get(f.get("resource") or "DICOM")
-        return out + _compare_files(f"scan {where}", res, f, files_digest)
-    if step.kind == StepKind.CREATE_SCAN:
+        res = entity.resources.get(step.resource)
+        return out + _compare_files(f"scan {where}", res, step, files_digest)
+    if isinstance(step, CreateScan):
         if not isinstance(entity, Scan):
             return [f"scan {where} is gone from the source"]
-        if f.get("xsi_type") and entity.xsi_type and entity.xsi_type != f["xsi_type"]:
+        if step.xsi_type and entity.xsi_type and entity.xsi_type != step.xsi_type:
             return [f"scan {where} is now a {entity.xsi_type}"]
         if "DICOM" in entity.resources:
             return [f"scan {where} now has DICOM on the source"]
         return []
-    if step.kind == StepKind.UPLOAD_RESOURCE:
+    if isinstance(step, UploadResource):
         res = entity if isinstance(entity, Resource) else None
-        return _compare_files(f"resource {where}", res, f, files_digest)
-    if step.kind == StepKind.UPDATE_SUBJECT:
-        if not isinstance(entity, Subject):
-            return [f"subject {where} is gone from the source"]
-        return _fields_changed(f"subject {where}", entity.fields, f)
-    if step.kind == StepKind.UPDATE_EXPERIMENT:
-        if not isinstance(entity, Experiment | Assessor):
-            return [f"{step.level} {where} is gone from the source"]
-        out = _fields_changed(f"{step.level} {where}", entity.fields, f)
-        if "date" in f and (entity.date or "") != (f.get("date") or ""):
-            out.append(f"{step.level} {where} date changed to {entity.date or 'none'}")
-        if isinstance(entity, Experiment) and "scan_fields" in f:
-            out.extend(_scan_fields_changed(where, entity, f["scan_fields"]))
-        return out
-    if step.kind == StepKind.CREATE_ASSESSOR:
+        return _compare_files(f"resource {where}", res, step, files_digest)
+    if isinstance(step, UpdateDocument):
+        return _document_changes(step, entity)
+    if isinstance(step, CreateAssessor):
         if not isinstance(entity, Assessor):
             return [f"assessor {where} is gone from the source"]
-        if f.get("source_id") and entity.id and entity.id != f["source_id"]:
+        if _recreated(step.source_id, entity.id):
             return [f"assessor {where} was recreated on the source (ID {entity.id})"]
         return []
     return []
 
 
-def _fields_changed(where: str, now: dict[str, str], facts: dict[str, Any]) -> list[str]:
+def _recreated(planned_id: str, now_id: str) -> bool:
+    return bool(planned_id and now_id and now_id != planned_id)
+
+
+def _document_changes(step: UpdateDocument, entity: Any) -> list[str]:
+    where = step.address
+    if not isinstance(entity, Experiment | Assessor):
+        return [f"{step.level} {where} is gone from the source"]
+    out = _fields_changed(f"{step.level} {where}", entity.fields, step.fields)
+    if (entity.date or "") != step.date:
+        out.append(f"{step.level} {where} date changed to {entity.date or 'none'}")
+    if isinstance(entity, Experiment) and step.owner_level == Level.EXPERIMENT:
+        out.extend(_scan_fields_changed(where, entity, step.scan_fields))
+    return out
+
+
+def _fields_changed(where: str, now: dict[str, str], planned: dict[str, str]) -> list[str]:
     """The fields a step carries that no longer hold on the source, by name."""
-    if "fields" not in facts:
-        return []
-    planned = dict(facts.get("fields") or {})
     names = sorted(k for k in set(now) | set(planned) if now.get(k, "") != planned.get(k, ""))
     if not names:
         return []
@@ -211,7 +228,7 @@ def dest_changes(plan: Plan, dest: Inventory, settled: set[str]) -> list[str]:
         if found is None:
             continue
         if step.kind == StepKind.IMPORT_SCAN:
-            res = found.resources.get(step.facts.get("resource") or "DICOM")
+            res = found.resources.get(step.resource if isinstance(step, ImportScan) else "DICOM")
             if res is not None and res.files:
                 changed.append(f"scan {step.address} now exists on the destination")
         elif step.kind == StepKind.CREATE_SCAN:
@@ -232,7 +249,7 @@ def _labels_taken_elsewhere(plan: Plan, dest: Inventory) -> list[str]:
     changed: list[str] = []
     seen: set[tuple[str, str]] = set()
     for step in plan.steps:
-        subject, label = step.target.get("subject"), step.target.get("experiment")
+        subject, label = step.dest.subject, step.dest.experiment
         if not subject or not label or (subject, label) in seen:
             continue
         seen.add((subject, label))
@@ -247,12 +264,12 @@ def _labels_taken_elsewhere(plan: Plan, dest: Inventory) -> list[str]:
 
 def _dest_address(step: Step) -> str:
     """The step's address in destination labels (targets may rename subject/experiment)."""
-    t = step.target
+    d = step.dest
     at = Address.parse(step.address)
-    if at.subject is not None and t.get("subject"):
-        at = replace(at, subject=str(t["subject"]))
-        if at.experiment is not None and t.get("experiment"):
-            at = replace(at, experiment=str(t["experiment"]))
+    if at.subject is not None and d.subject:
+        at = replace(at, subject=d.subject)
+        if at.experiment is not None and d.experiment:
+            at = replace(at, experiment=d.experiment)
     return str(at)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from planner.inventory import content_fingerprint
-from planner.plan import Plan, Step, StepKind
+from planner.plan import CreateExperiment, CreateSubject, Plan, Step, StepKind
 from planner.progress import Reporter
 from planner.sameness import ScanMemory
 from planner.state import PairKey, StateDB
@@ -87,7 +87,8 @@ class StateHook:
             self._record(step, StepStatus.DONE if outcome.ok else StepStatus.FAILED, outcome)
             level = _CREATES.get(step.kind)
             if outcome.ok and level is not None and outcome.dest_id:
-                source_id = str(step.facts.get("source_id", ""))
+                assert isinstance(step, CreateSubject | CreateExperiment)
+                source_id = step.source_id
                 self.state.record_mapping(
                     self.pair, level, step.address, source_id, outcome.dest_id
                 )

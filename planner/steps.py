@@ -21,7 +21,7 @@ import shutil
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,15 +36,28 @@ from tenacity import (
 
 from planner import fields as F
 from planner import modalitymerge
+from planner import restpaths as rest
 from planner import walk as W
-from planner.backend import XnatBackend, quote_segment
+from planner.backend import XnatBackend
 from planner.errors import BackendError, BadRequest, Conflict, MalformedReply, NotFound
 from planner.gates import session_key
 from planner.inventory import Resource, Scan
-from planner.plan import Step, StepKind
+from planner.plan import (
+    CreateAssessor,
+    CreateExperiment,
+    CreateScan,
+    CreateSubject,
+    ImportScan,
+    Level,
+    Step,
+    StepKind,
+    UpdateDocument,
+    UpdateSubject,
+    UploadResource,
+)
 from planner.prearchive import ImportWatch, answered_by_xnat
 from planner.progress import Reporter
-from planner.sameness import dest_holds
+from planner.sameness import dest_holds, planned_files
 from planner.xmldoc import Destination, DocumentError, rewrite, scan_uids
 from planner.zipcheck import repack_relative, validate_zip
 
@@ -89,6 +102,8 @@ class StepContext:
     cross_modality_as_files: bool = False
     # Held around each import request: no two imports into one session at the same time.
     exclusive: SessionExclusive = _no_gate
+    # The plan's source project: project and subject resources are read by its labels.
+    source_project: str = ""
 
 
 class Ending(Enum):
@@ -181,26 +196,11 @@ def with_retries(
 # -- destination paths -------------------------------------------------------------------
 
 
-def subject_path(project: str, subject: str) -> str:
-    return f"/data/projects/{quote_segment(project)}/subjects/{quote_segment(subject)}"
+subject_path = rest.subject
+experiment_path = rest.experiment
 
 
-def experiment_path(project: str, subject: str, experiment: str) -> str:
-    return f"{subject_path(project, subject)}/experiments/{quote_segment(experiment)}"
-
-
-def owner_path(target: dict[str, Any]) -> str:
-    """The destination path of the entity owning a resource, from a step's target labels."""
-    path = f"/data/projects/{quote_segment(target['project'])}"
-    if target.get("subject"):
-        path += f"/subjects/{quote_segment(target['subject'])}"
-        if target.get("experiment"):
-            path += f"/experiments/{quote_segment(target['experiment'])}"
-            if target.get("scan"):
-                path += f"/scans/{quote_segment(str(target['scan']))}"
-            elif target.get("assessor"):
-                path += f"/assessors/{quote_segment(target['assessor'])}"
-    return path
+owner_path = rest.dest_owner
 
 
 def zip_name(address: str) -> str:
@@ -304,9 +304,9 @@ def _create(
 
 def _create_subject(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
     """Create (or, as XNAT does for an existing label, update) a subject with its fields."""
-    t = step.target
-    params = F.subject_params(dict(step.facts.get("fields") or {}))
-    return _create(step, ctx, subject_path(t["project"], t["subject"]), params)
+    assert isinstance(step, CreateSubject | UpdateSubject)
+    params = F.subject_params(dict(step.fields))
+    return _create(step, ctx, owner_path(step.dest), params)
 
 
 _update_subject = _create_subject  # the same idempotent PUT
@@ -314,16 +314,16 @@ _update_subject = _create_subject  # the same idempotent PUT
 
 def _create_experiment(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
     """Only what creation needs; the experiment's XML document carries its fields later."""
-    t, f = step.target, step.facts
-    params = _clean_params({"xsiType": f.get("xsi_type"), "date": f.get("date")})
-    return _create(step, ctx, experiment_path(t["project"], t["subject"], t["experiment"]), params)
+    assert isinstance(step, CreateExperiment)
+    params = _clean_params({"xsiType": step.xsi_type, "date": step.date})
+    return _create(step, ctx, owner_path(step.dest), params)
 
 
 def _create_assessor(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
     """A session assessor: PUT with its xsiType (200 with its ID when it exists already)."""
-    f = step.facts
-    params = _clean_params({"xsiType": f.get("xsi_type"), "date": f.get("date")})
-    return _create(step, ctx, owner_path(step.target), params)
+    assert isinstance(step, CreateAssessor)
+    params = _clean_params({"xsiType": step.xsi_type, "date": step.date})
+    return _create(step, ctx, owner_path(step.dest), params)
 
 
 def _create_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
@@ -333,23 +333,23 @@ def _create_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
     retried or resumed step is harmless; an existing scan of another xsiType is 409, which
     fails the step (and so its resources) rather than mixing two scans.
     """
-    f = step.facts
+    assert isinstance(step, CreateScan)
     params = _clean_params(
         {
-            "xsiType": f.get("xsi_type"),
-            "type": f.get("type"),
-            "series_description": f.get("series_description"),
+            "xsiType": step.xsi_type,
+            "type": step.type,
+            "series_description": step.series_description,
         }
     )
 
     def conflict(exc: Conflict) -> str:
         return (
-            f"the destination already has scan {step.target.get('scan')} of experiment "
-            f"{step.target.get('experiment')} with another xsiType than {f.get('xsi_type')} "
+            f"the destination already has scan {step.dest.scan} of experiment "
+            f"{step.dest.experiment} with another xsiType than {step.xsi_type} "
             f"({describe(exc)}); resolve it there, then make a new plan"
         )
 
-    return _create(step, ctx, owner_path(step.target), params, on_conflict=conflict)
+    return _create(step, ctx, owner_path(step.dest), params, on_conflict=conflict)
 
 
 def _document_item(doc: Any, path: str) -> dict[str, Any]:
@@ -386,28 +386,29 @@ def scan_mapping(
 def _update_experiment(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
     """Carry an experiment's (or assessor's) fields: the source's XML document, rewritten for
     the destination, PUT with ``allowDataDeletion=false`` so nothing there is removed."""
-    t, f = step.target, step.facts
-    assessor = f.get("owner_level") == "assessor"
-    dest_path = owner_path(t)
+    assert isinstance(step, UpdateDocument)
+    d = step.dest
+    assessor = step.owner_level == Level.ASSESSOR
+    dest_path = owner_path(d)
 
     def attempt(_n: int) -> None:
-        source_xml = ctx.src.get_text(str(f["source_path"]), {"format": "xml"})
+        source_xml = ctx.src.get_text(rest.document_source(step), {"format": "xml"})
         item = _document_item(ctx.dst.get_json(dest_path), dest_path)
         df = item["data_fields"]
         if assessor:
             dest = Destination(
-                project=t["project"],
-                label=t["assessor"],
+                project=d.project,
+                label=str(d.assessor),
                 id=str(df.get("ID") or ""),
                 subject_id=str(df.get("subject_ID") or ""),
                 session_id=str(df.get("imageSession_ID") or df.get("session_ID") or ""),
             )
         else:
-            carried = [str(x) for x in f.get("scans") or ()]
+            carried = list(step.scans)
             mapping = scan_mapping(scan_uids(source_xml), carried, _dest_scans(item))
             dest = Destination(
-                project=t["project"],
-                label=t["experiment"],
+                project=d.project,
+                label=str(d.experiment),
                 id=str(df.get("ID") or ""),
                 subject_id=str(df.get("subject_ID") or ""),
                 scan_ids=mapping,
@@ -454,10 +455,12 @@ class _ZipJob:
 
         self.bytes = self.ctx.src.download(source, self.path, params, on_bytes=progress)
         self.downloaded = True
-        expected = self.step.facts.get("file_count")
+        expected = (
+            self.step.file_count if isinstance(self.step, ImportScan | UploadResource) else None
+        )
         validate_zip(
             self.path,
-            expected_files=int(expected) if expected is not None else None,
+            expected_files=expected,
             dicom=dicom,
         )
         self.valid = True
@@ -571,7 +574,7 @@ def post_import(
     )
     try:
         return dst.upload(
-            "POST", "/data/services/import", zip_path, params, content_type="application/zip"
+            "POST", rest.IMPORT_SERVICE, zip_path, params, content_type="application/zip"
         )
     except Exception as exc:
         if watch is not None:
@@ -582,13 +585,10 @@ def post_import(
 
 
 def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
-    t, f = step.target, step.facts
-    project, subject, experiment = t["project"], t["subject"], t["experiment"]
-    source = (
-        f"/data/experiments/{quote_segment(f['source_experiment_id'])}"
-        f"/scans/{quote_segment(str(f['scan_id']))}"
-        f"/resources/{quote_segment(f.get('resource') or 'DICOM')}/files"
-    )
+    assert isinstance(step, ImportScan)
+    d = step.dest
+    project, subject, experiment = d.project, str(d.subject), str(d.experiment)
+    source = rest.import_source(step)
     job = _ZipJob(ctx, step)
     base_params = import_params(ctx, project, subject, experiment)
     notes: list[str] = []
@@ -605,7 +605,7 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
         tries = n
         job.fetch(source, {"format": "zip"}, dicom=True)
         params = dict(base_params)
-        overwrite_files = n > 1 or resumed or bool(f.get("repair"))
+        overwrite_files = n > 1 or resumed or step.repair
         if overwrite_files:
             params["overwrite_files"] = "true"
         try:
@@ -633,7 +633,7 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
             if overwrite_files or ctx.dest_scan is None:
                 raise
             held = ctx.dest_scan(step)
-            matches, why = dest_holds(held, f)
+            matches, why = dest_holds(held, planned_files(step))
             if not matches:
                 raise Conflict(
                     f"the destination refused the import of {step.address} as a conflict "
@@ -649,22 +649,23 @@ def _import_scan(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
 def _as_files(step: Step, ctx: StepContext, zip_path: Path) -> bool:
     """Store a scan whose import was refused, when the refusal is XNAT's cross-modality rule
     (``planner.modalitymerge``): True when stored, False when the refusal has another cause."""
-    t, f = step.target, step.facts
-    exp_path = experiment_path(t["project"], t["subject"], t["experiment"])
+    assert isinstance(step, ImportScan)
+    d = step.dest
+    exp_path = rest.owner(d.project, d.subject, d.experiment)
     session_type = modalitymerge.session_xsi_type(ctx.dst, exp_path)
-    if not modalitymerge.other_modality(session_type, str(f.get("xsi_type") or "")):
+    if not modalitymerge.other_modality(session_type, step.xsi_type):
         return False
     if not ctx.cross_modality_as_files:
         raise Conflict(
-            f"the destination refused to merge {step.address} ({f.get('xsi_type')}) into "
-            f"session {t['experiment']} ({session_type}): XNAT's preventCrossModalityMerge "
+            f"the destination refused to merge {step.address} ({step.xsi_type}) into "
+            f"session {d.experiment} ({session_type}): XNAT's preventCrossModalityMerge "
             "(on by default) refuses a scan of another modality; ask the destination's "
             "administrator to switch it off, or set cross_modality_as_files: true in the "
             "transfer config to upload its DICOM as files (the destination's site "
             "anonymization script does not run on them)"
         )
-    scan_path = f"{exp_path}/scans/{quote_segment(str(t['scan']))}"
-    modalitymerge.put_scan_files(ctx.dst, scan_path, modalitymerge.scan_params(f), zip_path)
+    scan_path = owner_path(d)
+    modalitymerge.put_scan_files(ctx.dst, scan_path, modalitymerge.scan_params(step), zip_path)
     return True
 
 
@@ -708,31 +709,31 @@ def resource_owner(step: Step, dst: XnatBackend) -> str:
     destination experiment's document, by the walk's pairing (ID when the series UIDs agree,
     else series UID), as verification will pair it.
     """
-    t, f = step.target, step.facts
-    uid = str(f.get("scan_uid") or "")
-    if f.get("owner_level") != "scan" or not uid:
-        return owner_path(t)
-    exp_path = owner_path({k: v for k, v in t.items() if k != "scan"})
+    assert isinstance(step, UploadResource)
+    d, uid = step.dest, step.scan_uid
+    if step.owner_level != Level.SCAN or not uid:
+        return owner_path(d)
+    exp_path = owner_path(replace(d, scan=None))
     item = _document_item(dst.get_json(exp_path), exp_path)
-    source = Scan(id=str(f.get("source_scan_id") or t["scan"]), uid=uid)
+    source = Scan(id=step.source_owner_id or str(d.scan), uid=uid)
     pairs = W.pair_scans({source.id: source}, _dest_scans(item))[0]
     if not pairs:
         raise NotFound(
-            f"no scan of series {uid} in experiment {t['experiment']} on the destination "
+            f"no scan of series {uid} in experiment {d.experiment} on the destination "
             f"for the resource of source scan {source.id}",
             status=404,
         )
-    return owner_path(t | {"scan": pairs[0][1].id})
+    return owner_path(replace(d, scan=pairs[0][1].id))
 
 
 def _upload_resource(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome:
-    t, f = step.target, step.facts
-    label = t.get("label") or f["label"]
-    label_q = quote_segment(label)
-    create_params = _clean_params({"format": f.get("format"), "content": f.get("content")})
+    assert isinstance(step, UploadResource)
+    label = step.dest.label or step.label
+    create_params = _clean_params({"format": step.format, "content": step.content})
     job = _ZipJob(ctx, step)
     flat = job.path.with_name(job.path.name[: -len(".zip")] + ".flat.zip")
-    has_files = int(f.get("file_count", 0) or 0) > 0
+    has_files = step.file_count > 0
+    source = rest.files(rest.upload_source(step, ctx.source_project))
 
     tries = 0
 
@@ -741,18 +742,18 @@ def _upload_resource(step: Step, ctx: StepContext, resumed: bool) -> StepOutcome
         tries = n
         if has_files:
             was_valid = job.valid
-            job.fetch(f"{f['source_path']}/files", {"format": "zip"}, dicom=False)
+            job.fetch(source, {"format": "zip"}, dicom=False)
             if not was_valid or not flat.exists():
                 private_file(flat)
                 repack_relative(job.path, flat)
-        resource_path = f"{resource_owner(step, ctx.dst)}/resources/{label_q}"
+        resource_path = rest.resource(resource_owner(step, ctx.dst), label)
         # A 409 says the folder exists already: its files are uploaded with overwrite below.
         with contextlib.suppress(Conflict):
             ctx.dst.request_text("PUT", resource_path, create_params)
         if has_files:
             ctx.dst.upload(
                 "PUT",
-                f"{resource_path}/files",
+                rest.files(resource_path),
                 flat,
                 {"extract": "true", "overwrite": "true", "inbody": "true"},
                 content_type="application/zip",

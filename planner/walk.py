@@ -6,8 +6,8 @@ about what matches what. The walk knows nothing of copying: it only decides pair
 - ``src_only(at, src) -> bool``: on the source only; return True to descend;
 - ``dst_only(at, dst) -> bool``: on the destination only; True to descend;
 - ``match(at, src, dst)``: paired; the walk always descends;
-- ``conflict(at, src, dst, why)``: paired by name but they cannot be the same thing; the walk
-  does not descend;
+- ``conflict(at, src, dst, why, text)``: paired by name but they cannot be the same thing
+  (``why`` a ``ChangeReason`` for code, ``text`` for people); the walk does not descend;
 - ``leave(at, src, dst)``: optional, after the children of a visited entity.
 
 ``at`` is the entity's ``Address`` (its ``level`` says what kind of entity it is). What a
@@ -33,6 +33,9 @@ from typing import Any, Protocol
 from planner.address import PROJECT_ADDRESS, Address
 from planner.address import subject as subject_address
 from planner.inventory import Assessor, Experiment, Inventory, Resource, Scan, Subject
+from planner.plan import ChangeReason
+
+XSI = ChangeReason.XSI_TYPE_DIFFERS
 
 
 class Visitor(Protocol):
@@ -42,7 +45,7 @@ class Visitor(Protocol):
 
     def match(self, at: Address, src: Any, dst: Any) -> object: ...
 
-    def conflict(self, at: Address, src: Any, dst: Any, why: str) -> object: ...
+    def conflict(self, at: Address, src: Any, dst: Any, why: ChangeReason, text: str) -> object: ...
 
 
 def label_key(label: str) -> str:
@@ -167,7 +170,7 @@ def walk_scans(exp: Address, src: dict[str, Scan], dst: dict[str, Scan], visitor
         if kind == 0:
             assert s is not None and d is not None
             if s.xsi_type and d.xsi_type and s.xsi_type != d.xsi_type:
-                visitor.conflict(at, s, d, f"xsiType {s.xsi_type} != {d.xsi_type}")
+                visitor.conflict(at, s, d, XSI, f"xsiType {s.xsi_type} != {d.xsi_type}")
                 continue
             visitor.match(at, s, d)
             _descend_scan(at, s, d, visitor)
@@ -177,6 +180,7 @@ def walk_scans(exp: Address, src: dict[str, Scan], dst: dict[str, Scan], visitor
                 at,
                 s,
                 d,
+                ChangeReason.SCAN_ID_TAKEN,
                 f"scan {d.id} on the destination holds another series (UID {d.uid})",
             )
         elif kind == 2:
@@ -189,13 +193,14 @@ def walk_scans(exp: Address, src: dict[str, Scan], dst: dict[str, Scan], visitor
 # -- experiments -----------------------------------------------------------------------------
 
 
-def experiment_conflict(src: Experiment, dst: Experiment) -> str:
-    """Why a paired experiment cannot be the same one, or ``""``."""
+def experiment_conflict(src: Experiment, dst: Experiment) -> tuple[ChangeReason, str] | None:
+    """Why a paired experiment cannot be the same one (the reason and its text), or None."""
     if src.xsi_type and dst.xsi_type and src.xsi_type != dst.xsi_type:
-        return f"xsiType {src.xsi_type} != {dst.xsi_type}"
+        return XSI, f"xsiType {src.xsi_type} != {dst.xsi_type}"
     if src.uid and dst.uid and src.uid != dst.uid:
-        return "study UID differs (another study holds this label on the destination)"
-    return ""
+        text = "study UID differs (another study holds this label on the destination)"
+        return ChangeReason.STUDY_UID_DIFFERS, text
+    return None
 
 
 def walk_experiment(
@@ -206,8 +211,8 @@ def walk_experiment(
     at = subject_address(subj).with_experiment(label)
     if src is not None and dst is not None:
         why = experiment_conflict(src, dst)
-        if why:
-            visitor.conflict(at, src, dst, why)
+        if why is not None:
+            visitor.conflict(at, src, dst, *why)
             return
         visitor.match(at, src, dst)
     elif src is not None:
@@ -240,7 +245,7 @@ def _walk_assessors(
         at = exp.with_assessor(label)
         if s is not None and d is not None:
             if s.xsi_type and d.xsi_type and s.xsi_type != d.xsi_type:
-                visitor.conflict(at, s, d, f"xsiType {s.xsi_type} != {d.xsi_type}")
+                visitor.conflict(at, s, d, XSI, f"xsiType {s.xsi_type} != {d.xsi_type}")
                 continue
             visitor.match(at, s, d)
         elif s is not None:
@@ -328,6 +333,7 @@ def _walk_subject(
                     at.with_experiment(e_label),
                     se,
                     found,
+                    ChangeReason.EXPERIMENT_ELSEWHERE,
                     f"the destination has experiment {e_label} under subject {home}",
                 )
                 continue

@@ -72,7 +72,7 @@ def test_a_completed_subject_never_hides_a_conflict(seeded, cli):
     skipped = next(c for c in plan["changes"] if c["address"] == HOLDER)
     assert skipped["status"] == "skipped"
     assert plan["summary"]["conflicts"] == 1
-    assert not [s for s in plan["steps"] if s["target"].get("experiment") == VICTIM]
+    assert not [s for s in plan["steps"] if s["dest"].get("experiment") == VICTIM]
 
     second = cli("project", "transfer", *seeded.pair_args(), "--yes")
     assert second.code == 1, "an open conflict is never reported as success"

@@ -3,13 +3,14 @@ symlink is written through (to its target), a FIFO or device node is refused wit
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 
 import pytest
 
 from planner.safewrite import NotARegularFile, write_target
+
+from .planjson import read_plan
 
 INIT = ["project", "transfer-init", "-P", "SRC1", "--dest-project", "DST1", "-f"]
 
@@ -23,7 +24,7 @@ def test_plan_out_through_a_symlink_writes_its_target(seeded, cli, tmp_path):
     result = cli("project", "transfer", *seeded.pair_args(), "--dry-run", "--plan-out", str(link))
     assert result.code == 0, result.err
     assert link.is_symlink() and os.readlink(link) == str(real)
-    assert json.loads(real.read_text())["format_version"] == 1
+    assert read_plan(real)["format_version"] == 2
     assert [p.name for p in real.parent.iterdir()] == ["study.plan.json"]  # no temp left
 
 

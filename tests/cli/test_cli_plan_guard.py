@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from .conftest import ADMIN, PROJECT
+from .planjson import read_plan, write_plan
 
 
 def _experiments(url: str, project: str) -> list[dict]:
@@ -23,32 +24,37 @@ def _first(plan: dict, kind: str) -> dict:
     return next(s for s in plan["steps"] if s["kind"] == kind)
 
 
-def _other_experiment_path(plan: dict) -> None:
+def _other_experiment_id(plan: dict) -> None:
     """An experiment resource upload reading another source experiment's resource."""
     steps = [
         s
         for s in plan["steps"]
-        if s["kind"] == "upload_resource" and s["facts"]["owner_level"] == "experiment"
+        if s["kind"] == "upload_resource" and s["owner_level"] == "experiment"
     ]
     mine, other = (
         steps[0],
         next(s for s in steps if s["address"].split("/")[1] != steps[0]["address"].split("/")[1]),
     )
-    own_id = mine["facts"]["source_path"].split("/")[3]
-    other_id = other["facts"]["source_path"].split("/")[3]
-    mine["facts"]["source_path"] = mine["facts"]["source_path"].replace(own_id, other_id)
+    mine["source_experiment_id"] = other["source_experiment_id"]
+
+
+def _project_resource_from_an_experiment(plan: dict) -> None:
+    """A project resource upload made to read an experiment's resource of the same label."""
+    project = next(s for s in plan["steps"] if s["address"].startswith("@project"))
+    an_import = _first(plan, "import_scan")
+    project["source_experiment_id"] = an_import["source_experiment_id"]
 
 
 EDITS = {
-    "target project": lambda p: _first(p, "create_experiment")["target"].update(project="OTHER"),
-    "target subject": lambda p: _first(p, "import_scan")["target"].update(subject="SUBJ002"),
-    "target experiment": lambda p: _first(p, "upload_resource")["target"].update(
+    "target project": lambda p: _first(p, "create_experiment")["dest"].update(project="OTHER"),
+    "target subject": lambda p: _first(p, "import_scan")["dest"].update(subject="SUBJ002"),
+    "target experiment": lambda p: _first(p, "upload_resource")["dest"].update(
         experiment="ELSEWHERE"
     ),
-    "project source path": lambda p: next(
-        s for s in p["steps"] if s["address"].startswith("@project")
-    )["facts"].update(source_path="/data/projects/OTHER/resources/X"),
-    "experiment source path": _other_experiment_path,
+    # Plan format 2 keeps no source paths: a step reads where its address and source IDs
+    # say (planner.restpaths), so these edits point its IDs elsewhere instead.
+    "project source id": _project_resource_from_an_experiment,
+    "experiment source id": _other_experiment_id,
 }
 
 
@@ -60,9 +66,9 @@ def test_a_step_pointing_elsewhere_makes_the_plan_unusable(seeded, cli, tmp_path
         "project", "transfer", *seeded.pair_args(), "--dry-run", "--plan-out", str(plan_file)
     )
     assert made.code == 0, made.err
-    plan = json.loads(plan_file.read_text())
+    plan = read_plan(plan_file)
     EDITS[edit](plan)
-    plan_file.write_text(json.dumps(plan))
+    write_plan(plan_file, plan)
 
     applied = cli("project", "apply", str(plan_file), "--yes")
     assert applied.code == 1

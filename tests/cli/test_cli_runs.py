@@ -15,6 +15,7 @@ from pathlib import Path
 from planner.state import PairKey, StateDB
 
 from .conftest import PROJECT
+from .planjson import read_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,6 +138,28 @@ def test_a_plan_that_cannot_be_used_exits_1_for_any_reason(seeded, cli, tmp_path
     plan_file.write_text(plan_file.read_text()[:100])
     damaged = cli("project", "apply", str(plan_file), "--yes")
     assert damaged.code == 1, damaged.err
+
+
+def test_a_plan_of_format_1_is_refused_with_one_line(seeded, cli, tmp_path):
+    plan_file = tmp_path / "p.json"
+    made = cli(
+        "project", "transfer", *seeded.pair_args(), "--dry-run", "--plan-out", str(plan_file)
+    )
+    assert made.code == 0, made.err
+    # What an older xnatctl wrote: one indented JSON document of format 1.
+    old = read_plan(plan_file)
+    del old["_order"]
+    plan_file.write_text(json.dumps(old | {"format_version": 1}, indent=1))
+    for command in (
+        ("project", "apply", str(plan_file), "--yes"),
+        ("project", "show-plan", str(plan_file)),
+    ):
+        refused = cli(*command)
+        assert refused.code == 1, refused.err
+        assert refused.err.strip().splitlines() == [
+            f"error: cannot use the plan file {plan_file}: it is plan format 1, from an older "
+            "xnatctl; make a new plan with this version"
+        ]
 
 
 def test_sigterm_stops_a_transfer_like_ctrl_c(seeded, tmp_path):

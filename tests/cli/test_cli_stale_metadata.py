@@ -3,12 +3,11 @@ plan stale, as a changed file does (planner.staleness)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import requests
 
 from .conftest import ADMIN, PROJECT
+from .planjson import read_plan
 
 
 def _subject(url: str, label: str) -> dict:
@@ -60,9 +59,9 @@ def test_an_experiment_or_scan_field_changed_after_planning_makes_the_plan_stale
     seeded, cli, tmp_path, kind
 ):
     plan_file = _plan(seeded, cli, tmp_path)
-    plan = json.loads(plan_file.read_text())
+    plan = read_plan(plan_file)
     step = next(s for s in plan["steps"] if s["kind"] == "import_scan")
-    exp_id, scan_id = step["facts"]["source_experiment_id"], step["facts"]["scan_id"]
+    exp_id, scan_id = step["source_experiment_id"], step["scan_id"]
     if kind == "experiment":
         _change(seeded.src.url, f"/data/experiments/{exp_id}", note="edited after planning")
         why = "its fields changed on the source (note)"

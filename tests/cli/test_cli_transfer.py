@@ -10,6 +10,7 @@ import requests
 from xnatsim.testing import add_user
 
 from .conftest import ADMIN, PROJECT
+from .planjson import read_plan
 
 
 def _file_digests(srv, project: str) -> dict[str, str]:
@@ -46,8 +47,8 @@ def test_dry_run_saves_a_plan_that_apply_carries_out(seeded, cli, tmp_path):
     assert dry.code == 0, dry.err
     assert "Plan: 2 subjects" in dry.out
     assert _file_digests(seeded.dst, PROJECT) == {}  # a dry run writes nothing
-    saved = json.loads(plan_file.read_text())
-    assert saved["format_version"] == 1
+    saved = read_plan(plan_file)
+    assert saved["format_version"] == 2
     assert "admin" not in json.dumps(saved["source"]) + json.dumps(saved["dest"])
 
     shown = cli("project", "show-plan", str(plan_file))

@@ -5,19 +5,19 @@ from __future__ import annotations
 import threading
 
 from planner.accounting import Accounting, Listeners, Tally
-from planner.plan import Level, Step, StepKind
+from planner.plan import Step, StepKind
 from planner.progress import NullReporter
 from planner.steps import FAILED, OK, StepOutcome
+from tests.planner.steps import Dest, make_step
 
 
 def _step(subject: str, scan: str) -> Step:
-    return Step(
+    return make_step(
+        StepKind.IMPORT_SCAN,
+        f"{subject}/E1/scans/{scan}",
+        Dest("P", subject, "E1"),
         id=f"import:{subject}/E1/{scan}",
-        kind=StepKind.IMPORT_SCAN,
-        level=Level.SCAN,
-        address=f"{subject}/E1/scans/{scan}",
-        target={"project": "P", "subject": subject, "experiment": "E1"},
-        facts={"bytes": 10},
+        bytes=10,
     )
 
 

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import io
 
-from planner.plan import Level, Step, StepKind
+from planner.plan import Step, StepKind
 from planner.progress import STEP_FAILED, STEP_OK, NullReporter, Reporter
+from tests.planner.steps import Dest, make_step
 from xnatctl.views.progress import LogReporter, RichReporter, progress_reporter
 
 
 def scan_step(n: int, nbytes: int = 2_500_000) -> Step:
-    return Step(
-        f"import_scan:S/E/scans/{n}",
-        StepKind.IMPORT_SCAN,
-        f"S/E/scans/{n}",
-        Level.SCAN,
-        {"bytes": nbytes},
+    return make_step(
+        StepKind.IMPORT_SCAN, f"S/E/scans/{n}", Dest("P", "S", "E", scan=str(n)), bytes=nbytes
     )
 
 

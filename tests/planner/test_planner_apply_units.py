@@ -18,7 +18,7 @@ from planner.errors import (
 from planner.inventory import FileEntry, Resource
 from planner.plan import Level, Step, StepKind
 from planner.progress import NullReporter
-from planner.sameness import dest_holds
+from planner.sameness import PlannedFiles, dest_holds
 from planner.steps import (
     Cancelled,
     StepContext,
@@ -27,6 +27,7 @@ from planner.steps import (
     with_retries,
     zip_name,
 )
+from tests.planner.steps import Dest, make_step
 
 
 def flaky(failures: list[Exception]):
@@ -91,11 +92,11 @@ def test_a_cancel_during_the_wait_starts_no_new_attempt() -> None:
 
 
 def test_owner_paths_quote_labels() -> None:
-    assert owner_path({"project": "P"}) == "/data/projects/P"
-    assert owner_path({"project": "P", "subject": "S 1", "experiment": "E/1", "scan": "3"}) == (
+    assert owner_path(Dest("P")) == "/data/projects/P"
+    assert owner_path(Dest("P", "S 1", "E/1", scan="3")) == (
         "/data/projects/P/subjects/S%201/experiments/E%2F1/scans/3"
     )
-    assert owner_path({"project": "P", "subject": "S", "experiment": "E", "assessor": "A"}) == (
+    assert owner_path(Dest("P", "S", "E", assessor="A")) == (
         "/data/projects/P/subjects/S/experiments/E/assessors/A"
     )
     assert zip_name("S/E/scans/1") == "S__E__scans__1.zip"
@@ -120,13 +121,13 @@ def _digest(resource: Resource) -> str:
 def test_dicom_on_the_destination_matches_by_names_and_count() -> None:
     # XNAT's site anonymization rewrites headers on import: other sizes and MD5s, same names.
     planned = _resource(("1.dcm", 10, "a"), ("2.dcm", 20, "b"))
-    facts = {
-        "file_count": 2,
-        "bytes": 30,
-        "files_digest": _digest(planned),
-        "names_digest": names_digest(planned),
-        "resource": "DICOM",
-    }
+    facts = PlannedFiles(
+        file_count=2,
+        bytes=30,
+        files_digest=_digest(planned),
+        names_digest=names_digest(planned),
+        dicom=True,
+    )
     rewritten = _resource(("1.dcm", 16, "c"), ("2.dcm", 26, "d"))
     assert dest_holds(rewritten, facts) == (True, "")
     ok, why = dest_holds(_resource(("1.dcm", 10, "a"), ("3.dcm", 20, "b")), facts)
@@ -137,7 +138,7 @@ def test_dicom_on_the_destination_matches_by_names_and_count() -> None:
 
 def test_the_destination_matches_only_with_the_same_files() -> None:
     same = _resource(("1.dcm", 10, "a"), ("2.dcm", 20, "b"))
-    facts = {"file_count": 2, "bytes": 30, "files_digest": _digest(same)}
+    facts = PlannedFiles(file_count=2, bytes=30, files_digest=_digest(same))
     assert dest_holds(same, facts) == (True, "")
     ok, why = dest_holds(_resource(("1.dcm", 10, "a")), facts)
     assert not ok and "1 files" in why
@@ -195,14 +196,7 @@ def _scan_step(**facts) -> Step:
         "repair": False,
     }
     base.update(facts)
-    return Step(
-        "import_scan:S/E/scans/1",
-        StepKind.IMPORT_SCAN,
-        "S/E/scans/1",
-        Level.SCAN,
-        base,
-        {"project": "P", "subject": "S", "experiment": "E", "scan": "1"},
-    )
+    return make_step(StepKind.IMPORT_SCAN, "S/E/scans/1", Dest("P", "S", "E", scan="1"), **base)
 
 
 def _ctx(tmp_path: Path, backend: RecordingBackend, dest_scan=None) -> StepContext:
@@ -293,7 +287,13 @@ def test_a_damaged_download_is_fetched_again_before_any_import(tmp_path: Path) -
 
 
 def test_an_unknown_step_kind_fails_the_step_not_the_run(tmp_path: Path) -> None:
-    step = Step("x:S", "delete_everything", "S", Level.SUBJECT)  # type: ignore[arg-type]
+    step = Step(
+        id="x:S",
+        kind="delete_everything",  # type: ignore[arg-type]
+        address="S",
+        level=Level.SUBJECT,
+        dest=Dest("P", "S"),
+    )
     outcome = run_step(step, _ctx(tmp_path, RecordingBackend()))
     assert not outcome.ok and "unknown step kind" in outcome.error
 

@@ -26,6 +26,7 @@ from planner.diff import diff_inventories, make_plan
 from planner.inventory import FileEntry, Resource
 from planner.plan import ChangeStatus, StepKind
 from planner.planfile import plan_to_dict
+from planner.restpaths import step_source
 from planner.sameness import names_digest
 from xnatctl.views.summary import human_bytes, summary_line
 
@@ -243,8 +244,8 @@ def test_step_facts_targets_and_dependencies(b):
     assert imp.target == {"project": "Q", "subject": "S1", "experiment": "E1", "scan": "2"}
     nifti = by["S1/E1/scans/2/NIFTI"]
     assert nifti.depends_on == ("import_scan:S1/E1/scans/2",)
-    assert nifti.facts["source_path"] == "/data/experiments/X_E1/scans/2/resources/NIFTI"
-    assert nifti.facts["owner_level"] == "scan"
+    assert step_source(nifti, "P") == "/data/experiments/X_E1/scans/2/resources/NIFTI"
+    assert nifti.owner_level == "scan"
     assert nifti.target == {
         "project": "Q",
         "subject": "S1",
@@ -253,12 +254,12 @@ def test_step_facts_targets_and_dependencies(b):
         "label": "NIFTI",
     }
     proj = by["@project/resources/PROTOCOL"]
-    assert proj.facts["source_path"] == "/data/projects/P/resources/PROTOCOL"
+    assert step_source(proj, "P") == "/data/projects/P/resources/PROTOCOL"
     assert proj.target == {"project": "Q", "label": "PROTOCOL"} and proj.depends_on == ()
     cons = by["S1/resources/CONSENT"]
-    assert cons.facts["source_path"] == "/data/projects/P/subjects/S1/resources/CONSENT"
+    assert step_source(cons, "P") == "/data/projects/P/subjects/S1/resources/CONSENT"
     assert cons.depends_on == ("create_subject:S1",)
-    assert by["S1/E1/resources/SNAPSHOTS"].facts["source_path"] == (
+    assert step_source(by["S1/E1/resources/SNAPSHOTS"], "P") == (
         "/data/experiments/X_E1/resources/SNAPSHOTS"
     )
     repair = by["S2/E3/scans/1"]
@@ -345,8 +346,8 @@ def test_subject_assessor_and_session_assessor(b):
     by = {(s.kind, s.address): s for s in p.steps}
     upload = by[(StepKind.UPLOAD_RESOURCE, "S1/E1/assessors/QC/PDF")]
     assert upload.depends_on == ("create_assessor:S1/E1/assessors/QC",)
-    assert upload.facts["owner_level"] == "assessor"
-    assert upload.facts["source_path"] == "/data/experiments/X_E1/assessors/A1/resources/PDF"
+    assert upload.owner_level == "assessor"
+    assert step_source(upload, "P") == "/data/experiments/X_E1/assessors/A1/resources/PDF"
     assert upload.target["assessor"] == "QC"
     assert updates(p) == {"S1/F1", "S1/E1", "S1/E1/assessors/QC"}
 

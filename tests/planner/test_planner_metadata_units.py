@@ -18,9 +18,11 @@ from planner.filters import apply_sharing, shared_reason
 from planner.inventory import Assessor, Inventory, Scan
 from planner.plan import ChangeStatus, Level, StepKind
 from planner.progress import NullReporter
+from planner.restpaths import step_source
 from planner.staleness import source_changes
 from planner.steps import StepContext, run_step, scan_mapping
 from planner.template import render_template
+from tests.planner.steps import Dest, make_step
 
 X = "{http://nrg.wustl.edu/xnat}"
 
@@ -137,7 +139,7 @@ def test_update_experiment_waits_for_creation_and_every_import(b):
         "create_scan:S1/E1/scans/3",  # no DICOM to import: created by a PUT
     }
     assert update.facts["scans"] == ["1", "2", "3"]
-    assert update.facts["source_path"] == "/data/experiments/X_E1"
+    assert step_source(update, "P") == "/data/experiments/X_E1"
     assert update.target == {"project": "Q", "subject": "S1", "experiment": "E1"}
 
 
@@ -159,8 +161,8 @@ def test_session_assessor_fields_plan_an_update_at_the_assessor(b):
     dst = dst_of(b, b.subj("S1", b.exp("E1", "S1", (b.scan("1"),), assessors=(qc_dst,))))
     (step,) = plan(src, dst).steps
     assert (step.kind, step.address) == (StepKind.UPDATE_EXPERIMENT, "S1/E1/assessors/QC")
-    assert step.facts["owner_level"] == "assessor"
-    assert step.facts["source_path"] == "/data/experiments/X_E1/assessors/A1"
+    assert step.owner_level == "assessor"
+    assert step_source(step, "P") == "/data/experiments/X_E1/assessors/A1"
     assert step.target["assessor"] == "QC"
 
 
@@ -282,19 +284,12 @@ class _Fake:
 
 
 def test_update_experiment_rewrites_and_puts_without_data_deletion(b, tmp_path: Path):
-    from planner.plan import Step
-
-    step = Step(
-        "update_experiment:S1/E1",
+    step = make_step(
         StepKind.UPDATE_EXPERIMENT,
         "S1/E1",
-        Level.EXPERIMENT,
-        {
-            "owner_level": "experiment",
-            "source_path": "/data/experiments/SRC_E1",
-            "scans": ["1", "2"],
-        },
-        {"project": "Q", "subject": "S1", "experiment": "E1"},
+        Dest("Q", "S1", "E1"),
+        source_experiment_id="SRC_E1",
+        scans=("1", "2"),
     )
     fake = _Fake()
     ctx = StepContext(

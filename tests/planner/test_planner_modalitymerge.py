@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from planner.modalitymerge import other_modality, scan_params
+from planner.plan import StepKind
+from tests.planner.steps import Dest, make_step
 
 
 @pytest.mark.parametrize(
@@ -31,13 +35,21 @@ def test_other_modality(session: str, scan: str, other: bool) -> None:
 
 
 def test_scan_params_keep_type_and_series_uid() -> None:
-    facts = {"xsi_type": "xnat:rtImageScanData", "type": "RTS", "uid": "1.2.3", "scan_id": "9"}
-    assert scan_params(facts) == {
+    step = make_step(
+        StepKind.IMPORT_SCAN,
+        "S/E/scans/9",
+        Dest("P", "S", "E", scan="9"),
+        xsi_type="xnat:rtImageScanData",
+        type="RTS",
+        uid="1.2.3",
+        scan_id="9",
+    )
+    assert scan_params(step) == {
         "xsiType": "xnat:rtImageScanData",
         "type": "RTS",
         "series_description": "RTS",
         "UID": "1.2.3",
     }
-    assert scan_params({"xsi_type": "xnat:scScanData", "type": ""}) == {
+    assert scan_params(replace(step, xsi_type="xnat:scScanData", type="", uid="")) == {
         "xsiType": "xnat:scScanData"
     }

@@ -1,4 +1,5 @@
-"""Plan files: round trip, atomic and byte-stable writes, one error for every unusable file."""
+"""Plan files (format 2, JSON Lines): round trip, record order, streaming, atomic and
+byte-stable writes, one error for every unusable file."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ import pytest
 
 from planner.config import TransferConfig
 from planner.diff import make_plan
-from planner.plan import PLAN_FORMAT_VERSION
+from planner.plan import PLAN_FORMAT_VERSION, Change
 from planner.planfile import (
+    End,
+    Header,
+    PlanWriter,
     UnusablePlan,
+    iter_plan,
     load_plan,
     plan_from_dict,
     plan_to_dict,
     save_plan,
+    walk_order,
 )
 
 PASSWORD = "s3cret-Pa55word!"
@@ -57,9 +63,20 @@ def test_round_trip_is_exact(a_plan, tmp_path):
     assert plan_to_dict(load_plan(path)) == plan_to_dict(a_plan)
 
 
+def _records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _write(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
 def test_layout(a_plan, tmp_path):
-    data = json.loads(save_plan(a_plan, tmp_path / "p.json").read_text())
-    assert list(data) == [
+    records = _records(save_plan(a_plan, tmp_path / "p.json"))
+    head, end = records[0], records[-1]
+    assert list(head) == [
+        "record",
         "format_version",
         "tool_version",
         "created_at",
@@ -68,20 +85,115 @@ def test_layout(a_plan, tmp_path):
         "config",
         "config_hash",
         "state_serial",
-        "summary",
-        "changes",
-        "steps",
     ]
-    assert data["format_version"] == PLAN_FORMAT_VERSION == 1
-    assert data["source"] == {
+    assert head["record"] == "header"
+    assert head["format_version"] == PLAN_FORMAT_VERSION == 2
+    assert head["source"] == {
         "url": "http://src",
         "project": "P",
         "profile": "prod",
         "server_version": "1.8.11",
         "inventory_fingerprint": a_plan.source.inventory_fingerprint,
     }
-    assert data["steps"][0]["kind"] in {"create_subject", "upload_resource"}
-    assert data["state_serial"] == 7
+    assert head["state_serial"] == 7
+    assert end == {
+        "record": "end",
+        "summary": plan_to_dict(a_plan)["summary"],
+        "changes": len(a_plan.changes),
+        "steps": len(a_plan.steps),
+    }
+    body = records[1:-1]
+    assert {r["record"] for r in body} == {"change", "step"}
+    steps = [r for r in body if r["record"] == "step"]
+    assert steps[0]["kind"] in {"create_subject", "upload_resource"}
+    written: set[str] = set()
+    for step in steps:  # a step depends only on steps written above it
+        assert set(step["depends_on"]) <= written, step
+        written.add(step["id"])
+    # a subject's records are together: once another subject starts, it never comes back
+    subjects = [r["address"].split("/")[0] for r in body]
+    runs = [s for i, s in enumerate(subjects) if i == 0 or s != subjects[i - 1]]
+    assert len(runs) == len(set(runs)), runs
+
+
+def test_an_older_format_is_refused_with_one_line(a_plan, tmp_path):
+    old = plan_to_dict(a_plan) | {"format_version": 1}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old, indent=1))
+    with pytest.raises(UnusablePlan) as info:
+        load_plan(path)
+    assert str(info.value) == (
+        f"cannot use the plan file {path}: it is plan format 1, from an older xnatctl; "
+        "make a new plan with this version"
+    )
+
+
+def test_records_are_read_one_at_a_time(a_plan, tmp_path):
+    path = save_plan(a_plan, tmp_path / "plan.json")
+    records = iter_plan(path)
+    head = next(records)
+    assert isinstance(head, Header) and head.state_serial == 7
+    rest = list(records)
+    assert isinstance(rest[-1], End) and rest[-1].steps == len(a_plan.steps)
+
+
+def test_a_damaged_record_is_found_when_it_is_read(a_plan, tmp_path):
+    lines = save_plan(a_plan, tmp_path / "plan.json").read_text().splitlines(keepends=True)
+    lines[2] = '{"record": "step", "kind": "import_scan"}\n'
+    path = tmp_path / "damaged.json"
+    path.write_text("".join(lines))
+    records = iter_plan(path)
+    assert isinstance(next(records), Header)  # read before the damage is reached
+    with pytest.raises(UnusablePlan, match="is missing \\(line 3, step\\)"):
+        list(records)
+
+
+def test_an_older_plan_on_one_line_is_refused_the_same_way(a_plan, tmp_path):
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(plan_to_dict(a_plan) | {"format_version": 1}) + "\n")
+    with pytest.raises(UnusablePlan, match="it is plan format 1, from an older xnatctl"):
+        load_plan(path)
+
+
+def test_the_writer_streams_and_renames_on_close(a_plan, tmp_path):
+    path = tmp_path / "plan.json"
+    with PlanWriter(path) as w:
+        w.header(Header(a_plan.source, a_plan.dest, a_plan.config, a_plan.config_hash, 7, "t", "v"))
+        for record in walk_order(a_plan):
+            (w.change if isinstance(record, Change) else w.step)(record)
+        assert not path.exists()  # nothing there until the end record is written
+        w.close(a_plan.summary)
+    assert [r.id for r in load_plan(path).steps] == [s.id for s in a_plan.steps]
+
+
+def test_the_writer_refuses_a_step_before_its_dependency(a_plan, tmp_path):
+    later = next(s for s in a_plan.steps if s.depends_on)
+    path = tmp_path / "plan.json"
+    with pytest.raises(ValueError, match="not written before it"), PlanWriter(path) as w:
+        w.header(Header(a_plan.source, a_plan.dest, {}, "", 0, "", ""))
+        w.step(later)
+    assert not path.exists()
+    with pytest.raises(ValueError, match="not closed"), PlanWriter(path) as w:
+        w.header(Header(a_plan.source, a_plan.dest, {}, "", 0, "", ""))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_step_that_depends_on_a_later_one_is_refused(a_plan, tmp_path):
+    records = _records(save_plan(a_plan, tmp_path / "plan.json"))
+    i = next(i for i, r in enumerate(records) if r.get("depends_on"))
+    first_step = next(j for j, r in enumerate(records) if r["record"] == "step")
+    records.insert(first_step, records.pop(i))
+    with pytest.raises(UnusablePlan, match="not listed above it"):
+        load_plan(_write(tmp_path / "edited.json", records))
+
+
+def test_a_file_cut_at_a_line_end_is_refused(a_plan, tmp_path):
+    records = _records(save_plan(a_plan, tmp_path / "plan.json"))
+    with pytest.raises(UnusablePlan, match="ends before its end record; truncated"):
+        load_plan(_write(tmp_path / "cut.json", records[:-1]))
+    wrong = [*records[:-2], records[-1]]
+    with pytest.raises(UnusablePlan, match="end record counts other records"):
+        load_plan(_write(tmp_path / "lost.json", wrong))
 
 
 def test_saved_files_are_byte_identical(a_plan, b, tmp_path):
@@ -140,34 +252,29 @@ def test_truncated_file(a_plan, tmp_path):
 
 @pytest.mark.parametrize(
     ("version", "needle"),
-    [(2, "newer than this xnatctl"), (0, "not supported"), ("1", "not a whole number")],
+    [(3, "newer than this xnatctl"), (0, "not supported"), ("2", "not a whole number")],
 )
 def test_wrong_format_version(a_plan, tmp_path, version, needle):
-    data = plan_to_dict(a_plan)
-    data["format_version"] = version
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(data))
+    records = _records(save_plan(a_plan, tmp_path / "plan.json"))
+    records[0]["format_version"] = version
     with pytest.raises(UnusablePlan, match=needle):
-        load_plan(path)
+        load_plan(_write(tmp_path / "plan.json", records))
 
 
 def test_missing_fields(a_plan, tmp_path):
-    data = plan_to_dict(a_plan)
-    del data["steps"]
-    del data["dest"]
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(data))
-    with pytest.raises(UnusablePlan, match="missing: dest, steps"):
-        load_plan(path)
+    records = _records(save_plan(a_plan, tmp_path / "plan.json"))
+    del records[0]["state_serial"]
+    del records[0]["dest"]
+    with pytest.raises(UnusablePlan, match="missing: dest, state_serial"):
+        load_plan(_write(tmp_path / "plan.json", records))
 
 
 def test_malformed_step(a_plan, tmp_path):
-    data = plan_to_dict(a_plan)
-    del data["steps"][0]["kind"]
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(data))
+    records = _records(save_plan(a_plan, tmp_path / "plan.json"))
+    step = next(r for r in records if r["record"] == "step")
+    del step["kind"]
     with pytest.raises(UnusablePlan, match="the field 'kind' is missing"):
-        load_plan(path)
+        load_plan(_write(tmp_path / "plan.json", records))
 
 
 def test_not_an_object(tmp_path):
@@ -178,10 +285,8 @@ def test_not_an_object(tmp_path):
 
 
 def test_a_summary_that_disagrees_with_the_steps_is_refused(a_plan, tmp_path):
-    data = plan_to_dict(a_plan)
-    assert data["steps"], "the fixture plan needs steps"
-    data["summary"] = {}
-    path = tmp_path / "edited.json"
-    path.write_text(json.dumps(data))
+    records = _records(save_plan(a_plan, tmp_path / "plan.json"))
+    assert a_plan.steps, "the fixture plan needs steps"
+    records[-1]["summary"] = {}
     with pytest.raises(UnusablePlan, match="summary does not match its steps"):
-        load_plan(path)
+        load_plan(_write(tmp_path / "edited.json", records))

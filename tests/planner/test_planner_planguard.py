@@ -9,6 +9,7 @@ import pytest
 from planner.config import TransferConfig
 from planner.diff import make_plan
 from planner.planguard import PlanMismatch, check_plan, check_source_ids
+from planner.restpaths import step_source
 
 
 def _plan(b):
@@ -53,11 +54,12 @@ def test_an_experiment_read_by_another_id_everywhere_is_caught_by_the_source(b):
     source, plan = _plan(b)
     edited = []
     for step in plan.steps:
-        facts = {
-            k: (v.replace("X_E1", "X_E2") if isinstance(v, str) else v)
-            for k, v in step.facts.items()
+        ids = {
+            name: getattr(step, name).replace("X_E1", "X_E2")
+            for name in ("source_id", "source_experiment_id")
+            if isinstance(getattr(step, name, None), str)
         }
-        edited.append(replace(step, facts=facts))
+        edited.append(replace(step, **ids))
     plan = replace(plan, steps=tuple(edited))
     check_plan(plan)
     with pytest.raises(PlanMismatch, match="reads source experiment X_E2, but S1/E1 is X_E1"):
@@ -67,9 +69,9 @@ def test_an_experiment_read_by_another_id_everywhere_is_caught_by_the_source(b):
 def test_one_step_reading_another_experiment_disagrees_with_the_others(b):
     _source, plan = _plan(b)
     steps = list(plan.steps)
-    i = next(n for n, s in enumerate(steps) if s.facts.get("source_path", "").endswith("/QC"))
-    path = steps[i].facts["source_path"].replace("X_E1", "X_E2")
-    steps[i] = replace(steps[i], facts={**steps[i].facts, "source_path": path})
+    i = next(n for n, s in enumerate(steps) if s.address.endswith("/QC"))
+    assert step_source(steps[i], "SRC") == "/data/experiments/X_E1/resources/QC"
+    steps[i] = replace(steps[i], source_experiment_id="X_E2")
     with pytest.raises(PlanMismatch, match="for the same experiment"):
         check_plan(replace(plan, steps=tuple(steps)))
 
@@ -86,7 +88,7 @@ def test_a_target_elsewhere_names_the_step(b, key, value, why):
     _source, plan = _plan(b)
     steps = list(plan.steps)
     i = next(n for n, s in enumerate(steps) if s.kind == "import_scan")
-    steps[i] = replace(steps[i], target={**steps[i].target, key: value})
+    steps[i] = replace(steps[i], dest=replace(steps[i].dest, **{key: value}))
     with pytest.raises(PlanMismatch, match=why) as caught:
         check_plan(replace(plan, steps=tuple(steps)))
     assert caught.value.step_id == "import_scan:S1/E1/scans/1"

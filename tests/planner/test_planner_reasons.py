@@ -1,52 +1,22 @@
-"""Typed change reasons: the diff records one next to the display text, and loading a plan
-file derives the same value from the text the file keeps (plan format 1 stores no enum)."""
+"""Typed change reasons: the diff records one next to the display text, and the plan file
+saves the value (a change record's ``why``), so nothing reads the text back."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
-
 from planner.compare import ChangeCollector, subject_fingerprint
 from planner.config import TransferConfig
 from planner.diff import make_plan, skipped_as_completed, skipped_with_new_data
 from planner.plan import (
-    COMPLETED_TEXT,
-    NEW_DATA_TEXT,
-    OTHER_FILTERS_TEXT,
     SERIES_UID_DIFFERS_TEXT,
     ChangeReason,
     ChangeStatus,
     Level,
 )
-from planner.planfile import plan_from_dict, plan_to_dict, reason_from_text
+from planner.planfile import load_plan, plan_from_dict, plan_to_dict, save_plan
 
 R, S, L = ChangeReason, ChangeStatus, Level
-
-
-@pytest.mark.parametrize(
-    ("level", "status", "reason", "differences", "expected"),
-    [
-        (L.SUBJECT, S.SKIPPED, COMPLETED_TEXT, (), R.COMPLETED),
-        (L.SUBJECT, S.SKIPPED, f"{COMPLETED_TEXT}; {NEW_DATA_TEXT}", (), R.COMPLETED_STALE),
-        (L.SUBJECT, S.SKIPPED, f"{COMPLETED_TEXT}; {OTHER_FILTERS_TEXT}", (), R.COMPLETED_STALE),
-        (
-            L.SUBJECT,
-            S.SKIPPED,
-            f"{COMPLETED_TEXT}; {NEW_DATA_TEXT} and {OTHER_FILTERS_TEXT}",
-            (),
-            R.COMPLETED_STALE,
-        ),
-        (L.SUBJECT, S.SKIPPED, "excluded by subject filter", (), R.NONE),
-        (L.EXPERIMENT, S.SKIPPED, COMPLETED_TEXT, (), R.NONE),
-        (L.SUBJECT, S.CREATE, COMPLETED_TEXT, (), R.NONE),
-        (L.SCAN, S.CONFLICT, "", (SERIES_UID_DIFFERS_TEXT, "type A != B"), R.SERIES_UID_DIFFERS),
-        (L.SCAN, S.CONFLICT, "", ("scan 2 on the destination holds another series",), R.NONE),
-        (L.SCAN, S.DIFFERS, "", ("type A != B",), R.NONE),
-    ],
-)
-def test_reason_from_text(level, status, reason, differences, expected):
-    assert reason_from_text(level, status, reason, differences) == expected
 
 
 def _plan(src, dst, completed, config=None):
@@ -68,17 +38,19 @@ def _completed_world(b):
     return src, dst
 
 
-def test_diff_records_completed_and_the_plan_file_derives_it(b):
+def test_diff_records_completed_and_the_plan_file_saves_it(b, tmp_path):
     src, dst = _completed_world(b)
     p = _plan(src, dst, {"S1": subject_fingerprint(src.subjects["S1"])})
     skip = next(c for c in p.changes if c.address == "S1")
     assert skip.why == R.COMPLETED
     assert (skipped_as_completed(p), skipped_with_new_data(p)) == (1, 0)
     assert plan_from_dict(plan_to_dict(p)) == p
-    assert "why" not in plan_to_dict(p)["changes"][0]  # the file format is unchanged
+    assert load_plan(save_plan(p, tmp_path / "plan.json")) == p
+    saved = next(c for c in plan_to_dict(p)["changes"] if c["address"] == "S1")
+    assert saved["why"] == "completed"  # the value is saved, not derived from the text
 
 
-def test_diff_records_stale_completion_and_the_plan_file_derives_it(b):
+def test_diff_records_stale_completion_and_the_plan_file_saves_it(b):
     src, dst = _completed_world(b)
     p = _plan(src, dst, {"S1": "an older fingerprint"})
     skip = next(c for c in p.changes if c.address == "S1")

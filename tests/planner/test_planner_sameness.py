@@ -14,6 +14,7 @@ from planner.inventory import FileEntry, Resource
 from planner.sameness import (
     CONTENT_KINDS,
     NAME_KINDS,
+    PlannedFiles,
     SideState,
     byte_differences,
     dicom_differences,
@@ -77,7 +78,7 @@ def test_a_side_remembered_without_md5_compares_by_sizes() -> None:
 def test_the_stale_check_counts_every_source_byte() -> None:
     from planner.sameness import files_digest
 
-    facts = {"file_count": 2, "bytes": 200, "files_digest": files_digest(SRC)}
+    facts = PlannedFiles(file_count=2, bytes=200, files_digest=files_digest(SRC))
     assert source_unchanged("scan S/E/scans/1", SRC, facts) == []
     resent = dicom(("1.dcm", 100, "e" * 32), ("2.dcm", 100, "b" * 32))
     assert source_unchanged("scan S/E/scans/1", resent, facts) == [

@@ -17,6 +17,7 @@ from planner.filters import filter_experiment
 from planner.plan import ChangeStatus, Level, StepKind
 from planner.planfile import plan_from_dict, plan_to_dict
 from planner.progress import NullReporter
+from planner.restpaths import step_source
 from planner.staleness import dest_changes, source_changes
 from planner.steps import StepContext, run_step, scan_mapping
 from planner.verify import verify_experiment
@@ -80,8 +81,8 @@ def test_a_missing_nifti_only_scan_is_created_then_its_resources_uploaded(b):
 
     upload = step_of(p, StepKind.UPLOAD_RESOURCE, "S1/E1/scans/99/NIFTI")
     assert upload.depends_on == (create.id,)
-    assert upload.target["scan"] == "99" and upload.facts["owner_level"] == "scan"
-    assert upload.facts["source_path"] == "/data/experiments/X_E1/scans/99/resources/NIFTI"
+    assert upload.target["scan"] == "99" and upload.owner_level == "scan"
+    assert step_source(upload, "P") == "/data/experiments/X_E1/scans/99/resources/NIFTI"
     assert upload.facts["bytes"] == 1400 and not upload.facts["repair"]
 
     # its fields (quality, note) come with the experiment's XML document, after it exists

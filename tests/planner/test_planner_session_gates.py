@@ -20,26 +20,21 @@ from planner.config import TransferConfig
 from planner.diff import make_plan
 from planner.gates import SessionWindow, TransferSlots, session_key
 from planner.inventory import Inventory
-from planner.plan import Level, Step, StepKind
+from planner.plan import Step, StepKind
 from planner.state import StateDB
+from tests.planner.steps import Dest, make_step
 
 
 def _step(subject: str, experiment: str, scan: str = "1") -> Step:
     address = f"{subject}/{experiment}/scans/{scan}"
-    return Step(
-        f"import_scan:{address}",
-        StepKind.IMPORT_SCAN,
-        address,
-        Level.SCAN,
-        {},
-        {"project": "P", "subject": subject, "experiment": experiment, "scan": scan},
-    )
+    return make_step(StepKind.IMPORT_SCAN, address, Dest("P", subject, experiment, scan=scan))
 
 
 def test_a_step_is_keyed_by_its_destination_session() -> None:
     assert session_key(_step("S1", "E1")) == "P/S1/E1"
-    subject_level = Step("x", StepKind.UPLOAD_RESOURCE, "S1/resources/R", Level.RESOURCE, {},
-                         {"project": "P", "subject": "S1", "label": "R"})  # fmt: skip
+    subject_level = make_step(
+        StepKind.UPLOAD_RESOURCE, "S1/resources/R", Dest("P", "S1", label="R"), id="x"
+    )
     assert session_key(subject_level) is None
 
 

@@ -18,9 +18,10 @@ import pytest
 from planner.config import TransferConfig
 from planner.diff import make_plan
 from planner.errors import NotFound
-from planner.plan import Level, Step, StepKind
+from planner.plan import Step, StepKind
 from planner.progress import NullReporter
 from planner.steps import StepContext, resource_owner, run_step
+from tests.planner.steps import Dest, make_step
 
 EXP = "/data/projects/Q/subjects/S1/experiments/E1"
 
@@ -60,7 +61,7 @@ def test_a_new_imported_scan_s_resource_is_planned_with_its_series_uid(b) -> Non
     )
     p = _plan(src, dst)
     new = _upload(p, "S1/E1/scans/7/NIFTI")
-    assert new.facts["scan_uid"] == "1.2.9" and new.facts["source_scan_id"] == "7"
+    assert new.facts["scan_uid"] == "1.2.9" and new.facts["source_owner_id"] == "7"
     assert new.depends_on == ("import_scan:S1/E1/scans/7",)
     paired = _upload(p, "S1/E1/scans/8/NIFTI")
     assert paired.target["scan"] == "4" and "scan_uid" not in paired.facts
@@ -113,21 +114,17 @@ class Destination:
 
 
 def _step(**facts: Any) -> Step:
-    return Step(
-        "upload_resource:S1/E1/scans/7/NIFTI",
+    return make_step(
         StepKind.UPLOAD_RESOURCE,
         "S1/E1/scans/7/NIFTI",
-        Level.RESOURCE,
-        {
-            "owner_level": "scan",
-            "source_path": "/data/experiments/SRC_E1/scans/7/resources/NIFTI",
-            "label": "NIFTI",
-            "format": "NIFTI",
-            "file_count": 1,
-            "bytes": 6,
-            **facts,
-        },
-        {"project": "Q", "subject": "S1", "experiment": "E1", "scan": "7", "label": "NIFTI"},
+        Dest("Q", "S1", "E1", scan="7", label="NIFTI"),
+        source_experiment_id="SRC_E1",
+        source_owner_id="7",
+        label="NIFTI",
+        format="NIFTI",
+        file_count=1,
+        bytes=6,
+        **facts,
     )
 
 
@@ -135,7 +132,7 @@ def test_the_upload_finds_the_imported_scan_by_series_uid(tmp_path: Path) -> Non
     # The destination has a scan 7 of another series and the imported series as scan 3: the
     # resource goes to scan 3, never to the other series' scan 7.
     dst = Destination([("7", "1.2.other"), ("3", "1.2.9")])
-    step = _step(scan_uid="1.2.9", source_scan_id="7")
+    step = _step(scan_uid="1.2.9")
     assert resource_owner(step, dst) == f"{EXP}/scans/3"  # type: ignore[arg-type]
 
     (tmp_path / "work").mkdir()
@@ -161,7 +158,7 @@ def test_the_upload_finds_the_imported_scan_by_series_uid(tmp_path: Path) -> Non
 def test_the_upload_fails_when_the_import_left_no_such_series() -> None:
     dst = Destination([("7", "1.2.other")])
     with pytest.raises(NotFound, match=r"no scan of series 1\.2\.9"):
-        resource_owner(_step(scan_uid="1.2.9", source_scan_id="7"), dst)  # type: ignore[arg-type]
+        resource_owner(_step(scan_uid="1.2.9"), dst)  # type: ignore[arg-type]
 
 
 def test_a_step_without_a_series_uid_uses_its_planned_scan() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from planner.address import Address
-from planner.plan import Level
+from planner.plan import ChangeReason, Level
 from planner.walk import pair_scans, walk
 
 
@@ -26,9 +26,10 @@ class Recorder:
     def match(self, at: Address, src: Any, dst: Any) -> None:
         self.events.append(("match", str(at), at.level, src, dst))
 
-    def conflict(self, at: Address, src: Any, dst: Any, why: str) -> None:
+    def conflict(self, at: Address, src: Any, dst: Any, why: Any, text: str) -> None:
         self.events.append(("conflict", str(at), at.level, src, dst))
-        self.why = why
+        self.why = text
+        self.reason = why
 
     def kinds(self) -> dict[str, str]:
         return {addr: kind for kind, addr, *_ in self.events}
@@ -119,6 +120,7 @@ def test_experiment_under_another_subject_is_one_conflict(b):
     assert "S2/E1" not in kinds  # not also reported as destination-only
     assert kinds["S2"] == "dst_only" and kinds["S1"] == "src_only"
     assert "under subject S2" in rec.why
+    assert rec.reason == ChangeReason.EXPERIMENT_ELSEWHERE
 
 
 def test_experiment_xsi_type_mismatch_is_a_conflict(b):
@@ -128,6 +130,7 @@ def test_experiment_xsi_type_mismatch_is_a_conflict(b):
     walk(src, dst, rec)
     assert rec.kinds()["S1/E1"] == "conflict"
     assert "xsiType" in rec.why
+    assert rec.reason == ChangeReason.XSI_TYPE_DIFFERS
 
 
 def test_walk_order_is_sorted_and_repeatable(b):
