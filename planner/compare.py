@@ -211,7 +211,11 @@ def entity_size(entity: Any) -> tuple[int, int]:
     for child in getattr(entity, "scans", {}).values():
         f, b = entity_size(child)
         files, nbytes = files + f, nbytes + b
-    for child in getattr(entity, "experiments", {}).values():
+    experiments = getattr(entity, "experiments", {})
+    if hasattr(experiments, "size"):  # on disk: from the store's index, reading none
+        f, b = experiments.size()
+        return files + f, nbytes + b
+    for child in experiments.values():
         f, b = entity_size(child)
         files, nbytes = files + f, nbytes + b
     return files, nbytes

@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS subjects (
 );
 CREATE TABLE IF NOT EXISTS experiments (
     subject TEXT NOT NULL, label TEXT NOT NULL, shared_from TEXT NOT NULL,
-    digests INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (subject, label)
+    digests INTEGER NOT NULL, files INTEGER NOT NULL, bytes INTEGER NOT NULL,
+    data BLOB NOT NULL, PRIMARY KEY (subject, label)
 );
 CREATE INDEX IF NOT EXISTS experiments_by_label ON experiments (label);
 """
@@ -88,6 +89,17 @@ def experiment_has_digests(e: Experiment) -> bool:
     )
 
 
+def experiment_size(e: Experiment) -> tuple[int, int]:
+    """(files, bytes) of an experiment's own and its scans' resources, as
+    ``planner.compare.entity_size`` counts them: kept in the index, so a subject's size
+    needs no experiment read."""
+    resources = [
+        *e.resources.values(),
+        *(r for s in e.scans.values() for r in s.resources.values()),
+    ]
+    return sum(len(r.files) for r in resources), sum(r.total_bytes for r in resources)
+
+
 def _remove(path: Path) -> None:
     for p in (path, Path(f"{path}-journal")):
         p.unlink(missing_ok=True)
@@ -110,7 +122,6 @@ class InventoryStore:
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.executescript(_SCHEMA)
-        self._db.execute("BEGIN")
         self._last: tuple[str, str, Experiment] | None = None
         self._finalizer = (
             None if keep else weakref.finalize(self, InventoryStore._close, self._db, path)
@@ -128,7 +139,17 @@ class InventoryStore:
         else:
             self._db.close()
 
+    @classmethod
+    def open(cls, path: Path, *, keep: bool = True) -> Inventory:
+        """The inventory of a store written earlier (kept unless ``keep`` is False)."""
+        return cls(path, keep=keep).inventory()
+
     # -- writing ---------------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        """Writes go in one transaction, committed by ``finish``."""
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
 
     def put_subject(self, s: Subject, *, placeholder: bool = False) -> None:
         """A subject's own row (its experiments are rows of their own)."""
@@ -141,6 +162,7 @@ class InventoryStore:
         }
         verb = "INSERT OR IGNORE" if placeholder else "INSERT OR REPLACE"
         with self._lock:
+            self._begin()
             self._db.execute(
                 f"{verb} INTO subjects VALUES (?, ?, ?, ?)",
                 (s.label, int(placeholder), s.shared_from, _pack(data)),
@@ -148,10 +170,20 @@ class InventoryStore:
 
     def put_experiment(self, subject: str, e: Experiment) -> None:
         blob = _pack(experiment_to_dict(e))
+        files, nbytes = experiment_size(e)
         with self._lock:
+            self._begin()
             self._db.execute(
-                "INSERT OR REPLACE INTO experiments VALUES (?, ?, ?, ?, ?)",
-                (subject, e.label, e.shared_from, int(experiment_has_digests(e)), blob),
+                "INSERT OR REPLACE INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    subject,
+                    e.label,
+                    e.shared_from,
+                    int(experiment_has_digests(e)),
+                    files,
+                    nbytes,
+                    blob,
+                ),
             )
 
     def finish(
@@ -169,6 +201,7 @@ class InventoryStore:
         when every file of the project, its subjects and experiments has a digest."""
         resources = dict(sorted((resources or {}).items()))
         with self._lock:
+            self._begin()
             self._db.execute(
                 "INSERT OR IGNORE INTO subjects SELECT DISTINCT subject, 1, '', ? FROM experiments",
                 (b"",),
@@ -266,6 +299,11 @@ class InventoryStore:
         self._last = (subject, label, e)
         return e
 
+    def sizes(self, subject: str) -> dict[str, tuple[int, int]]:
+        """Experiment label -> (files, bytes) for one subject, from the index."""
+        sql = "SELECT label, files, bytes FROM experiments WHERE subject = ?"
+        return {r[0]: (r[1], r[2]) for r in self._query(sql, (subject,))}
+
     def homes(self, label: str) -> list[str]:
         """The subjects holding an experiment of this label (XNAT allows one)."""
         sql = "SELECT subject FROM experiments WHERE label = ? ORDER BY subject"
@@ -349,6 +387,12 @@ class StoredExperiments(LazyMapping[str, Experiment]):
         super().__init__(store.experiment_labels(subject), lambda k: store.experiment(subject, k))
         self.store = store
         self.subject = subject
+
+    def size(self) -> tuple[int, int]:
+        """(files, bytes) of these experiments, from the store's index."""
+        sizes = self.store.sizes(self.subject)
+        kept = [sizes[k] for k in self if k in sizes]
+        return sum(f for f, _ in kept), sum(b for _, b in kept)
 
 
 def store_of(inv: Inventory) -> InventoryStore | None:
