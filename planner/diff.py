@@ -44,6 +44,7 @@ from planner.inventory import (
     experiment_to_dict,
     subject_to_dict,
 )
+from planner.invstore import LazyMapping, is_lazy
 from planner.plan import (
     COMPLETED_TEXT,
     Change,
@@ -456,6 +457,10 @@ class _ExperimentWork:
 def _without_subjects(inv: Inventory, labels: set[str]) -> Inventory:
     if not labels:
         return inv
+    if is_lazy(inv.subjects):  # on disk: narrowed without reading a subject
+        subjects = inv.subjects
+        kept = [k for k in subjects if W.label_key(k) not in labels]
+        return replace(inv, subjects=LazyMapping(kept, subjects.get))
     keep = {k: v for k, v in inv.subjects.items() if W.label_key(k) not in labels}
     return replace(inv, subjects=keep)
 
@@ -475,14 +480,15 @@ def _completed_skips(
     """
     labels: set[str] = set()
     changes: list[Change] = []
-    dst_subjects = {W.label_key(k): v for k, v in dst.subjects.items()}
+    dst_keys = {W.label_key(k): k for k in dst.subjects}
     for label in sorted(src.subjects):
         if label not in completed:
             continue
         raw = raw_src.subjects.get(label, src.subjects[label])
         reason = COMPLETED_TEXT
         news = completion_news(completed[label], raw, config)
-        there = dst_subjects.get(W.label_key(label))
+        there_key = dst_keys.get(W.label_key(label))
+        there = dst.subjects[there_key] if there_key is not None else None
         if there is None or (not news and _lacks(src.subjects[label], there)):
             continue
         if news:

@@ -264,7 +264,7 @@ def _walk_assessors(
 # -- subjects and the project ----------------------------------------------------------------
 
 
-class _Homes:
+class ExperimentHomes:
     """Which destination subject holds an experiment label. XNAT finds an experiment by its
     label in the whole project; a stored inventory answers from its index, one held in
     memory from a map built once."""
@@ -298,7 +298,7 @@ def walk(src: Inventory, dst: Inventory, visitor: Visitor, homes: Inventory | No
     experiments are paired by label and read one pair at a time.
     """
     walk_resources(src.resources, dst.resources, PROJECT_ADDRESS, visitor)
-    dst_homes = _Homes(homes if homes is not None else dst)
+    dst_homes = ExperimentHomes(homes if homes is not None else dst)
     # Destination experiments claimed by a source experiment of another subject: reported once,
     # as a conflict from the source side, never also as destination-only.
     elsewhere: set[tuple[str, str]] = set()
@@ -315,7 +315,7 @@ def _walk_subject(
     s_label: str,
     ss: Subject | None,
     ds: Subject | None,
-    dst_homes: _Homes,
+    dst_homes: ExperimentHomes,
     elsewhere: set[tuple[str, str]],
     visitor: Visitor,
 ) -> None:
