@@ -13,9 +13,10 @@ subject (its own fields and resources) and one row per experiment: its canonical
 computed by reading the rows in sorted order without decoding them. Experiments are indexed
 by (subject, label) and by label, for "which subject holds label E".
 
-Stores live in ``XNATCTL_STORE_DIR`` (default: the system's temporary directory) and are
-removed when their inventory is garbage-collected or the process exits, unless opened with
-``keep=True``.
+Stores live in ``store_dir()`` (``$XNATCTL_STORE_DIR``, else ``inventories`` under xnatctl's
+state directory) and are removed when their inventory is garbage-collected or the process
+exits, unless opened with ``keep=True``; those of a process killed before it could remove
+them are removed by the next store made there.
 """
 
 from __future__ import annotations
@@ -64,8 +65,32 @@ V = TypeVar("V")
 
 
 def store_dir() -> Path:
-    """Where new stores are created."""
-    return Path(os.environ.get(STORE_DIR_ENV) or tempfile.gettempdir())
+    """Where new stores are created: ``$XNATCTL_STORE_DIR``, else ``inventories`` in the state
+    directory xnatctl uses (``$XDG_STATE_HOME/xnatctl``, else ``~/.local/state/xnatctl``)."""
+    if os.environ.get(STORE_DIR_ENV):
+        return Path(os.environ[STORE_DIR_ENV]).expanduser()
+    state = os.environ.get("XDG_STATE_HOME")
+    base = Path(state) if state else Path.home() / ".local" / "state"
+    return base.expanduser() / "xnatctl" / "inventories"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep(directory: Path) -> None:
+    """Remove the stores of processes that are gone (killed before they could remove them):
+    a store's name carries the ID of the process that made it."""
+    for path in directory.glob("inventory-*-*.sqlite"):
+        pid = path.name.split("-")[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            _remove(path)
 
 
 def _pack(data: dict[str, Any]) -> bytes:
@@ -112,8 +137,9 @@ class InventoryStore:
     def __init__(self, path: Path | None = None, *, keep: bool = False) -> None:
         if path is None:
             d = store_dir()
-            d.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix="xnatctl-inventory-", suffix=".sqlite", dir=d)
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            sweep(d)
+            fd, name = tempfile.mkstemp(prefix=f"inventory-{os.getpid()}-", suffix=".sqlite", dir=d)
             os.close(fd)
             path = Path(name)
         self.path = path

@@ -8,6 +8,9 @@ fingerprints must come out identical.
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -124,6 +127,20 @@ def test_the_store_file_is_removed_with_its_inventory_unless_kept(tmp_path, monk
     assert store is not None
     store.close()
     assert not kept.exists()
+
+
+def test_stores_of_a_process_that_is_gone_are_removed_by_the_next_one(tmp_path, monkeypatch):
+    monkeypatch.setenv(STORE_DIR_ENV, str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    left = tmp_path / f"inventory-{gone}-abc.sqlite"
+    mine = tmp_path / f"inventory-{os.getpid()}-abc.sqlite"
+    left.write_bytes(b"")
+    mine.write_bytes(b"")
+    disk = stored(source())
+    assert not left.exists()
+    assert mine.exists()  # this process's own stores are its to remove
+    assert disk == source()
 
 
 def test_a_plan_between_stored_inventories_is_the_plan_between_the_same_in_memory():
