@@ -7,7 +7,7 @@ pure function of its inputs: the same inventories, config and state give the sam
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -64,9 +64,10 @@ class PlanBuilder(ChangeCollector):
     """The change collector plus the steps that would make the destination match."""
 
     def __init__(
-        self, src: Inventory, dst: Inventory, *, digests: bool, memory: Memory | None = None
-    ) -> None:
-        super().__init__(digests=digests, memory=memory)
+        self, src: Inventory, dst: Inventory, *, digests: bool, memory: Memory | None = None,
+        on_equal_scan: Callable[[ScanMemory], None] | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(digests=digests, memory=memory, on_equal_scan=on_equal_scan)
         self.src_project = src.project
         self.dst_project = dst.project
         self.steps: list[Step] = []
@@ -564,8 +565,8 @@ class DiffResult:
 
 def make_plan(src: Inventory, dst: Inventory, config: TransferConfig, **options: Any) -> Plan:
     """The plan alone: ``diff_inventories`` (whose keyword arguments these are) without the
-    scan pairs it found equal."""
-    return diff_inventories(src, dst, config, **options).plan
+    scan pairs it found equal, which are not even collected."""
+    return diff_inventories(src, dst, config, on_equal_scan=lambda _: None, **options).plan
 
 
 def diff_inventories(
@@ -580,9 +581,11 @@ def diff_inventories(
     created_at: str,
     tool_version: str,
     memory: Memory | None = None,
+    on_equal_scan: Callable[[ScanMemory], None] | None = None,
 ) -> DiffResult:
     """``make_plan``, also returning the scan pairs found equal. ``memory`` holds the scan
-    pairs the state DB remembers (``StateDB.remembered_scans``)."""
+    pairs the state DB remembers (``StateDB.remembered_scans``); ``on_equal_scan`` takes
+    each pair found equal as it is found, instead of the result's ``equal_scans``."""
     scope = in_scope(src, dst, config.filtering, copy_shared=config.copy_shared)
     f_src, f_dst = scope.source, scope.dest
     assert f_dst is not None
@@ -597,7 +600,10 @@ def diff_inventories(
         f_dst = _without_subjects(f_dst, labels)
         changes.extend(skips)
 
-    builder = PlanBuilder(f_src, f_dst, digests=src.digests and dst.digests, memory=memory)
+    builder = PlanBuilder(
+        f_src, f_dst, digests=src.digests and dst.digests, memory=memory,
+        on_equal_scan=on_equal_scan,
+    )  # fmt: skip
     # Conflicts are found against the whole destination: a label a completed (left out)
     # subject holds would otherwise be written into by the plan's PUTs.
     W.walk(f_src, f_dst, builder, homes=dst)
