@@ -4,13 +4,18 @@ Entities are keyed by their labels (what a person and both servers agree on); se
 (accession numbers, resource ids) are kept only as facts, because they differ between
 servers. Addresses are ``subject/experiment/scan/resource`` paths in source labels and are the
 keys every other module (diff, plan, state, verify) uses.
+
+An inventory is held either in memory (plain dicts, as tests and single experiments build
+it) or on disk (``planner.invstore``, as a snapshot writes it): there ``Inventory.subjects``
+and ``Subject.experiments`` are read-only mappings that read an entity on access and do not
+keep it, so a caller reads what it needs and never copies a project-wide mapping.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -98,7 +103,7 @@ class Subject:
     shared_from: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     resources: dict[str, Resource] = field(default_factory=dict)
-    experiments: dict[str, Experiment] = field(default_factory=dict)
+    experiments: Mapping[str, Experiment] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +120,7 @@ class Inventory:
     taken_at: str = ""
     digests: bool = True
     resources: dict[str, Resource] = field(default_factory=dict)
-    subjects: dict[str, Subject] = field(default_factory=dict)
+    subjects: Mapping[str, Subject] = field(default_factory=dict)
     requests: int = 0
 
     def fingerprint(self) -> str:

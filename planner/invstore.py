@@ -272,7 +272,7 @@ class InventoryStore:
             taken_at=h["taken_at"],
             digests=bool(h["digests"]),
             resources={k: resource_from_dict(v) for k, v in h["resources"].items()},
-            subjects=StoredSubjects(self),  # type: ignore[arg-type]
+            subjects=StoredSubjects(self),
             requests=int(h["requests"]),
         )
 
@@ -306,7 +306,7 @@ class InventoryStore:
             shared_from=s.shared_from,
             fields=s.fields,
             resources=s.resources,
-            experiments=StoredExperiments(self, label),  # type: ignore[arg-type]
+            experiments=StoredExperiments(self, label),
         )
 
     def experiment_labels(self, subject: str) -> list[str]:
