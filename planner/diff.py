@@ -520,9 +520,9 @@ def _lacks(src: Subject, dst: Subject) -> bool:
 
     if missing(src.resources, dst.resources) or missing(src.experiments, dst.experiments):
         return True
-    dst_exps = {W.label_key(k): v for k, v in dst.experiments.items()}
-    for label, se in src.experiments.items():
-        de = dst_exps[W.label_key(label)]
+    dst_keys = {W.label_key(k): k for k in dst.experiments}
+    for label in src.experiments:
+        se, de = src.experiments[label], dst.experiments[dst_keys[W.label_key(label)]]
         if missing(se.resources, de.resources) or missing(se.assessors, de.assessors):
             return True
         for la, sa in se.assessors.items():
