@@ -249,3 +249,25 @@ def test_the_walk_reads_one_experiment_pair_at_a_time():
         if event.startswith("visit"):
             label = event.split()[1]
             assert events[i - 2 : i] == [f"read src {label}", f"read dst {label}"]
+
+
+def test_staleness_reads_only_the_experiments_the_plan_touches(monkeypatch):
+    from planner import invstore
+    from planner.staleness import dest_changes, source_changes
+
+    many = inv(*(subj(f"S{i}", exp(f"S{i}_MR", f"S{i}", (scan("1"),))) for i in range(20)))
+    fewer = replace(many, subjects={k: v for k, v in many.subjects.items() if k != "S7"})
+    src, dst = stored(many), stored(fewer)
+    plan = plan_of(src, dst, TransferConfig(sync_new_only=False))
+    assert {a.split("/")[0] for a in (s.address for s in plan.steps)} == {"S7"}
+    reads: list[str] = []
+    real = invstore.experiment_from_dict
+
+    def counted(d):
+        reads.append(d["label"])
+        return real(d)
+
+    monkeypatch.setattr(invstore, "experiment_from_dict", counted)
+    assert source_changes(plan, src, None) == []
+    assert dest_changes(plan, dst, set()) == []
+    assert set(reads) == {"S7_MR"}
