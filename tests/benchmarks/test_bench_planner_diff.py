@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -20,6 +21,9 @@ from planner.inventory import Experiment, FileEntry, Resource, Scan, Subject
 from planner.invstore import InventoryStore
 from tests.benchmarks.results import BenchResult, record, rounded
 
+ROOT = Path(__file__).resolve().parents[2]
+# Children import the project (and this module) from the checkout, wherever pytest runs.
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 EXPERIMENTS, SCANS, FILES = 10, 10, 20
 FILES_PER_SUBJECT = EXPERIMENTS * SCANS * FILES
 
@@ -91,7 +95,7 @@ def _build_side(args: list[str]) -> subprocess.Popen[bytes]:
         "_build(Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), "
         "dest=sys.argv[5] == 'dest')"
     )
-    return subprocess.Popen([sys.executable, "-c", code, *args])
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=ENV)
 
 
 @pytest.mark.bench
@@ -109,6 +113,8 @@ def test_bench_diff_files_per_side(files_per_side: int, tmp_path: Path) -> None:
     disk_mb = (src_path.stat().st_size + dst_path.stat().st_size) / 2**20
     out = subprocess.run(
         [sys.executable, "-c", _DIFF, str(src_path), str(dst_path)],
+        cwd=ROOT,
+        env=ENV,
         check=True,
         capture_output=True,
         text=True,
