@@ -271,3 +271,30 @@ def test_staleness_reads_only_the_experiments_the_plan_touches(monkeypatch):
     assert source_changes(plan, src, None) == []
     assert dest_changes(plan, dst, set()) == []
     assert set(reads) == {"S7_MR"}
+
+
+def test_a_snapshot_is_written_to_a_store_in_the_state_directory(b, fake_xnat, monkeypatch):
+    from planner.errors import BackendError
+    from planner.snapshot import take_snapshot
+
+    inventories = Path(os.environ["XDG_STATE_HOME"]) / "xnatctl" / "inventories"
+    want = inv(*(subj(f"S{i}", exp(f"S{i}_MR", f"S{i}", (scan("1"),))) for i in range(5)))
+    progress: list[tuple[int, int]] = []
+    got = take_snapshot(fake_xnat(want), "P", workers=3, on_progress=lambda *a: progress.append(a))
+    store = store_of(got)
+    assert store is not None and store.path.parent == inventories
+    assert got.content_dict() == want.content_dict()
+    assert progress[-1] == (10, 10) and len(progress) == 10  # 5 subjects, 5 experiments
+    path = store.path
+    del got, store
+    gc.collect()
+    assert not path.exists()
+
+    # a read that fails leaves no half-written store behind
+    failing = fake_xnat(want)
+    failing.overrides[f"/data/experiments/{want.subjects['S3'].experiments['S3_MR'].id}"] = (
+        BackendError("boom", status=500)
+    )
+    with pytest.raises(BackendError):
+        take_snapshot(failing, "P", workers=3)
+    assert list(inventories.glob("*.sqlite")) == []
