@@ -14,7 +14,7 @@ case); explanations are built only for what differs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,7 +211,11 @@ def entity_size(entity: Any) -> tuple[int, int]:
     for child in getattr(entity, "scans", {}).values():
         f, b = entity_size(child)
         files, nbytes = files + f, nbytes + b
-    for child in getattr(entity, "experiments", {}).values():
+    experiments = getattr(entity, "experiments", {})
+    if hasattr(experiments, "size"):  # on disk: from the store's index, reading none
+        f, b = experiments.size()
+        return files + f, nbytes + b
+    for child in experiments.values():
         f, b = entity_size(child)
         files, nbytes = files + f, nbytes + b
     return files, nbytes
@@ -267,12 +271,21 @@ class ChangeCollector:
     MD5 (``digests_incomplete``).
     """
 
-    def __init__(self, *, digests: bool, memory: Memory | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        digests: bool,
+        memory: Memory | None = None,
+        on_equal_scan: Callable[[ScanMemory], None] | None = None,
+    ) -> None:
         self.digests = digests
         self.memory: Memory = memory or {}
         self.changes: list[Change] = []
         self.kinds: dict[str, frozenset[str]] = {}
         self.equal_scans: list[ScanMemory] = []
+        # Where equal scan pairs go: kept in ``equal_scans`` unless a caller takes them as
+        # they are found (a project's worth of them is no small list).
+        self._equal = on_equal_scan or self.equal_scans.append
         self.digests_incomplete = False
         self._frames: list[_Frame] = []
 
@@ -401,7 +414,7 @@ class ChangeCollector:
         s, d = src.resources.get(DICOM), dst.resources.get(DICOM)
         self._note(address, found, s, d)
         if not found and s is not None and d is not None:
-            self.equal_scans.append(remember(address, dst.id, s, d))
+            self._equal(remember(address, dst.id, s, d))
         return tuple(f"{DICOM}: {x}" for x in render(found))
 
     def _note(self, address: str, found: list[FileDifference], src: Any, dst: Any) -> None:

@@ -7,7 +7,7 @@ pure function of its inputs: the same inventories, config and state give the sam
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,6 +32,7 @@ from planner.inventory import (
     Inventory,
     Subject,
 )
+from planner.invstore import LazyMapping, is_lazy
 from planner.plan import (
     COMPLETED_TEXT,
     Change,
@@ -62,9 +63,10 @@ class PlanBuilder(ChangeCollector):
     class decides which steps the walk needs; ``planner.stepmaker`` makes them."""
 
     def __init__(
-        self, src: Inventory, dst: Inventory, *, digests: bool, memory: Memory | None = None
-    ) -> None:
-        super().__init__(digests=digests, memory=memory)
+        self, src: Inventory, dst: Inventory, *, digests: bool, memory: Memory | None = None,
+        on_equal_scan: Callable[[ScanMemory], None] | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(digests=digests, memory=memory, on_equal_scan=on_equal_scan)
         self.make = StepMaker(dst.project)
 
     @property
@@ -143,6 +145,10 @@ class PlanBuilder(ChangeCollector):
 def _without_subjects(inv: Inventory, labels: set[str]) -> Inventory:
     if not labels:
         return inv
+    if is_lazy(inv.subjects):  # on disk: narrowed without reading a subject
+        subjects = inv.subjects
+        kept = [k for k in subjects if W.label_key(k) not in labels]
+        return replace(inv, subjects=LazyMapping(kept, subjects.get))
     keep = {k: v for k, v in inv.subjects.items() if W.label_key(k) not in labels}
     return replace(inv, subjects=keep)
 
@@ -162,14 +168,15 @@ def _completed_skips(
     """
     labels: set[str] = set()
     changes: list[Change] = []
-    dst_subjects = {W.label_key(k): v for k, v in dst.subjects.items()}
+    dst_keys = {W.label_key(k): k for k in dst.subjects}
     for label in sorted(src.subjects):
         if label not in completed:
             continue
         raw = raw_src.subjects.get(label, src.subjects[label])
         reason = COMPLETED_TEXT
         news = completion_news(completed[label], raw, config)
-        there = dst_subjects.get(W.label_key(label))
+        there_key = dst_keys.get(W.label_key(label))
+        there = dst.subjects[there_key] if there_key is not None else None
         if there is None or (not news and _lacks(src.subjects[label], there)):
             continue
         if news:
@@ -200,9 +207,9 @@ def _lacks(src: Subject, dst: Subject) -> bool:
 
     if missing(src.resources, dst.resources) or missing(src.experiments, dst.experiments):
         return True
-    dst_exps = {W.label_key(k): v for k, v in dst.experiments.items()}
-    for label, se in src.experiments.items():
-        de = dst_exps[W.label_key(label)]
+    dst_keys = {W.label_key(k): k for k in dst.experiments}
+    for label in src.experiments:
+        se, de = src.experiments[label], dst.experiments[dst_keys[W.label_key(label)]]
         if missing(se.resources, de.resources) or missing(se.assessors, de.assessors):
             return True
         for la, sa in se.assessors.items():
@@ -245,8 +252,8 @@ class DiffResult:
 
 def make_plan(src: Inventory, dst: Inventory, config: TransferConfig, **options: Any) -> Plan:
     """The plan alone: ``diff_inventories`` (whose keyword arguments these are) without the
-    scan pairs it found equal."""
-    return diff_inventories(src, dst, config, **options).plan
+    scan pairs it found equal, which are not even collected."""
+    return diff_inventories(src, dst, config, on_equal_scan=lambda _: None, **options).plan
 
 
 def diff_inventories(
@@ -261,9 +268,11 @@ def diff_inventories(
     created_at: str,
     tool_version: str,
     memory: Memory | None = None,
+    on_equal_scan: Callable[[ScanMemory], None] | None = None,
 ) -> DiffResult:
     """``make_plan``, also returning the scan pairs found equal. ``memory`` holds the scan
-    pairs the state DB remembers (``StateDB.remembered_scans``)."""
+    pairs the state DB remembers (``StateDB.remembered_scans``); ``on_equal_scan`` takes
+    each pair found equal as it is found, instead of the result's ``equal_scans``."""
     scope = in_scope(src, dst, config.filtering, copy_shared=config.copy_shared)
     f_src, f_dst = scope.source, scope.dest
     assert f_dst is not None
@@ -282,7 +291,10 @@ def diff_inventories(
         f_dst = _without_subjects(f_dst, labels)
         changes.extend(skips)
 
-    builder = PlanBuilder(f_src, f_dst, digests=src.digests and dst.digests, memory=memory)
+    builder = PlanBuilder(
+        f_src, f_dst, digests=src.digests and dst.digests, memory=memory,
+        on_equal_scan=on_equal_scan,
+    )  # fmt: skip
     # Conflicts are found against the whole destination: a label a completed (left out)
     # subject holds would otherwise be written into by the plan's PUTs.
     W.walk(f_src, f_dst, builder, homes=dst)

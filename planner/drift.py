@@ -6,6 +6,9 @@ it never writes to a server, and it records nothing in the state DB. It does rea
 pairs the state DB remembers (``memory``, local and read-only): a scan's DICOM is compared by
 names because the destination rewrites headers, and only what was remembered shows a file
 re-sent with other content on either side since.
+
+Inventories read from disk (``planner.invstore``) are walked one experiment pair at a time,
+so a drift check's memory depends on the largest experiment, not on the project.
 """
 
 from __future__ import annotations
@@ -127,7 +130,8 @@ def check_drift(
         use_digests = False
         note = f"the {' and '.join(missing)} gave no MD5 digests: compared sizes and counts only"
 
-    collector = ChangeCollector(digests=use_digests, memory=memory)
+    # Drift records nothing, so the scan pairs found equal are not kept either.
+    collector = ChangeCollector(digests=use_digests, memory=memory, on_equal_scan=lambda _: None)
     scope = in_scope(src, dst, filtering, copy_shared=copy_shared)
     assert scope.dest is not None
     W.walk(scope.source, scope.dest, collector)

@@ -29,6 +29,7 @@ object of the input inventory, and resources (with their file tuples) are always
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -36,6 +37,7 @@ from planner import address as A
 from planner.address import PROJECT_ADDRESS, Address
 from planner.config import Filtering, ItemFilter, SessionTypeFilter, TransferConfig, TypedFilter
 from planner.inventory import Experiment, Inventory, Resource, Scan, Subject
+from planner.invstore import LazyMapping, is_lazy, store_of
 from planner.plan import Level
 
 __all__ = [
@@ -154,8 +156,39 @@ class _Filterer:
         resources = self.resources(
             inv.resources, self.project_resources, "project_resources", PROJECT_ADDRESS
         )
+        if is_lazy(inv.subjects):
+            return replace(inv, resources=resources, subjects=self.lazy_subjects(inv.subjects))
         subjects = {k: self.subject(s) for k, s in inv.subjects.items()}
         return replace(inv, resources=resources, subjects=subjects)
+
+    def lazy_subjects(self, subjects: Mapping[str, Subject]) -> Mapping[str, Subject]:
+        """Subjects read on access (an inventory on disk), filtered as they are read.
+
+        One pass reads every experiment once, to note what the filters leave out, keeping
+        nothing; then a filterer that notes nothing applies the same filters on each read.
+        """
+        dropped: set[tuple[str, str]] = set()
+        for key in subjects:
+            s = subjects[key]
+            self.resources(s.resources, self.subject_resources, "subject_resources", A.subject(key))
+            for e_key in s.experiments:
+                if self.experiment(s.label, s.experiments[e_key]) is None:
+                    dropped.add((key, e_key))
+        quiet = _Filterer(self.f)
+        quiet.skipped = _Discard()
+        return _narrowed(subjects, set(), dropped, quiet.subject_view)
+
+    def subject_view(self, s: Subject) -> Subject:
+        """A subject of a lazy inventory with its resources and experiments filtered."""
+        resources = self.resources(
+            s.resources, self.subject_resources, "subject_resources", A.subject(s.label)
+        )
+        exps = s.experiments
+        return replace(
+            s,
+            resources=resources,
+            experiments=LazyMapping(list(exps), lambda k: self.experiment(s.label, exps[k])),
+        )
 
     def subject(self, s: Subject) -> Subject:
         label = s.label
@@ -277,9 +310,40 @@ def shared_reason(owner: str) -> str:
     return f"shared from project {owner} (copy_shared: true copies it)"
 
 
+class _Discard(list):  # type: ignore[type-arg]
+    """A skip list that keeps nothing: the skips were noted once already."""
+
+    def append(self, item: object) -> None:
+        pass
+
+
+def _narrowed(
+    subjects: Mapping[str, Subject],
+    gone: set[str],
+    gone_experiments: set[tuple[str, str]],
+    view: Callable[[Subject], Subject] | None = None,
+) -> Mapping[str, Subject]:
+    """Lazy subjects without those in ``gone`` and experiments in ``gone_experiments``
+    (subject key, experiment key); ``view`` narrows each subject as it is read."""
+
+    def load(key: str) -> Subject:
+        s = subjects[key]
+        if view is not None:
+            s = view(s)
+        exps = s.experiments
+        keep = [k for k in exps if (key, k) not in gone_experiments]
+        if len(keep) != len(exps):
+            s = replace(s, experiments=LazyMapping(keep, exps.get))
+        return s
+
+    return LazyMapping([k for k in subjects if k not in gone], load)
+
+
 def _drop(inv: Inventory, subjects: set[str], experiments: set[tuple[str, str]]) -> Inventory:
     if not subjects and not experiments:
         return inv
+    if is_lazy(inv.subjects):
+        return replace(inv, subjects=_narrowed(inv.subjects, subjects, experiments))
     kept: dict[str, Subject] = {}
     for key, s in inv.subjects.items():
         if s.label in subjects:
@@ -306,7 +370,18 @@ def apply_sharing(
     skipped: list[Skip] = []
     subjects: set[str] = set()
     experiments: set[tuple[str, str]] = set()
-    for s in src.subjects.values():
+    store = store_of(src)
+    if store is not None:  # from the store's index, reading no experiment
+        shared_subjects, shared_experiments = store.shared()
+        for label, owner in shared_subjects:
+            subjects.add(label)
+            skipped.append(_skip(A.subject(label), shared_reason(owner)))
+        for s_label, e_label, owner in shared_experiments:
+            if s_label not in subjects:
+                experiments.add((s_label, e_label))
+                skipped.append(_skip(A.experiment(s_label, e_label), shared_reason(owner)))
+        skipped.sort(key=lambda sk: sk[0])
+    for s in () if store is not None else src.subjects.values():
         if s.shared_from:
             subjects.add(s.label)
             skipped.append(_skip(A.subject(s.label), shared_reason(s.shared_from)))

@@ -4,13 +4,19 @@ Entities are keyed by their labels (what a person and both servers agree on); se
 (accession numbers, resource ids) are kept only as facts, because they differ between
 servers. Addresses are ``subject/experiment/scan/resource`` paths in source labels and are the
 keys every other module (diff, plan, state, verify) uses.
+
+An inventory is held either in memory (plain dicts, as tests and single experiments build
+it) or on disk (``planner.invstore``, as a snapshot writes it): there ``Inventory.subjects``
+and ``Subject.experiments`` are read-only mappings that read an entity on access and do not
+keep it, so a caller reads what it needs and never copies a project-wide mapping.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 INVENTORY_FORMAT = 1
@@ -97,7 +103,7 @@ class Subject:
     shared_from: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     resources: dict[str, Resource] = field(default_factory=dict)
-    experiments: dict[str, Experiment] = field(default_factory=dict)
+    experiments: Mapping[str, Experiment] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +120,14 @@ class Inventory:
     taken_at: str = ""
     digests: bool = True
     resources: dict[str, Resource] = field(default_factory=dict)
-    subjects: dict[str, Subject] = field(default_factory=dict)
+    subjects: Mapping[str, Subject] = field(default_factory=dict)
     requests: int = 0
 
     def fingerprint(self) -> str:
-        """A digest of the content (not of when or how it was read)."""
-        return content_fingerprint(self.content_dict())
+        """A digest of the content (not of when or how it was read): that of
+        ``content_dict()``, hashed one subject and experiment at a time, so that an inventory
+        read from disk (``planner.invstore``) is never held whole."""
+        return _hash_chunks(_content_chunks(self))
 
     def content_dict(self) -> dict[str, Any]:
         return {
@@ -164,10 +172,14 @@ def content_fingerprint(data: Any) -> str:
     The JSON is hashed as it is encoded, a megabyte at a time, so fingerprinting a project
     of millions of files never holds its whole JSON text in memory.
     """
+    return _hash_chunks(_FINGERPRINT_ENCODER.iterencode(data))
+
+
+def _hash_chunks(chunks: Iterable[str]) -> str:
     digest = hashlib.sha256()
     pending: list[str] = []
     size = 0
-    for chunk in _FINGERPRINT_ENCODER.iterencode(data):
+    for chunk in chunks:
         pending.append(chunk)
         size += len(chunk)
         if size >= _FINGERPRINT_BUFFER:
@@ -176,6 +188,36 @@ def content_fingerprint(data: Any) -> str:
             size = 0
     digest.update("".join(pending).encode())
     return digest.hexdigest()
+
+
+def _canonical_subjects(inv: Inventory) -> Iterator[tuple[str, str, Iterable[tuple[str, str]]]]:
+    """(label, canonical JSON of the subject without its experiments, its experiments as
+    (label, canonical JSON)), sorted by label."""
+    canonical = getattr(inv.subjects, "store", None)
+    if canonical is not None:
+        yield from canonical.canonical_subjects()
+        return
+    enc = _FINGERPRINT_ENCODER.encode
+    for label in sorted(inv.subjects):
+        s = inv.subjects[label]
+        own = subject_to_dict(replace(s, experiments={}))
+        del own["experiments"]
+        exps = ((k, enc(experiment_to_dict(s.experiments[k]))) for k in sorted(s.experiments))
+        yield label, enc(own), exps
+
+
+def _content_chunks(inv: Inventory) -> Iterator[str]:
+    """The canonical JSON of ``content_dict()``, piece by piece. A subject's keys sort with
+    ``experiments`` first, so its experiments are written before the rest of its document."""
+    enc = _FINGERPRINT_ENCODER.encode
+    resources = {k: resource_to_dict(v) for k, v in sorted(inv.resources.items())}
+    yield f'{{"project":{enc(inv.project)},"resources":{enc(resources)},"subjects":{{'
+    for i, (label, own, experiments) in enumerate(_canonical_subjects(inv)):
+        yield f'{"," if i else ""}{enc(label)}:{{"experiments":{{'
+        for j, (e_label, e_json) in enumerate(experiments):
+            yield f"{',' if j else ''}{enc(e_label)}:{e_json}"
+        yield "}," + own[1:]
+    yield "}}"
 
 
 def resource_to_dict(r: Resource) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from planner.inventory import (
     Scan,
     Subject,
 )
+from planner.invstore import InventoryStore
 from planner.rows import as_rows
 
 ProgressCallback = Callable[[int, int], None]
@@ -294,21 +295,47 @@ def snapshot_experiment(
     if not label:
         raise MalformedReply(f"{base}: the experiment has no label")
     imaging = is_imaging_type(xsi_type)
+    scans = _read_scans(backend, base, item) if imaging else {}
+    session_metas = _metas_from_items(_children(item, "resource"))
+    resources: dict[str, Resource] = {}
+    if session_metas:
+        files = [
+            f
+            for f in _file_rows(backend, f"{base}/files")
+            if "/scans/" not in f.owner and "/assessors/" not in f.owner
+        ]
+        resources = _build_resources(session_metas, files)
+    assessors = _read_assessors(backend, base, item)
+    fields = F.experiment_fields(item, imaging=imaging)
+    return Experiment(
+        label=label,
+        id=exp_id,
+        xsi_type=xsi_type,
+        date=_text(row.get("date")) or _text(df.get("date")),
+        subject_label=subject_label,
+        uid=_text(df.get("UID")),
+        modality=_text(df.get("modality")),
+        is_imaging=imaging,
+        shared_from=owner_project if owner_project and owner_project != project else "",
+        fields=fields,
+        scans=scans,
+        resources=resources,
+        assessors=assessors,
+    )
 
-    scan_items = _children(item, "scan") if imaging else []
+
+def _read_scans(backend: XnatBackend, base: str, item: dict[str, Any]) -> dict[str, Scan]:
+    """A session's scans from its document, with all their files from one listing."""
     scans_meta: dict[str, tuple[dict[str, Any], list[_ResourceMeta]]] = {}
-    for s in scan_items:
-        sdf = s.get("data_fields") or {}
-        sid = _text(sdf.get("ID"))
+    for s in _children(item, "scan"):
+        sid = _text((s.get("data_fields") or {}).get("ID"))
         if not sid:
             raise MalformedReply(f"{base}: a scan has no ID")
         scans_meta[sid] = (s, _metas_from_items(_children(s, "file")))
-
     scan_files: dict[str, list[_FileRow]] = {}
     if scans_meta:
         for f in _file_rows(backend, f"{base}/scans/ALL/files"):
             scan_files.setdefault(f.scan, []).append(f)
-
     scans: dict[str, Scan] = {}
     for sid in sorted(scans_meta):
         s, metas = scans_meta[sid]
@@ -323,17 +350,11 @@ def snapshot_experiment(
             resources=_build_resources(metas, scan_files.get(sid, [])),
             fields=F.scan_extra_fields(s),
         )
+    return scans
 
-    session_metas = _metas_from_items(_children(item, "resource"))
-    resources: dict[str, Resource] = {}
-    if session_metas:
-        files = [
-            f
-            for f in _file_rows(backend, f"{base}/files")
-            if "/scans/" not in f.owner and "/assessors/" not in f.owner
-        ]
-        resources = _build_resources(session_metas, files)
 
+def _read_assessors(backend: XnatBackend, base: str, item: dict[str, Any]) -> dict[str, Assessor]:
+    """A session's assessors, each with one file listing when it has resources."""
     assessors: dict[str, Assessor] = {}
     for a in _children(item, "assessor"):
         adf = a.get("data_fields") or {}
@@ -355,23 +376,7 @@ def snapshot_experiment(
             resources=a_resources,
             fields=F.assessor_fields(a),
         )
-
-    fields = F.experiment_fields(item, imaging=imaging)
-    return Experiment(
-        label=label,
-        id=exp_id,
-        xsi_type=xsi_type,
-        date=_text(row.get("date")) or _text(df.get("date")),
-        subject_label=subject_label,
-        uid=_text(df.get("UID")),
-        modality=_text(df.get("modality")),
-        is_imaging=imaging,
-        shared_from=owner_project if owner_project and owner_project != project else "",
-        fields=fields,
-        scans=scans,
-        resources=resources,
-        assessors=dict(sorted(assessors.items())),
-    )
+    return dict(sorted(assessors.items()))
 
 
 def _shared_label(item: dict[str, Any], project: str) -> str:
@@ -388,9 +393,12 @@ def take_snapshot(
     *,
     workers: int = SNAPSHOT_WORKERS,
     on_progress: ProgressCallback | None = None,
+    store: InventoryStore | None = None,
 ) -> Inventory:
-    """Inventory ``project`` on ``backend``; ``on_progress(done, total)`` counts subjects and
-    experiments as they are read (called from worker threads)."""
+    """Inventory ``project`` on ``backend``, written to ``store`` (a new temporary one by
+    default, see ``planner.invstore``) as each subject and experiment is read, so memory
+    holds the reads in flight, never the project; ``on_progress(done, total)`` counts
+    subjects and experiments as they are read (called from the calling thread)."""
     counted = CountingBackend(backend)
     p = f"/data/projects/{quote_segment(project)}"
     version = server_version(counted)
@@ -400,7 +408,25 @@ def take_snapshot(
     project_resources: dict[str, Resource] = {}
     if project_metas:
         project_resources = _build_resources(project_metas, _file_rows(counted, f"{p}/files"))
+    work = _listing(counted, backend, p, version)
+    store = store if store is not None else InventoryStore()
+    try:
+        _read_all(counted, project, work, store, workers, on_progress)
+    except BaseException:
+        store.close()
+        raise
+    return store.finish(
+        server_url=backend.url,
+        project=project,
+        server_version=version,
+        taken_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        resources=project_resources,
+        requests=counted.count,
+    )
 
+
+def _listing(counted: XnatBackend, backend: XnatBackend, p: str, version: str) -> list[_Job]:
+    """The project's subjects and experiments, as the reads to make."""
     subj_path = f"{p}/subjects"
     try:
         subject_rows = _rows(counted, subj_path, {"columns": SUBJECT_COLUMNS})
@@ -410,12 +436,10 @@ def take_snapshot(
         raise
     exp_path = f"{p}/experiments"
     experiment_rows = _rows(counted, exp_path, {"columns": EXPERIMENT_COLUMNS})
-
     label_by_id: dict[str, str] = {}
     for r in subject_rows:
         label_by_id[_need(r, "ID", subj_path)] = _need(r, "label", subj_path)
-
-    work: list[tuple[str, Any]] = [("subject", r) for r in subject_rows]
+    work: list[_Job] = [("", r) for r in subject_rows]
     for r in experiment_rows:
         _need(r, "ID", exp_path)
         # The subject's label in this project, through the project's own subject listing: a
@@ -425,57 +449,48 @@ def take_snapshot(
         )
         if not subject_label:
             raise MalformedReply(f"{exp_path}: experiment {r['ID']} names no known subject")
-        work.append(("experiment", (subject_label, r)))
+        work.append((subject_label, r))
+    return work
 
-    total = len(work)
-    done = 0
-    lock = threading.Lock()
 
-    def run(job: tuple[str, Any]) -> tuple[str, Any]:
-        nonlocal done
-        kind, payload = job
-        if kind == "subject":
-            result: Any = _read_subject(counted, project, payload)
-        else:
-            subject_label, row = payload
-            result = (subject_label, snapshot_experiment(counted, project, subject_label, row))
-        if on_progress is not None:
-            with lock:
-                done += 1
-                n = done
-            on_progress(n, total)
-        return kind, result
+# A read to make: ("", subject row) or (subject label, experiment row).
+_Job = tuple[str, Row]
+
+
+def _read_all(
+    backend: XnatBackend,
+    project: str,
+    work: list[_Job],
+    store: InventoryStore,
+    workers: int,
+    on_progress: ProgressCallback | None,
+) -> None:
+    """Read every subject and experiment concurrently; this thread writes each to the store
+    as its read completes (the store has one writer)."""
+    total, done = len(work), 0
+
+    def run(job: _Job) -> Subject | tuple[str, Experiment]:
+        subject_label, row = job
+        if not subject_label:
+            return _read_subject(backend, project, row)
+        return subject_label, snapshot_experiment(backend, project, subject_label, row)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(run, work))
-
-    subjects: dict[str, Subject] = {}
-    experiments: dict[str, dict[str, Experiment]] = {}
-    for kind, result in results:
-        if kind == "subject":
-            subjects[result.label] = result
-        else:
-            subject_label, exp = result
-            experiments.setdefault(subject_label, {})[exp.label] = exp
-    for subject_label in experiments:
-        subjects.setdefault(subject_label, Subject(label=subject_label))
-    final = {}
-    for label in sorted(subjects):
-        s = subjects[label]
-        exps = dict(sorted(experiments.get(label, {}).items()))
-        final[label] = replace(s, experiments=exps)
-
-    digests = _all_digests(project_resources, final.values())
-    return Inventory(
-        server_url=backend.url,
-        project=project,
-        server_version=version,
-        taken_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        digests=digests,
-        resources=project_resources,
-        subjects=final,
-        requests=counted.count,
-    )
+        futures = [pool.submit(run, job) for job in work]
+        try:
+            for future in as_completed(futures):
+                result = future.result()
+                if isinstance(result, Subject):
+                    store.put_subject(result)
+                else:
+                    store.put_experiment(*result)
+                done += 1
+                if on_progress is not None:
+                    on_progress(done, total)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
 
 
 def _read_subject(backend: XnatBackend, project: str, row: Row) -> Subject:
@@ -493,22 +508,3 @@ def _read_subject(backend: XnatBackend, project: str, row: Row) -> Subject:
         fields=F.subject_fields(item),
         resources=resources,
     )
-
-
-def _all_digests(project_resources: dict[str, Resource], subjects: Any) -> bool:
-    def resources_ok(resources: dict[str, Resource]) -> bool:
-        return all(f.digest for r in resources.values() for f in r.files)
-
-    if not resources_ok(project_resources):
-        return False
-    for s in subjects:
-        if not resources_ok(s.resources):
-            return False
-        for e in s.experiments.values():
-            if not resources_ok(e.resources):
-                return False
-            if not all(resources_ok(sc.resources) for sc in e.scans.values()):
-                return False
-            if not all(resources_ok(a.resources) for a in e.assessors.values()):
-                return False
-    return True

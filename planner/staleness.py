@@ -40,6 +40,7 @@ from planner.plan import (
     UploadResource,
 )
 from planner.sameness import planned_files, source_unchanged
+from planner.walk import ExperimentHomes
 
 _SHOWN = 10
 
@@ -245,7 +246,7 @@ def dest_changes(plan: Plan, dest: Inventory, settled: set[str]) -> list[str]:
 def _labels_taken_elsewhere(plan: Plan, dest: Inventory) -> list[str]:
     """Experiment labels the plan writes under one subject that another subject of the
     destination now holds (XNAT would resolve the plan's writes to that experiment)."""
-    homes = {e_label: s_label for s_label, s in dest.subjects.items() for e_label in s.experiments}
+    homes = ExperimentHomes(dest)
     changed: list[str] = []
     seen: set[tuple[str, str]] = set()
     for step in plan.steps:

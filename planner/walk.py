@@ -27,7 +27,7 @@ are always in source labels (destination labels for destination-only entities).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 from planner.address import PROJECT_ADDRESS, Address
@@ -60,21 +60,25 @@ def _leave(visitor: Any, at: Address, src: Any, dst: Any) -> None:
 
 
 def _pair_by_label(
-    src: dict[str, Any], dst: dict[str, Any]
-) -> Iterable[tuple[str, Any | None, Any | None]]:
-    """(key, src or None, dst or None), sorted by key; source keys win for the address."""
-    dst_by_key = {label_key(k): v for k, v in dst.items()}
+    src: Mapping[str, Any], dst: Mapping[str, Any]
+) -> Iterator[tuple[str, Any | None, Any | None]]:
+    """(key, src or None, dst or None), sorted by key; source keys win for the address.
+
+    Keys are paired first and values read only as each pair is visited, so a mapping read
+    from disk (``planner.invstore``) yields one entity per side at a time."""
+    dst_by_key = {label_key(k): k for k in dst}
     seen: set[str] = set()
-    out: list[tuple[str, Any | None, Any | None]] = []
-    for k, v in src.items():
+    keys: list[tuple[str, str | None, str | None]] = []
+    for k in src:
         key = label_key(k)
         seen.add(key)
-        out.append((k, v, dst_by_key.get(key)))
-    for k, v in dst.items():
+        keys.append((k, k, dst_by_key.get(key)))
+    for k in dst:
         if label_key(k) not in seen:
-            out.append((k, None, v))
-    out.sort(key=lambda t: t[0])
-    return out
+            keys.append((k, None, k))
+    keys.sort(key=lambda t: t[0])
+    for k, sk, dk in keys:
+        yield k, src[sk] if sk is not None else None, dst[dk] if dk is not None else None
 
 
 # -- resources -------------------------------------------------------------------------------
@@ -265,13 +269,29 @@ def _walk_assessors(
 # -- subjects and the project ----------------------------------------------------------------
 
 
-def _experiment_homes(inv: Inventory) -> dict[str, str]:
-    """Experiment label -> subject label, over a whole inventory."""
-    homes: dict[str, str] = {}
-    for s_label, subj in inv.subjects.items():
-        for e_label in subj.experiments:
-            homes[label_key(e_label)] = s_label
-    return homes
+class ExperimentHomes:
+    """Which destination subject holds an experiment label. XNAT finds an experiment by its
+    label in the whole project; a stored inventory answers from its index, one held in
+    memory from a map built once."""
+
+    def __init__(self, inv: Inventory) -> None:
+        self.inv = inv
+        self.store = getattr(inv.subjects, "store", None)
+        self.map: dict[str, str] = {}
+        if self.store is None:
+            for s_label, subj in inv.subjects.items():
+                for e_label in subj.experiments:
+                    self.map[label_key(e_label)] = s_label
+
+    def get(self, e_label: str) -> str | None:
+        if self.store is None:
+            return self.map.get(label_key(e_label))
+        found = self.store.homes(e_label)
+        return found[0] if found else None
+
+    def experiment(self, s_label: str, e_label: str) -> Experiment:
+        other = self.inv.subjects[s_label].experiments
+        return next(other[k] for k in other if label_key(k) == label_key(e_label))
 
 
 def walk(src: Inventory, dst: Inventory, visitor: Visitor, homes: Inventory | None = None) -> None:
@@ -279,29 +299,28 @@ def walk(src: Inventory, dst: Inventory, visitor: Visitor, homes: Inventory | No
 
     ``homes`` is the whole destination when ``dst`` leaves subjects out (completed ones under
     ``sync_new_only``): XNAT finds an experiment by its label in the whole project, so a
-    label held by a subject left out of the walk is a conflict all the same.
+    label held by a subject left out of the walk is a conflict all the same. Subjects and
+    experiments are paired by label and read one pair at a time.
     """
     walk_resources(src.resources, dst.resources, PROJECT_ADDRESS, visitor)
-    homes = homes if homes is not None else dst
-    dst_homes = _experiment_homes(homes)
+    dst_homes = ExperimentHomes(homes if homes is not None else dst)
     # Destination experiments claimed by a source experiment of another subject: reported once,
     # as a conflict from the source side, never also as destination-only.
     elsewhere: set[tuple[str, str]] = set()
-    for s_label, subj in src.subjects.items():
-        for e_label in subj.experiments:
-            home = dst_homes.get(label_key(e_label))
+    for s_label in src.subjects:
+        for e_label in src.subjects[s_label].experiments:
+            home = dst_homes.get(e_label)
             if home is not None and label_key(home) != label_key(s_label):
                 elsewhere.add((home, label_key(e_label)))
     for s_label, ss, ds in _pair_by_label(src.subjects, dst.subjects):
-        _walk_subject(s_label, ss, ds, homes, dst_homes, elsewhere, visitor)
+        _walk_subject(s_label, ss, ds, dst_homes, elsewhere, visitor)
 
 
 def _walk_subject(
     s_label: str,
     ss: Subject | None,
     ds: Subject | None,
-    dst_inv: Inventory,
-    dst_homes: dict[str, str],
+    dst_homes: ExperimentHomes,
     elsewhere: set[tuple[str, str]],
     visitor: Visitor,
 ) -> None:
@@ -325,14 +344,12 @@ def _walk_subject(
         if se is None and (s_label, label_key(e_label)) in elsewhere:
             continue  # reported as a conflict from the source side
         if se is not None and de is None:
-            home = dst_homes.get(label_key(e_label))
+            home = dst_homes.get(e_label)
             if home is not None and label_key(home) != label_key(s_label):
-                other = dst_inv.subjects[home].experiments
-                found = next(v for k, v in other.items() if label_key(k) == label_key(e_label))
                 visitor.conflict(
                     at.with_experiment(e_label),
                     se,
-                    found,
+                    dst_homes.experiment(home, e_label),
                     ChangeReason.EXPERIMENT_ELSEWHERE,
                     f"the destination has experiment {e_label} under subject {home}",
                 )

@@ -199,6 +199,10 @@ def make_transfer_plan(
         pair = _pair(src.url, cfg.source_project, dst.url, cfg.dest_project)
         completed = state.completed_subjects(pair)
         serial = state.serial(pair)
+        # Scans found equal now are remembered (locally), so a later change on either side
+        # still shows although DICOM is compared by names: written a batch at a time as the
+        # walk finds them, never held for the whole project.
+        equal = _Batched(lambda batch: state.remember_scans(pair, batch))
         found = diff_inventories(
             source,
             dest,
@@ -210,11 +214,28 @@ def make_transfer_plan(
             created_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             tool_version=__version__,
             memory=state.remembered_scans(pair),
+            on_equal_scan=equal.add,
         )
-        # Scans found equal now are remembered (locally), so a later change on either
-        # side still shows although DICOM is compared by names.
-        state.remember_scans(pair, found.equal_scans)
+        equal.flush()
     return MadePlan(found.plan, source, dest)
+
+
+class _Batched:
+    """Hands items on a thousand at a time."""
+
+    def __init__(self, write: Callable[[list[ScanMemory]], object]) -> None:
+        self.write = write
+        self.items: list[ScanMemory] = []
+
+    def add(self, item: ScanMemory) -> None:
+        self.items.append(item)
+        if len(self.items) >= 1000:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.items:
+            self.write(self.items)
+            self.items = []
 
 
 def check_local_dirs(ctx: AppContext) -> None:

@@ -2,14 +2,20 @@
 
 Both servers are seeded from the same seed, so they hold identical data (same UIDs, same
 bytes, same digests) without a transfer; the check must find them in sync, then find one
-deleted scan. Reports seconds and the requests each server answered.
+deleted scan. Reports seconds, the requests each server answered, and the peak memory of a
+drift check run in a process of its own (the servers live in the test process).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,6 +23,34 @@ import requests
 from tests.benchmarks.results import BenchResult, record, rounded
 from xnatctl.cli.main import main
 from xnatsim.seed import SeedSpec, seed_project
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The drift command in a fresh process; its peak RSS (VmHWM: ru_maxrss carries across exec)
+# goes to stderr, after the report on stdout.
+DRIFT = textwrap.dedent(
+    """
+    import json, sys
+    from xnatctl.cli.main import main
+    code = main(sys.argv[1:])
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            print(json.dumps({"peak_kb": int(line.split()[1]), "exit": code}), file=sys.stderr)
+    """
+)
+
+
+def _drift_in_a_process(args: list[str]) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIFT, *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return json.loads(proc.stderr.strip().splitlines()[-1])
+
 
 SPEC = SeedSpec(
     project="BENCH",
@@ -59,6 +93,9 @@ def test_bench_drift_200_experiments(xnatsim_factory, monkeypatch, capsys):
     writes = [e for s in (src, dst) for e in s.request_log.entries() if e["method"] != "GET"]
     assert code == 0, report["entries"][:5]
     assert writes == []
+    alone = _drift_in_a_process(args)
+    assert alone["exit"] == 0
+    peak_mb = alone["peak_kb"] / 1024
 
     experiment = requests.get(
         f"{dst.url}/data/projects/BENCH/experiments",
@@ -89,7 +126,8 @@ def test_bench_drift_200_experiments(xnatsim_factory, monkeypatch, capsys):
             f"  in sync:     {elapsed:.2f} s, exit {code}, "
             f"requests: source {requests_made['src']}, destination {requests_made['dst']} "
             f"({(requests_made['src'] + requests_made['dst']) / 400:.2f} per experiment "
-            f"and side), {report['counts']['in_sync']} entities in sync\n"
+            f"and side), {report['counts']['in_sync']} entities in sync; peak RSS "
+            f"{peak_mb:.0f} MB in a process of its own\n"
             f"  one missing: {elapsed_after:.2f} s, exit {code_after}, {requests_after} requests"
         )
     size = {"experiments": 200, "scans_per_experiment": 10}
@@ -98,6 +136,7 @@ def test_bench_drift_200_experiments(xnatsim_factory, monkeypatch, capsys):
             "drift",
             {**size, "case": "in_sync"},
             seconds=rounded(elapsed),
+            peak_rss_mb=rounded(peak_mb, 1),
             requests=requests_made["src"] + requests_made["dst"],
             figures={"exit": code, "source_requests": requests_made["src"]},
         ),
