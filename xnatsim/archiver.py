@@ -231,8 +231,18 @@ class Archiver:
         """`action=build` / the rebuild handler: the session becomes READY."""
         if not self.set_status(key, "READY"):
             raise HTTPError(409, "session document locked")
+        return self._still_there(key)
+
+    def _still_there(self, key: tuple[str, str, str]) -> sqlite3.Row:
+        """The session's row, read again after changing its status.
+
+        Imports of one study share a prearchive session, so another import may archive (and
+        so remove) it between the status change and this read: XNAT's ``PrearcDatabase``
+        then fails to find the session, and the DICOM-zip handler answers its bare archive
+        failure (a 400 the client retries)."""
         row = self.row(*key)
-        assert row is not None
+        if row is None:
+            raise HTTPError(404, f"The prearchive session {prearchive_url(*key)} is gone.")
         return row
 
     def delete(self, key: tuple[str, str, str]) -> None:
@@ -304,8 +314,7 @@ class Archiver:
             raise HTTPError(500, "Unable to lock session for archiving.")
         if not self.set_status(key, "_ARCHIVING"):  # LockAndSync.run: lockSession
             raise HTTPError(500, "Operation Failed: status must be archiving")
-        current = self.row(*key)
-        assert current is not None
+        current = self._still_there(key)
         sess = StagedSession.from_json(current["manifest"])
         for scan in sess.scans.values():
             for f in scan.files:
