@@ -6,9 +6,12 @@ and the pair's ``serial``, bumped by every write that changes what is recorded a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from planner.address import Address
+from planner.plan import Level
 from planner.sameness import ScanMemory, SideState
 from planner.state_base import PairKey, StateConnection, _now
 
@@ -25,15 +28,29 @@ def _memory(r: dict[str, Any]) -> ScanMemory:
 
 
 class ScanMemoryLookup(Mapping[str, ScanMemory]):
-    """A pair's remembered scans, read from the state DB one address at a time; iterating
-    reads them all (kept for completeness; the walk only looks addresses up)."""
+    """A pair's remembered scans, read from the state DB one experiment at a time: looking
+    an address up reads its experiment's pairs (the walk asks for each scan of one
+    experiment in turn) and keeps only those. Iterating reads them all (kept for
+    completeness; the walk only looks addresses up)."""
 
     def __init__(self, db: PairMemory, pair: PairKey) -> None:
         self.db = db
         self.pair = pair
+        self._lock = threading.Lock()
+        self._prefix = ""
+        self._held: dict[str, ScanMemory] = {}
 
     def __getitem__(self, address: str) -> ScanMemory:
-        found = self.db.remembered_scan(self.pair, address)
+        experiment = Address.parse(address).up_to(Level.EXPERIMENT)
+        if experiment is None:
+            found = self.db.remembered_scan(self.pair, address)
+        else:
+            prefix = f"{experiment}/"
+            with self._lock:
+                if prefix != self._prefix:
+                    self._held = self.db.remembered_scans_under(self.pair, prefix)
+                    self._prefix = prefix
+                found = self._held.get(address)
         if found is None:
             raise KeyError(address)
         return found
