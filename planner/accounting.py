@@ -130,6 +130,8 @@ class Accounting:
         self.subjects: dict[str, _Group] = {}  # not finished yet
         self.experiments: dict[str, _Group] = {}  # not finished yet
         self._reading: tuple[str | None, str | None] = (None, None)
+        self._last_read: str | None = None  # the subject of the last step read
+        self._all_read = False
         self.consecutive_failed = 0
 
     def expect(self, steps: Iterable[Step]) -> None:
@@ -143,6 +145,7 @@ class Accounting:
         groups the reading has moved past are sealed."""
         subj, exp = group_keys(step.address)
         self._reading_moves_to(subj, exp)
+        self._last_read = subj
         sgroup = self.subjects.get(subj)
         if sgroup is None:
             sgroup = self.subjects[subj] = _Group(subj)
@@ -159,6 +162,7 @@ class Accounting:
     def all_read(self) -> None:
         """The plan's steps are all read: the last groups are sealed too."""
         self._reading_moves_to(None, None)
+        self._all_read = True
 
     def _reading_moves_to(self, subj: str | None, exp: str | None) -> None:
         last_subj, last_exp = self._reading
@@ -309,7 +313,15 @@ class Accounting:
             self._count(group, t.experiments, subjects=False)
         self.subjects.clear()
         self.experiments.clear()
+        last = self._last_read  # walk order: the subjects after it were never read
+        unread = not self._all_read and last is None
         for part in by_subject(plan):
+            if unread and part.has_steps and part.subject:
+                # A run stopped before reading these steps: left for the next run.
+                t.subjects.pending += 1
+                t.experiments.pending += part.experiments_with_steps
+            if not self._all_read and (part.subject or PROJECT_KEY) == last:
+                unread = True
             t.experiments.skipped += part.quiet_experiments
             c = part.change
             if c is not None and c.status in QUIET and not part.has_steps:

@@ -509,6 +509,7 @@ class _Run:
                 todo += 1
                 nbytes += step_bytes(step)
         self.reporter.run_started(todo, nbytes)
+        self.result.steps_skipped = skipped
         if skipped:
             self.reporter.info(f"{skipped} steps already done by an earlier run: skipped")
         abandoned = self.scheduler.run(self._jobs())
@@ -538,7 +539,6 @@ class _Run:
             if verify and exp:
                 self.exp_facts.setdefault(exp, ExperimentFacts()).note(step)
             if self._done_before(step, record):
-                self.result.steps_skipped += 1
                 self.accounting.step_ended(step, StepOutcome(STEP_SKIPPED), skipped=True)
             else:
                 yield self._job(step, record is not None)

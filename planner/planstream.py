@@ -86,6 +86,7 @@ class SubjectRecords:
     has_steps: bool = False
     has_work: bool = False  # a change in it creates, differs or is in conflict
     quiet_experiments: int = 0  # experiments in sync or skipped, without steps
+    experiments_with_steps: int = 0
 
 
 _WORK = (ChangeStatus.CREATE, ChangeStatus.DIFFERS, ChangeStatus.CONFLICT)
@@ -96,12 +97,13 @@ def by_subject(plan: Plan) -> Iterator[SubjectRecords]:
     """One ``SubjectRecords`` per subject (and one for the project), in walk order."""
     merged = with_changes(groups(ordered_steps(plan)), groups(ordered_changes(plan)))
     current: SubjectRecords | None = None
-    for (subject, _exp), steps, changes in merged:
+    for (subject, exp), steps, changes in merged:
         if current is None or current.subject != subject:
             if current is not None:
                 yield current
             current = SubjectRecords(subject)
         current.has_steps |= bool(steps)
+        current.experiments_with_steps += bool(steps and exp)
         for c in changes:
             current.has_work |= c.status in _WORK
             if c.level == Level.SUBJECT:
