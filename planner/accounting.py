@@ -8,6 +8,11 @@ a typed ``Tally``; the result, the state DB's run record and the views all read 
 A subject's result is known once all its steps (and its experiments' verifications) are
 finished; after ``max_failures`` consecutive failed subjects the breaker trips and the run
 stops. Used by the coordinator thread only.
+
+Steps are told as the run reads them from the plan (``expect``), in walk order: a subject's
+and an experiment's steps come together, so a group is sealed (all its steps read) once the
+reading moves past it, and a group that is sealed and finished is counted and forgotten.
+Only the groups of subjects and experiments not yet finished are held.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from pathlib import Path
 
 from planner import address as A
 from planner.address import Address
-from planner.plan import ChangeStatus, Level, Plan, Step, StepKind
+from planner.plan import Level, Plan, Step, StepKind
+from planner.planstream import QUIET, by_subject
 from planner.progress import Reporter
 from planner.steps import StepOutcome
 from planner.verify import ExperimentVerification, VerificationSummary
@@ -84,7 +90,9 @@ class _Group:
     skipped: int = 0
     failed: bool = False
     closed: bool = False
-    verified_pending: bool = False  # its verification was skipped by a cancel
+    verified_pending: bool = False  # its verification (or, for a subject, one of its
+    # experiments') was skipped by a cancel
+    sealed: bool = False  # all its steps are read
 
 
 @dataclass
@@ -95,6 +103,7 @@ class Listeners:
     verify: Callable[[str], None]
     subject_complete: Callable[[str], None]
     halted: Callable[[], bool]
+    experiment_done: Callable[[str], None] = lambda key: None  # counted and forgotten
 
 
 class Accounting:
@@ -118,23 +127,56 @@ class Accounting:
         self.reporter = reporter
         self.listeners = listeners
         self.conflicted_subjects = conflicted_subjects
-        self.subjects: dict[str, _Group] = {}
-        self.experiments: dict[str, _Group] = {}
+        self.subjects: dict[str, _Group] = {}  # not finished yet
+        self.experiments: dict[str, _Group] = {}  # not finished yet
+        self._reading: tuple[str | None, str | None] = (None, None)
+        self._last_read: str | None = None  # the subject of the last step read
+        self._all_read = False
         self.consecutive_failed = 0
 
     def expect(self, steps: Iterable[Step]) -> None:
-        """Open a group for every subject and experiment the steps touch."""
+        """All the steps of a run at once (``read`` each, then ``all_read``)."""
         for step in steps:
-            subj, exp = group_keys(step.address)
-            self.subjects.setdefault(subj, _Group(subj)).outstanding += 1
-            if exp:
-                group = self.experiments.get(exp)
-                if group is None:
-                    group = self.experiments[exp] = _Group(exp)
-                    if self.verify:
-                        group.outstanding += 1  # its verification
-                        self.subjects[subj].outstanding += 1
-                group.outstanding += 1
+            self.read(step)
+        self.all_read()
+
+    def read(self, step: Step) -> None:
+        """A step read from the plan: open its subject's and experiment's groups; the
+        groups the reading has moved past are sealed."""
+        subj, exp = group_keys(step.address)
+        self._reading_moves_to(subj, exp)
+        self._last_read = subj
+        sgroup = self.subjects.get(subj)
+        if sgroup is None:
+            sgroup = self.subjects[subj] = _Group(subj)
+        sgroup.outstanding += 1
+        if exp:
+            group = self.experiments.get(exp)
+            if group is None:
+                group = self.experiments[exp] = _Group(exp)
+                if self.verify:
+                    group.outstanding += 1  # its verification
+                    sgroup.outstanding += 1
+            group.outstanding += 1
+
+    def all_read(self) -> None:
+        """The plan's steps are all read: the last groups are sealed too."""
+        self._reading_moves_to(None, None)
+        self._all_read = True
+
+    def _reading_moves_to(self, subj: str | None, exp: str | None) -> None:
+        last_subj, last_exp = self._reading
+        self._reading = (subj, exp)
+        if last_exp is not None and last_exp != exp:
+            group = self.experiments.get(last_exp)
+            if group is not None:
+                group.sealed = True
+                self._maybe_finish_experiment(group)
+        if last_subj is not None and last_subj != subj:
+            sgroup = self.subjects.get(last_subj)
+            if sgroup is not None:
+                sgroup.sealed = True
+                self._maybe_finish_subject(sgroup)
 
     def step_ended(self, step: Step, outcome: StepOutcome, *, skipped: bool = False) -> None:
         """A step finished (or, ``skipped``, an earlier run had finished it)."""
@@ -174,10 +216,11 @@ class Accounting:
 
     def _maybe_finish_experiment(self, group: _Group) -> None:
         verifying = 1 if self.verify else 0
-        if group.closed or group.outstanding != verifying:
+        if group.closed or not group.sealed or group.outstanding != verifying:
             return
         group.closed = True
         if not verifying:
+            self._forget_experiment(group)
             return
         if group.failed or self.cancel.is_set():
             # A failed experiment is failed already; a cancelled run verifies next time.
@@ -202,27 +245,51 @@ class Accounting:
             elif verdict.tier3 is None:
                 self.reporter.info(f"verified {exp_key}: file counts match (digests unavailable)")
         elif self.cancel.is_set() and not group.failed:
-            group.verified_pending = True
+            group.verified_pending = sgroup.verified_pending = True
+        if group.outstanding == 0:
+            self._forget_experiment(group)
         self._maybe_finish_subject(sgroup)
 
     def _maybe_finish_subject(self, group: _Group) -> None:
-        if group.closed or group.outstanding != 0:
+        if group.closed or not group.sealed or group.outstanding != 0:
             return
+        if group.verified_pending:
+            return  # unverified because the run was cancelled: pending
         group.closed = True
-        if group.key == PROJECT_KEY:
-            return
+        if group.key != PROJECT_KEY:
+            self._subject_finished(group)
+        del self.subjects[group.key]
+        self._count(group, self.tally.subjects, subjects=True)
+
+    def _subject_finished(self, group: _Group) -> None:
         if group.failed:
             if group.ran:
                 self._subject_failed()
-            return
-        if any(self.experiments[e].verified_pending for e in self._experiments_of(group.key)):
-            group.closed = False  # unverified because the run was cancelled: pending
             return
         if group.ran:
             self.consecutive_failed = 0
         if group.key in self.conflicted_subjects:
             return  # not complete: something of it could not be transferred
         self.listeners.subject_complete(group.key)
+
+    def _forget_experiment(self, group: _Group) -> None:
+        """An experiment whose steps and verification all ended: counted, then forgotten."""
+        del self.experiments[group.key]
+        self._count(group, self.tally.experiments, subjects=False)
+        self.listeners.experiment_done(group.key)
+
+    def _count(self, group: _Group, counts: Counts, *, subjects: bool) -> None:
+        if group.key == PROJECT_KEY:
+            return
+        conflicted = subjects and group.key in self.conflicted_subjects
+        if group.failed or conflicted:  # a subject with a conflict is not synced
+            counts.failed += 1
+        elif not group.closed:
+            counts.pending += 1
+        elif group.ran == 0:
+            counts.skipped += 1
+        else:
+            counts.synced += 1
 
     def _subject_failed(self) -> None:
         """The circuit breaker: too many failed subjects in a row stop the run."""
@@ -236,34 +303,26 @@ class Accounting:
                 "stopping the run (fix the cause and run again: it resumes)"
             )
 
-    def _experiments_of(self, subject: str) -> list[str]:
-        return [k for k in self.experiments if k.split("/", 1)[0] == subject]
-
     def close(self, plan: Plan) -> None:
-        """Count every subject and experiment as synced, failed, skipped or pending."""
+        """Count the subjects and experiments not finished (pending or failed), and those
+        the plan has nothing to do for (one pass over its changes and steps)."""
         t = self.tally
-        for groups, counts in ((self.subjects, t.subjects), (self.experiments, t.experiments)):
-            for key, group in groups.items():
-                if key == PROJECT_KEY:
-                    continue
-                conflicted = groups is self.subjects and key in self.conflicted_subjects
-                if group.failed or conflicted:  # a subject with a conflict is not synced
-                    counts.failed += 1
-                elif not group.closed:
-                    counts.pending += 1
-                elif group.ran == 0:
-                    counts.skipped += 1
-                else:
-                    counts.synced += 1
-        t.subjects.skipped += _unplanned(plan, Level.SUBJECT, set(self.subjects))
-        t.experiments.skipped += _unplanned(plan, Level.EXPERIMENT, set(self.experiments))
-
-
-def _unplanned(plan: Plan, level: Level, planned: set[str]) -> int:
-    """Entities the plan has nothing to do for (in sync, or skipped by a filter or the state)."""
-    quiet = (ChangeStatus.IN_SYNC, ChangeStatus.SKIPPED)
-    return sum(
-        1
-        for c in plan.changes
-        if c.level == level and c.status in quiet and c.address not in planned
-    )
+        for group in self.subjects.values():
+            self._count(group, t.subjects, subjects=True)
+        for group in self.experiments.values():
+            self._count(group, t.experiments, subjects=False)
+        self.subjects.clear()
+        self.experiments.clear()
+        last = self._last_read  # walk order: the subjects after it were never read
+        unread = not self._all_read and last is None
+        for part in by_subject(plan):
+            if unread and part.has_steps and part.subject:
+                # A run stopped before reading these steps: left for the next run.
+                t.subjects.pending += 1
+                t.experiments.pending += part.experiments_with_steps
+            if not self._all_read and (part.subject or PROJECT_KEY) == last:
+                unread = True
+            t.experiments.skipped += part.quiet_experiments
+            c = part.change
+            if c is not None and c.status in QUIET and not part.has_steps:
+                t.subjects.skipped += 1

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
@@ -47,6 +46,7 @@ from planner.plan import (
     ChangeStatus,
     CreateExperiment,
     CreateScan,
+    Dest,
     ImportScan,
     Level,
     Plan,
@@ -56,6 +56,7 @@ from planner.plan import (
 )
 from planner.planfile import UnusablePlan
 from planner.planguard import PlanMismatch, check_plan, check_source_ids
+from planner.planstream import by_subject, groups, ordered_steps
 from planner.progress import (
     STEP_FAILED,
     STEP_OK,
@@ -70,8 +71,8 @@ from planner.scheduler import Hooks, Job, Scheduler, Settled
 from planner.snapshot import snapshot_experiment
 from planner.staleness import StalePlan, find_staleness
 from planner.state import Lock, StateDB
-from planner.statehook import StateHook, facts_digest, pair_key
-from planner.statuses import RunStatus
+from planner.statehook import RecordedSteps, StateHook, facts_digest, pair_key
+from planner.statuses import RunStatus, StepStatus
 from planner.steps import (
     FAILED,
     Ending,
@@ -285,6 +286,30 @@ class _StepRunner:
             return run_step(step, self.ctx, resumed=resumed)
 
 
+@dataclass
+class ExperimentFacts:
+    """What verifying an experiment needs of its steps, noted as the steps are read (so the
+    steps themselves are not kept): where it went, its source ID and the scans imported."""
+
+    dest: Dest | None = None
+    source_id: str = ""
+    imported: set[str] = field(default_factory=set)
+
+    def note(self, step: Step) -> None:
+        if self.dest is None and step.dest.experiment:
+            self.dest = step.dest
+        if step.kind == StepKind.IMPORT_SCAN:
+            self.imported.add(step.address)
+        if self.source_id:
+            return
+        if isinstance(step, ImportScan) or (
+            isinstance(step, UpdateDocument) and step.owner_level == Level.EXPERIMENT
+        ):
+            self.source_id = step.source_experiment_id
+        elif isinstance(step, CreateExperiment):
+            self.source_id = step.source_id
+
+
 class _Verifier:
     """Verifies one experiment after its steps end, on a thread of its own."""
 
@@ -295,7 +320,7 @@ class _Verifier:
         dst: XnatBackend,
         hook: StateHook,
         raw_source: Inventory | None,
-        memory: dict[str, ScanMemory],
+        memory: Callable[[str], dict[str, ScanMemory]],
     ) -> None:
         self.plan = plan
         self.src = src
@@ -303,17 +328,17 @@ class _Verifier:
         self.hook = hook
         self.source = filter_inventory(raw_source, plan.config) if raw_source else None
         self.digests = raw_source.digests if raw_source is not None else True
-        self.memory = memory
+        self.memory = memory  # the remembered scan pairs under an address prefix
 
-    def verify(self, exp_key: str, steps: list[Step]) -> ExperimentVerification:
+    def verify(self, exp_key: str, facts: ExperimentFacts) -> ExperimentVerification:
         subject, label = exp_key.split("/", 1)
         try:
-            src_exp = self._source_experiment(subject, label, steps)
+            src_exp = self._source_experiment(subject, label, facts.source_id)
             if src_exp is None:
                 return ExperimentVerification(
                     exp_key, False, False, False, None, ("the source experiment is gone",)
                 )
-            dest = next((s.dest for s in steps if s.dest.experiment), None)
+            dest = facts.dest
             dst_exp = dest_experiment(
                 self.dst,
                 self.plan.dest.project,
@@ -323,7 +348,11 @@ class _Verifier:
             if dst_exp is not None:
                 dst_exp = filter_experiment(dst_exp, self.plan.config)
             verdict = verify_experiment(
-                exp_key, src_exp, dst_exp, digests=self.digests, memory=self._memory_for(steps)
+                exp_key,
+                src_exp,
+                dst_exp,
+                digests=self.digests,
+                memory=self._memory_for(exp_key, facts),
             )
             if verdict.ok and verdict.equal_scans:
                 self.hook.scans_verified(exp_key, verdict.equal_scans)
@@ -335,27 +364,17 @@ class _Verifier:
                 exp_key, False, False, False, None, (f"verification failed: {describe(exc)}",)
             )
 
-    def _memory_for(self, steps: list[Step]) -> dict[str, ScanMemory]:
-        """The remembered scan pairs that still hold: a scan this run imported is made anew
-        (verified by names, then remembered again), every other one as remembered."""
-        imported = {s.address for s in steps if s.kind == StepKind.IMPORT_SCAN}
-        return {k: v for k, v in self.memory.items() if k not in imported}
+    def _memory_for(self, exp_key: str, facts: ExperimentFacts) -> dict[str, ScanMemory]:
+        """The experiment's remembered scan pairs that still hold (read for this experiment
+        alone): a scan this run imported is made anew (verified by names, then remembered
+        again), every other one as remembered."""
+        mine = self.memory(f"{exp_key}/")
+        return {k: v for k, v in mine.items() if k not in facts.imported}
 
-    def _source_experiment(self, subject: str, label: str, steps: list[Step]) -> Experiment | None:
+    def _source_experiment(self, subject: str, label: str, exp_id: str) -> Experiment | None:
         if self.source is not None:
             subj = self.source.subjects.get(subject)
             return subj.experiments.get(label) if subj else None
-        exp_id = next(
-            (
-                s.source_experiment_id
-                if isinstance(s, ImportScan | UpdateDocument)
-                else s.source_id
-                for s in steps
-                if isinstance(s, ImportScan | CreateExperiment)
-                or (isinstance(s, UpdateDocument) and s.owner_level == Level.EXPERIMENT)
-            ),
-            "",
-        )
         if not exp_id:
             return None
         exp = snapshot_experiment(self.src, self.plan.source.project, subject, exp_id)
@@ -401,7 +420,8 @@ class _Run:
             if c.status == ChangeStatus.CONFLICT
         ]
         self.stopped_by: BaseException | None = None
-        self.exp_steps: dict[str, list[Step]] = defaultdict(list)
+        # Noted as the steps are read, dropped when the experiment is counted.
+        self.exp_facts: dict[str, ExperimentFacts] = {}
         self.accounting = Accounting(
             self.result,
             verify=parts.options.verify,
@@ -412,6 +432,7 @@ class _Run:
                 verify=self._start_verify,
                 subject_complete=self._subject_complete,
                 halted=lambda: self.stopped_by is not None,
+                experiment_done=lambda key: self.exp_facts.pop(key, None),
             ),
             conflicted_subjects={subject_key(a) for a, _ in self.result.conflicts},
         )
@@ -432,7 +453,7 @@ class _Run:
             parts.dst,
             self.hook,
             parts.raw_source,
-            parts.state.remembered_scans(pair),
+            partial(parts.state.remembered_scans_under, pair),
         )
         # A thread per step in flight; the transfer slots keep ``workers`` of them moving.
         self.scheduler: Scheduler[tuple[Step, bool]] = Scheduler(
@@ -444,7 +465,6 @@ class _Run:
             ),
             limit=2 * workers,
             cancel=parts.cancel,
-            planned={s.id for s in plan.steps},
         )
 
     def _step_context(self, slots: TransferSlots) -> StepContext:
@@ -481,28 +501,48 @@ class _Run:
 
     def run(self) -> ApplyResult:
         started = time.monotonic()
-        steps = self.plan.steps
-        done_before = self.hook.already_done(steps)
-        seen_before = self.hook.started_before()
-        for step in steps:
-            _subj, exp = group_keys(step.address)
-            if exp:
-                self.exp_steps[exp].append(step)
-        todo = [s for s in steps if s.id not in done_before]
-        self.result.steps_skipped = len(steps) - len(todo)
-        self.accounting.expect(steps)
-        self.reporter.run_started(len(todo), sum(step_bytes(s) for s in todo))
-        if self.result.steps_skipped:
-            self.reporter.info(
-                f"{self.result.steps_skipped} steps already done by an earlier run: skipped"
-            )
-        for step in steps:
-            if step.id in done_before:
-                self.scheduler.already_done(step.id)
-                self.accounting.step_ended(step, StepOutcome(STEP_SKIPPED), skipped=True)
-        abandoned = self.scheduler.run(self._job(s, s.id in seen_before) for s in todo)
+        todo = nbytes = skipped = 0
+        for step, record in self._records():  # a first pass, to count
+            if self._done_before(step, record):
+                skipped += 1
+            else:
+                todo += 1
+                nbytes += step_bytes(step)
+        self.reporter.run_started(todo, nbytes)
+        self.result.steps_skipped = skipped
+        if skipped:
+            self.reporter.info(f"{skipped} steps already done by an earlier run: skipped")
+        abandoned = self.scheduler.run(self._jobs())
         self.accounting.close(self.plan)
         return self._finish(started, abandoned)
+
+    def _records(self) -> Iterator[tuple[Step, tuple[str, str] | None]]:
+        """The plan's steps in walk order, each with its latest record in the state DB
+        (status, facts digest), looked up one experiment's steps at a time."""
+        for _key, steps in groups(ordered_steps(self.plan)):
+            records = self.hook.records(steps)
+            for step in steps:
+                yield step, records.get(step.id)
+
+    @staticmethod
+    def _done_before(step: Step, record: tuple[str, str] | None) -> bool:
+        """Done by an earlier run with the same facts."""
+        return record is not None and record == (StepStatus.DONE, facts_digest(step))
+
+    def _jobs(self) -> Iterator[Job[tuple[Step, bool]]]:
+        """The jobs of the steps not done yet, read as the scheduler asks for them; each
+        step read is told to accounting, and a step done before ends at once as skipped."""
+        verify = self.parts.options.verify
+        for step, record in self._records():
+            self.accounting.read(step)
+            _subj, exp = group_keys(step.address)
+            if verify and exp:
+                self.exp_facts.setdefault(exp, ExperimentFacts()).note(step)
+            if self._done_before(step, record):
+                self.accounting.step_ended(step, StepOutcome(STEP_SKIPPED), skipped=True)
+            else:
+                yield self._job(step, record is not None)
+        self.accounting.all_read()
 
     def _job(self, step: Step, resumed: bool) -> Job[tuple[Step, bool]]:
         return Job(
@@ -555,8 +595,8 @@ class _Run:
             self.reporter.warning("interrupted: letting the steps in flight finish")
 
     def _start_verify(self, exp_key: str) -> None:
-        steps = list(self.exp_steps.get(exp_key, []))
-        fut = _in_thread(self.verifier.verify, exp_key, steps)
+        facts = self.exp_facts.pop(exp_key, None) or ExperimentFacts()
+        fut = _in_thread(self.verifier.verify, exp_key, facts)
         self.scheduler.watch(fut, partial(self._verify_done, exp_key))
 
     def _verify_done(self, exp_key: str, fut: Future[Any]) -> None:
@@ -604,16 +644,9 @@ class _Run:
         """Subjects the plan compared and found with nothing to do are complete too: record
         them with this config, so ``sync_new_only`` notes stop once their data is in place
         (a subject completed under narrower filters, then found whole under wider ones)."""
-        with_steps = set(self.accounting.subjects)
-        pending = {
-            subject_key(c.address)
-            for c in self.plan.changes
-            if c.status in (ChangeStatus.CREATE, ChangeStatus.DIFFERS, ChangeStatus.CONFLICT)
-        }
-        for c in self.plan.changes:
-            if c.level != Level.SUBJECT or c.status != ChangeStatus.IN_SYNC:
-                continue
-            if c.address in with_steps or c.address in pending:
+        for part in by_subject(self.plan):
+            c = part.change
+            if c is None or c.status != ChangeStatus.IN_SYNC or part.has_steps or part.has_work:
                 continue
             fingerprint = self._subject_fingerprint(c.address)
             if fingerprint:
@@ -714,8 +747,7 @@ def _refuse_stale(
     """Raise ``StalePlan`` when the servers moved on since the plan; else the source
     inventory the check read (unfiltered), for verification and fingerprints."""
     reporter.info("checking that the plan is still current")
-    settled = set(state.step_statuses(pair_key(plan)))
-    report = find_staleness(plan, src, dst, settled)
+    report = find_staleness(plan, src, dst, RecordedSteps(state, pair_key(plan)))
     if report.what_changed:
         raise StalePlan(report.what_changed)
     return report.raw_source_inventory

@@ -16,6 +16,15 @@ What a job's result means is the caller's business: ``settle`` turns it into ``S
 (ok, failed, or left open for the next run), and the scheduler only remembers that for the
 dependency rule. Side work that must end before the run does (apply's verifications) is
 handed over with ``watch``.
+
+The jobs come from an iterator read lazily: the scheduler pulls the next job only while fewer
+than ``read_ahead`` jobs are read and not ended (waiting, deferred or in flight), so a plan of
+millions of steps never sits in memory. The dependency rule then needs no list of the plan's
+jobs: jobs come after the jobs they depend on (a plan's walk order), so a dependency that is
+not among the jobs read and not ended has ended already (or was never part of the run), and
+only the IDs of failed jobs are kept, to orphan their dependents (failures are few). A caller
+whose jobs may come out of that order passes ``planned`` (every job's ID): a dependency among
+them then also waits until it has been read and has ended, as a finished-ok set is kept.
 """
 
 from __future__ import annotations
@@ -30,6 +39,10 @@ from typing import Any, Generic, TypeVar
 from planner.gates import SessionWindow
 
 T = TypeVar("T")
+
+# Jobs read and not ended, at most: enough to reach several sessions past one whose window is
+# full (a session holds a few jobs in flight), small against a plan's millions of steps.
+READ_AHEAD = 2000
 
 
 class Settled(Enum):
@@ -75,15 +88,19 @@ class Scheduler(Generic[T]):
         *,
         limit: int,
         cancel: threading.Event,
-        planned: Iterable[str],
+        planned: Iterable[str] | None = None,
         window: SessionWindow[Job[T]] | None = None,
+        read_ahead: int = READ_AHEAD,
     ) -> None:
         self.hooks = hooks
         self.limit = max(1, limit)
         self.cancel = cancel
-        self.planned = set(planned)
+        self.read_ahead = max(self.limit, read_ahead)
+        self.planned = set(planned) if planned is not None else None
         self.window: SessionWindow[Job[T]] = window if window is not None else SessionWindow()
-        self.finished: dict[str, Settled] = {}
+        self.open: set[str] = set()  # read and not ended (or left open: never ended)
+        self.failed: set[str] = set()
+        self.done: set[str] = set()  # ended ok; kept only with ``planned``
         self.deferred: list[Job[T]] = []
         self.inflight: dict[Future[Any], Callable[[Future[Any]], None]] = {}
         self.abandoned = False
@@ -91,8 +108,10 @@ class Scheduler(Generic[T]):
     # -- the walk ------------------------------------------------------------------------
 
     def already_done(self, job_id: str) -> None:
-        """A job an earlier run finished: its dependents may go."""
-        self.finished[job_id] = Settled.OK
+        """A job an earlier run finished: its dependents may go (without ``planned``, a job
+        not read is taken as ended already, so there is nothing to note)."""
+        if self.planned is not None:
+            self.done.add(job_id)
 
     def stopping(self) -> bool:
         return self.cancel.is_set() or self.hooks.stopping()
@@ -120,16 +139,23 @@ class Scheduler(Generic[T]):
         for job in jobs:
             if self.stopping():
                 break
+            self.open.add(job.id)
             self._release(pool)
             self.dispatch(job, pool)
-        while self.pending() and not self.stopping():
+            self._settle_down(pool, lambda: len(self.open) >= self.read_ahead)
+        self._settle_down(pool, self.pending)
+        self.drain()
+
+    def _settle_down(self, pool: ThreadPoolExecutor, busy: Callable[[], bool]) -> None:
+        """Wait for jobs to end while ``busy()`` (and the run is not stopping); jobs deferred
+        on jobs that can no longer end are ended as orphans."""
+        while busy() and not self.stopping():
             self._release_waiting(pool)
             if not self.inflight:
                 self._fail_orphans()
                 break
             self.collect(block=True)
             self._release_deferred(pool)
-        self.drain()
 
     def drain(self) -> None:
         """Wait for everything in flight (jobs and watched futures)."""
@@ -142,11 +168,11 @@ class Scheduler(Generic[T]):
     def dispatch(self, job: Job[T], pool: ThreadPoolExecutor, *, admitted: bool = False) -> None:
         """Run, submit, defer or end one job, by the state of its dependencies and of its
         session's window (``admitted``: the window let it through already)."""
-        failed = next((d for d in job.depends_on if self.finished.get(d) == Settled.FAILED), None)
+        failed = next((d for d in job.depends_on if d in self.failed), None)
         if failed is not None:
             self._settled(job, self.hooks.orphan(job, failed))
             return
-        if any(d in self.planned and d not in self.finished for d in job.depends_on):
+        if any(self._waits_for(d) for d in job.depends_on):
             self.deferred.append(job)
             return
         if job.inline:
@@ -192,9 +218,22 @@ class Scheduler(Generic[T]):
             result, error = None, exc
         self._settled(job, self.hooks.settle(job, result, error))
 
+    def _waits_for(self, dep: str) -> bool:
+        """A dependency read and not ended (or, with ``planned``, one not read yet)."""
+        if dep in self.open:
+            return True
+        return self.planned is not None and dep in self.planned and dep not in self.done
+
     def _settled(self, job: Job[T], how: Settled) -> None:
-        if how != Settled.OPEN:
-            self.finished[job.id] = how
+        """Forget a job that ended, but for a failed one's ID; one left open stays open,
+        so its dependents never go (they end as orphans)."""
+        if how == Settled.OPEN:
+            return
+        self.open.discard(job.id)
+        if how == Settled.FAILED:
+            self.failed.add(job.id)
+        elif self.planned is not None:
+            self.done.add(job.id)
 
     def _release(self, pool: ThreadPoolExecutor) -> None:
         self._release_waiting(pool)

@@ -15,7 +15,7 @@ does not make the plan stale: applying it does exactly what it said it would.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -39,6 +39,7 @@ from planner.plan import (
     UpdateSubject,
     UploadResource,
 )
+from planner.planstream import groups, ordered_changes, ordered_steps, with_changes
 from planner.sameness import planned_files, source_unchanged
 from planner.walk import ExperimentHomes
 
@@ -108,7 +109,7 @@ def source_changes(
 ) -> list[str]:
     """What no longer holds on the (filtered) source, step by step."""
     changed: list[str] = []
-    for step in plan.steps:
+    for step in ordered_steps(plan):  # walk order: one stored experiment read at a time
         changed.extend(_step_source_changes(step, source, files_digest))
     return changed
 
@@ -209,47 +210,60 @@ def _scan_fields_changed(
     return out
 
 
-def dest_changes(plan: Plan, dest: Inventory, settled: set[str]) -> list[str]:
+def dest_changes(plan: Plan, dest: Inventory, settled: Container[str]) -> list[str]:
     """Entities the plan will create that someone else created on the destination since.
 
     ``settled`` holds the step IDs this plan's earlier runs started or finished: their
-    traces on the destination are expected.
+    traces on the destination are expected. One pass over the plan's steps and changes side
+    by side, one experiment's records at a time (walk order): what a step creates is known
+    from its group's changes, so no project-wide map of them is made.
     """
-    creates = {c.address for c in plan.changes if c.status == ChangeStatus.CREATE}
-    changed: list[str] = _labels_taken_elsewhere(plan, dest)
-    for step in plan.steps:
-        if step.id in settled or step.address not in creates:
+    homes = ExperimentHomes(dest)
+    changed: list[str] = []
+    merged = with_changes(groups(ordered_steps(plan)), groups(ordered_changes(plan)))
+    for _key, steps, changes in merged:
+        if not steps:
             continue
-        if step.kind == StepKind.UPLOAD_RESOURCE:
-            found = _find(dest, _dest_address(step))
-            if isinstance(found, Resource) and found.files:
-                changed.append(f"resource {step.address} now exists on the destination")
-            continue
-        found = _find(dest, _dest_address(step))
-        if found is None:
-            continue
-        if step.kind == StepKind.IMPORT_SCAN:
-            res = found.resources.get(step.resource if isinstance(step, ImportScan) else "DICOM")
-            if res is not None and res.files:
-                changed.append(f"scan {step.address} now exists on the destination")
-        elif step.kind == StepKind.CREATE_SCAN:
-            changed.append(f"scan {step.address} now exists on the destination")
-        elif step.kind == StepKind.CREATE_EXPERIMENT:
-            changed.append(f"experiment {step.address} now exists on the destination")
-        elif step.kind == StepKind.CREATE_ASSESSOR:
-            changed.append(f"assessor {step.address} now exists on the destination")
-        elif step.kind == StepKind.CREATE_SUBJECT:
-            changed.append(f"subject {step.address} now exists on the destination")
+        changed.extend(_labels_taken_elsewhere(steps, homes))
+        creates = {c.address for c in changes if c.status == ChangeStatus.CREATE}
+        for step in steps:
+            if step.address in creates and step.id not in settled:
+                changed.extend(_created_since(step, dest))
     return changed
 
 
-def _labels_taken_elsewhere(plan: Plan, dest: Inventory) -> list[str]:
-    """Experiment labels the plan writes under one subject that another subject of the
-    destination now holds (XNAT would resolve the plan's writes to that experiment)."""
-    homes = ExperimentHomes(dest)
+def _created_since(step: Step, dest: Inventory) -> list[str]:
+    """The step's entity, if someone else created it on the destination since the plan."""
+    found = _find(dest, _dest_address(step))
+    if step.kind == StepKind.UPLOAD_RESOURCE:
+        if isinstance(found, Resource) and found.files:
+            return [f"resource {step.address} now exists on the destination"]
+        return []
+    if found is None:
+        return []
+    if step.kind == StepKind.IMPORT_SCAN:
+        res = found.resources.get(step.resource if isinstance(step, ImportScan) else "DICOM")
+        if res is not None and res.files:
+            return [f"scan {step.address} now exists on the destination"]
+        return []
+    what = _CREATED.get(step.kind)
+    return [f"{what} {step.address} now exists on the destination"] if what else []
+
+
+_CREATED = {
+    StepKind.CREATE_SCAN: "scan",
+    StepKind.CREATE_EXPERIMENT: "experiment",
+    StepKind.CREATE_ASSESSOR: "assessor",
+    StepKind.CREATE_SUBJECT: "subject",
+}
+
+
+def _labels_taken_elsewhere(steps: list[Step], homes: ExperimentHomes) -> list[str]:
+    """Experiment labels one group's steps write under one subject that another subject of
+    the destination now holds (XNAT would resolve the plan's writes to that experiment)."""
     changed: list[str] = []
     seen: set[tuple[str, str]] = set()
-    for step in plan.steps:
+    for step in steps:
         subject, label = step.dest.subject, step.dest.experiment
         if not subject or not label or (subject, label) in seen:
             continue
@@ -275,7 +289,7 @@ def _dest_address(step: Step) -> str:
 
 
 def find_staleness(
-    plan: Plan, src: XnatBackend, dst: XnatBackend, settled: set[str]
+    plan: Plan, src: XnatBackend, dst: XnatBackend, settled: Container[str]
 ) -> StalenessReport:
     """Snapshot both servers again and list what no longer matches the plan.
 

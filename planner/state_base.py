@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-import sqlite_utils
-
 from planner import state_schema as schema
 
 __all__ = ["BUSY_TIMEOUT_MS", "PairKey", "StateConnection", "StateError", "pid_alive"]
@@ -119,7 +117,6 @@ class StateConnection:
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state DB {self.path}: {exc}") from None
         self._conn = conn
-        self.db = sqlite_utils.Database(conn)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if readonly:
@@ -155,7 +152,9 @@ class StateConnection:
 
     def _rows(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
         with self._lock:
-            return list(self.db.query(sql, params))
+            cur = self._conn.execute(sql, params)
+            keys = [d[0] for d in cur.description]
+            return [dict(zip(keys, row, strict=True)) for row in cur]
 
     def _migrate(self) -> None:
         target = schema.SCHEMA_VERSION
@@ -165,7 +164,7 @@ class StateConnection:
             current = row[0] if row else 0
             self._refuse_newer(current, ", or point it at another state DB")
             for version in range(current + 1, target + 1):
-                schema.MIGRATIONS[version](self.db)
+                schema.MIGRATIONS[version](c)
             if row is None:
                 c.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
             elif current != target:

@@ -6,12 +6,60 @@ and the pair's ``serial``, bumped by every write that changes what is recorded a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
+from planner.address import Address
+from planner.plan import Level
 from planner.sameness import ScanMemory, SideState
 from planner.state_base import PairKey, StateConnection, _now
 
-__all__ = ["PairMemory"]
+__all__ = ["PairMemory", "ScanMemoryLookup"]
+
+
+def _memory(r: dict[str, Any]) -> ScanMemory:
+    return ScanMemory(
+        r["address"],
+        r["dest_scan"],
+        SideState(r["source_shape"], r["source_content"]),
+        SideState(r["dest_shape"], r["dest_content"]),
+    )
+
+
+class ScanMemoryLookup(Mapping[str, ScanMemory]):
+    """A pair's remembered scans, read from the state DB one experiment at a time: looking
+    an address up reads its experiment's pairs (the walk asks for each scan of one
+    experiment in turn) and keeps only those. Iterating reads them all (kept for
+    completeness; the walk only looks addresses up)."""
+
+    def __init__(self, db: PairMemory, pair: PairKey) -> None:
+        self.db = db
+        self.pair = pair
+        self._lock = threading.Lock()
+        self._prefix = ""
+        self._held: dict[str, ScanMemory] = {}
+
+    def __getitem__(self, address: str) -> ScanMemory:
+        experiment = Address.parse(address).up_to(Level.EXPERIMENT)
+        if experiment is None:
+            found = self.db.remembered_scan(self.pair, address)
+        else:
+            prefix = f"{experiment}/"
+            with self._lock:
+                if prefix != self._prefix:
+                    self._held = self.db.remembered_scans_under(self.pair, prefix)
+                    self._prefix = prefix
+                found = self._held.get(address)
+        if found is None:
+            raise KeyError(address)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.db.remembered_scans(self.pair))
+
+    def __len__(self) -> int:
+        return len(self.db.remembered_scans(self.pair))
 
 
 class PairMemory(StateConnection):
@@ -105,17 +153,31 @@ class PairMemory(StateConnection):
         return changed
 
     def remembered_scans(self, pair: PairKey) -> dict[str, ScanMemory]:
-        """Source scan address -> the remembered pair (see ``planner.sameness``)."""
+        """Source scan address -> the remembered pair (see ``planner.sameness``), all of
+        them: for small projects and tests; a walk uses ``scan_memory`` instead."""
         rows = self._pair_rows(pair, "SELECT * FROM scan_memory WHERE pair_id = ?")
-        return {
-            r["address"]: ScanMemory(
-                r["address"],
-                r["dest_scan"],
-                SideState(r["source_shape"], r["source_content"]),
-                SideState(r["dest_shape"], r["dest_content"]),
-            )
-            for r in rows
-        }
+        return {r["address"]: _memory(r) for r in rows}
+
+    def remembered_scans_under(self, pair: PairKey, prefix: str) -> dict[str, ScanMemory]:
+        """The remembered pairs whose address starts with ``prefix`` (one experiment's:
+        ``"S/E/"``), by a range of the primary key."""
+        rows = self._pair_rows(
+            pair,
+            "SELECT * FROM scan_memory WHERE pair_id = ? AND address >= ? AND address < ?",
+            (prefix, prefix + "\U0010ffff"),
+        )
+        return {r["address"]: _memory(r) for r in rows if r["address"].startswith(prefix)}
+
+    def remembered_scan(self, pair: PairKey, address: str) -> ScanMemory | None:
+        rows = self._pair_rows(
+            pair, "SELECT * FROM scan_memory WHERE pair_id = ? AND address = ?", (address,)
+        )
+        return _memory(rows[0]) if rows else None
+
+    def scan_memory(self, pair: PairKey) -> ScanMemoryLookup:
+        """The remembered pairs as a mapping that reads one address at a time (the walk
+        asks for each scan it compares), instead of loading them all."""
+        return ScanMemoryLookup(self, pair)
 
     def serial(self, pair: PairKey) -> int:
         rows = self._pair_rows(pair, "SELECT serial FROM pairs WHERE id = ?")

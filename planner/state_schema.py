@@ -8,13 +8,19 @@ tables' layout; the roles in ``planner.state_*`` read and write them.
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import sqlite_utils
+from typing import Any, Protocol
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
 
 
-def _v1(db: sqlite_utils.Database) -> None:
+class Executes(Protocol):
+    """What a migration needs: a connection (plain ``sqlite3``; the state DB no longer
+    loads sqlite-utils, whose import alone takes some 60 MB with numpy)."""
+
+    def execute(self, sql: str, /, *args: Any) -> Any: ...
+
+
+def _v1(db: Executes) -> None:
     db.execute(
         """CREATE TABLE pairs (
             id INTEGER PRIMARY KEY,
@@ -81,7 +87,7 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-def _v2(db: sqlite_utils.Database) -> None:
+def _v2(db: Executes) -> None:
     """Remembered DICOM of scan pairs: two digests per side (names and sizes; and with MD5,
     empty when the server gave none)."""
     db.execute(
@@ -96,5 +102,5 @@ def _v2(db: sqlite_utils.Database) -> None:
 
 
 # MIGRATIONS[n] takes the schema from version n - 1 to n. Append; never edit a released one.
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _v1, 2: _v2}
+MIGRATIONS: dict[int, Callable[[Executes], None]] = {1: _v1, 2: _v2}
 SCHEMA_VERSION = max(MIGRATIONS)

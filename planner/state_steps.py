@@ -13,6 +13,8 @@ from planner.statuses import STEP_STATUSES, StepStatus
 
 __all__ = ["StepLog"]
 
+_CHUNK = 500  # step IDs per query: well under SQLite's limit on parameters
+
 
 class StepLog(StateConnection):
     """Step records: a step's new status, and which steps are done or were started."""
@@ -102,6 +104,29 @@ class StepLog(StateConnection):
         """step_id -> latest status, for every step ever recorded for this pair."""
         rows = self._pair_rows(pair, "SELECT step_id, status FROM step_status WHERE pair_id = ?")
         return {r["step_id"]: r["status"] for r in rows}
+
+    def step_records(self, pair: PairKey, step_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """step_id -> (latest status, facts_digest) of those of ``step_ids`` ever recorded for
+        this pair: apply looks up one experiment's steps at a time, never the whole pair's."""
+        out: dict[str, tuple[str, str]] = {}
+        for at in range(0, len(step_ids), _CHUNK):
+            chunk = step_ids[at : at + _CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._pair_rows(
+                pair,
+                "SELECT step_id, status, facts_digest FROM step_status"
+                f" WHERE pair_id = ? AND step_id IN ({marks})",
+                tuple(chunk),
+            )
+            out.update((r["step_id"], (r["status"], r["facts_digest"])) for r in rows)
+        return out
+
+    def has_step(self, pair: PairKey, step_id: str) -> bool:
+        """Whether any run recorded this step for this pair (one primary-key lookup)."""
+        rows = self._pair_rows(
+            pair, "SELECT 1 FROM step_status WHERE pair_id = ? AND step_id = ?", (step_id,)
+        )
+        return bool(rows)
 
     def _latest(self, pair: PairKey, statuses: tuple[str, ...]) -> dict[str, str]:
         marks = ", ".join("?" for _ in statuses)

@@ -9,7 +9,7 @@ that ran them, at once; a step the state DB shows as done with the same facts
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 from planner.inventory import content_fingerprint
 from planner.plan import CreateExperiment, CreateSubject, Plan, Step, StepKind
@@ -19,7 +19,7 @@ from planner.state import PairKey, StateDB
 from planner.statuses import StepStatus
 from planner.steps import FAILED, StepOutcome, describe
 
-__all__ = ["StateHook", "facts_digest", "pair_key"]
+__all__ = ["RecordedSteps", "StateHook", "facts_digest", "pair_key"]
 
 
 def facts_digest(step: Step) -> str:
@@ -30,6 +30,18 @@ def facts_digest(step: Step) -> str:
 
 def pair_key(plan: Plan) -> PairKey:
     return PairKey(plan.source.url, plan.source.project, plan.dest.url, plan.dest.project)
+
+
+class RecordedSteps(Container[str]):
+    """The steps any run recorded for a pair, asked one step ID at a time (``in``), so the
+    staleness check does not load every step the pair ever had."""
+
+    def __init__(self, state: StateDB, pair: PairKey) -> None:
+        self.state = state
+        self.pair = pair
+
+    def __contains__(self, step_id: object) -> bool:
+        return isinstance(step_id, str) and self.state.has_step(self.pair, step_id)
 
 
 _CREATES = {StepKind.CREATE_SUBJECT: "subject", StepKind.CREATE_EXPERIMENT: "experiment"}
@@ -45,14 +57,11 @@ class StateHook:
         self.run_id = run_id
         self.reporter = reporter
 
-    def already_done(self, steps: tuple[Step, ...]) -> set[str]:
-        """The steps an earlier run finished with the same facts."""
-        done = self.state.done_steps(self.pair)
-        return {s.id for s in steps if done.get(s.id) == facts_digest(s)}
-
-    def started_before(self) -> set[str]:
-        """Steps an earlier run recorded at all (started ones are resumed)."""
-        return set(self.state.step_statuses(self.pair))
+    def records(self, steps: list[Step]) -> dict[str, tuple[str, str]]:
+        """step ID -> (latest status, facts digest) of the steps earlier runs recorded at
+        all, for a few steps at a time (one experiment's): done with the same facts is
+        skipped, recorded otherwise is resumed."""
+        return self.state.step_records(self.pair, [s.id for s in steps])
 
     def _record(self, step: Step, status: StepStatus, outcome: StepOutcome | None = None) -> None:
         o = outcome or StepOutcome(status)

@@ -213,7 +213,7 @@ def make_transfer_plan(
             dest_profile=dest_profile,
             created_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             tool_version=__version__,
-            memory=state.remembered_scans(pair),
+            memory=state.scan_memory(pair),
             on_equal_scan=equal.add,
         )
         equal.flush()

@@ -169,7 +169,9 @@ def test_bench_apply_memory_200_experiments(xnatsim_factory, tmp_path: Path) -> 
     planned = _measure(plan_args, env, home, "plan")
     assert planned.exit == 0, planned.stderr[-3000:]
     assert plan_file.exists()
-    plan_steps = len(json.loads(plan_file.read_text()).get("steps", []))
+    # The plan file is JSON Lines; its end record counts the steps.
+    end = json.loads(plan_file.read_text().splitlines()[-1])
+    plan_steps = end["steps"]
 
     apply_args = ["-o", "json", "project", "apply", str(plan_file), "--yes"]
     apply_args += ["--workers", str(WORKERS)]

@@ -69,3 +69,24 @@ def test_a_good_subject_resets_the_breaker() -> None:
     acc.step_ended(steps[1], StepOutcome(OK))
     acc.step_ended(steps[2], StepOutcome(FAILED, "no"))
     assert not acc.tally.circuit_breaker_tripped
+
+
+def test_read_one_at_a_time_finished_groups_are_counted_and_forgotten() -> None:
+    # Steps told as they are read (walk order): S1 is sealed once S2's first step is read;
+    # its groups are then counted and dropped, and S2 waits for ``all_read``.
+    acc, _verify, complete = _accounting()
+    s1a, s1b, s2 = _step("S1", "1"), _step("S1", "2"), _step("S2", "1")
+    acc.read(s1a)
+    acc.step_ended(s1a, StepOutcome(OK, bytes_moved=10))
+    acc.read(s1b)
+    acc.step_ended(s1b, StepOutcome(OK, bytes_moved=10))
+    assert complete == [] and set(acc.subjects) == {"S1"}  # more of S1 may follow
+    acc.read(s2)
+    assert complete == ["S1"]
+    assert set(acc.subjects) == {"S2"} and set(acc.experiments) == {"S2/E1"}
+    assert (acc.tally.subjects.synced, acc.tally.experiments.synced) == (1, 1)
+    acc.step_ended(s2, StepOutcome(OK, bytes_moved=10))
+    assert complete == ["S1"]
+    acc.all_read()
+    assert complete == ["S1", "S2"] and acc.subjects == {} and acc.experiments == {}
+    assert acc.tally.subjects.synced == 2

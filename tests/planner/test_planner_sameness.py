@@ -112,3 +112,15 @@ def test_the_state_db_migrates_to_remembered_scans(tmp_path: Path) -> None:
         assert state.remember_scans(pair, [memory]) == 0, "the same digests write nothing"
         assert state.remembered_scans(pair) == {"S/E/scans/7": memory}
         assert state.serial(pair) == serial, "remembering never makes a plan stale"
+
+
+def test_remembered_scans_are_read_by_experiment_or_by_address(tmp_path: Path) -> None:
+    pair = PairKey("a", "P", "b", "Q")
+    mine = [remember(f"S/E/scans/{n}", n, SRC, REWRITTEN) for n in ("1", "2")]
+    other = remember("S/E2/scans/1", "1", SRC, REWRITTEN)  # "S/E" is a prefix of "S/E2"
+    with StateDB(tmp_path / "transfer.db") as state:
+        state.remember_scans(pair, [*mine, other])
+        assert state.remembered_scans_under(pair, "S/E/") == {m.address: m for m in mine}
+        lookup = state.scan_memory(pair)
+        assert lookup.get("S/E2/scans/1") == other and lookup.get("S/E/scans/9") is None
+        assert len(lookup) == 3 and "S/E/scans/2" in lookup

@@ -197,3 +197,80 @@ def test_watched_futures_are_waited_for() -> None:
     threading.Timer(0.2, lambda: fut.set_result("verified")).start()
     s.run(jobs)
     assert got == ["verified"]
+
+
+# -- jobs read lazily, in walk order (no ``planned``) ----------------------------------------
+
+
+def streaming(rec: Recorder, *, limit: int = 2, read_ahead: int = 4) -> Scheduler[str]:
+    return Scheduler(rec.hooks(), limit=limit, cancel=threading.Event(), read_ahead=read_ahead)
+
+
+def test_jobs_are_read_only_while_few_are_open() -> None:
+    # A job ends only when its gate opens; the iterator notes how far it was read meanwhile.
+    gates = [threading.Event() for _ in range(20)]
+    read: list[int] = []
+    most_ahead: list[int] = []
+    ended: list[int] = []
+
+    def work(i: int) -> bool:
+        gates[i].wait(2)
+        ended.append(i)
+        return True
+
+    def jobs() -> Any:
+        for i in range(20):
+            read.append(i)
+            most_ahead.append(len(read) - len(ended))
+            yield job(f"j{i}", lambda i=i: work(i))
+
+    def opener() -> None:
+        for g in gates:
+            time.sleep(0.01)
+            g.set()
+
+    rec = Recorder()
+    s = streaming(rec, limit=2, read_ahead=4)
+    threading.Thread(target=opener, daemon=True).start()
+    s.run(jobs())
+    assert len(rec.ended) == 20
+    assert max(most_ahead) <= 5  # the four open ones and the one being read
+    assert s.open == set() and s.failed == set()  # nothing of the ended jobs is kept
+
+
+def test_in_walk_order_a_dependency_in_flight_is_waited_for() -> None:
+    order: list[str] = []
+
+    def slow_parent() -> bool:
+        time.sleep(0.2)
+        order.append("parent")
+        return True
+
+    jobs = [job("parent", slow_parent), job("child", lambda: order.append("child") or True,
+                                            depends_on=("parent",))]  # fmt: skip
+    rec = Recorder()
+    streaming(rec).run(iter(jobs))
+    assert order == ["parent", "child"]
+
+
+def test_in_walk_order_only_failed_ids_are_remembered() -> None:
+    jobs = [
+        job("a", lambda: False),
+        job("ok"),
+        job("b", depends_on=("a",)),
+        job("c", depends_on=("ok",)),
+        job("d", depends_on=("b",)),
+    ]
+    rec = Recorder()
+    s = streaming(rec, limit=1)
+    s.run(iter(jobs))
+    assert rec.orphans == [("b", "a"), ("d", "b")]
+    assert sorted(rec.ended) == ["a", "c", "ok"]
+    assert s.failed == {"a", "b", "d"} and s.open == set()
+
+
+def test_in_walk_order_a_job_left_open_orphans_its_dependents() -> None:
+    jobs = [job("parent", lambda: None), job("child", depends_on=("parent",))]
+    rec = Recorder()
+    streaming(rec).run(iter(jobs))
+    assert rec.orphans == [("child", "")]

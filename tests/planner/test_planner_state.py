@@ -308,3 +308,20 @@ def test_not_a_database(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StateError, match="not a usable state DB"):
         StateDB(path)
+
+
+def test_steps_are_looked_up_a_few_at_a_time(db):
+    # Apply asks for one experiment's steps (in chunks under SQLite's parameter limit), and
+    # the staleness check for one step: never every step the pair has.
+    run = db.start_run(PAIR, config_hash="x")
+    ids = [f"import_scan:S1/E1/scans/{i}" for i in range(1200)]
+    for sid in ids[:3]:
+        db.record_step(run, PAIR, sid, "import_scan", sid.split(":")[1], "done", facts_digest="f")
+    db.record_step(run, PAIR, ids[1100], "import_scan", "S1/E1/scans/1100", "running")
+    got = db.step_records(PAIR, ids)
+    assert got == {
+        ids[0]: ("done", "f"), ids[1]: ("done", "f"), ids[2]: ("done", "f"),
+        ids[1100]: ("running", ""),
+    }  # fmt: skip
+    assert db.step_records(OTHER, ids) == {}
+    assert db.has_step(PAIR, ids[1100]) and not db.has_step(PAIR, ids[5])
