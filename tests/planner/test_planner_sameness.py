@@ -93,9 +93,7 @@ def test_the_state_db_migrates_to_remembered_scans(tmp_path: Path) -> None:
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
     conn.execute("INSERT INTO schema_version VALUES (1)")
     conn.commit()
-    import sqlite_utils
-
-    MIGRATIONS[1](sqlite_utils.Database(conn))
+    MIGRATIONS[1](conn)
     conn.execute(
         "INSERT INTO pairs (source_url, source_project, dest_url, dest_project) "
         "VALUES ('a', 'P', 'b', 'Q')"
