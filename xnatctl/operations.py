@@ -203,6 +203,12 @@ def make_transfer_plan(
         # still shows although DICOM is compared by names: written a batch at a time as the
         # walk finds them, never held for the whole project.
         equal = _Batched(lambda batch: state.remember_scans(pair, batch))
+        # The plan is written to a spool file under the work directory as the walk goes (in
+        # a folder of its own, which apply's clean-up of old downloads leaves alone); the
+        # plan's steps and changes read it, and it is removed when the plan is dropped.
+        spool_dir = ctx.state_dir / "work" / "plans"
+        ensure_private_dir(spool_dir.parent)
+        ensure_private_dir(spool_dir)
         found = diff_inventories(
             source,
             dest,
@@ -215,6 +221,7 @@ def make_transfer_plan(
             tool_version=__version__,
             memory=state.remembered_scans(pair),
             on_equal_scan=equal.add,
+            spool_dir=spool_dir,
         )
         equal.flush()
     return MadePlan(found.plan, source, dest)
