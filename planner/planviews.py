@@ -37,7 +37,8 @@ class Spool:
     def __init__(self, directory: Path | str) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="plan-", suffix=".jsonl", dir=directory)
+        prefix = f"plan-{os.getpid()}-"  # whose it is, for ``remove_orphaned_spools``
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".jsonl", dir=directory)
         os.close(fd)
         os.chmod(name, 0o600)
         self.path = Path(name)
@@ -46,6 +47,28 @@ class Spool:
     def remove(self) -> None:
         """Remove the file now (a failed diff leaves nothing behind)."""
         self._remove()
+
+
+def remove_orphaned_spools(directory: Path | str) -> list[Path]:
+    """Remove the spool files of processes that are gone (killed before they could remove
+    their own); return them."""
+    removed = []
+    for path in Path(directory).glob("plan-*-*.jsonl"):
+        pid = path.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            _unlink(str(path))
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _unlink(name: str) -> None:

@@ -24,6 +24,7 @@ from planner.errors import BackendError
 from planner.inventory import Inventory
 from planner.plan import ChangeStatus, Plan
 from planner.planfile import save_plan
+from planner.planviews import remove_orphaned_spools
 from planner.preflight import may_write
 from planner.sameness import ScanMemory
 from planner.snapshot import take_snapshot
@@ -209,6 +210,7 @@ def make_transfer_plan(
         spool_dir = ctx.state_dir / "work" / "plans"
         ensure_private_dir(spool_dir.parent)
         ensure_private_dir(spool_dir)
+        remove_orphaned_spools(spool_dir)
         found = diff_inventories(
             source,
             dest,

@@ -378,3 +378,16 @@ def test_a_step_against_its_header_is_refused_while_loading(a_plan, tmp_path):
     step["dest"]["project"] = "ELSEWHERE"
     with pytest.raises(UnusablePlan, match="not the plan's destination project"):
         load_plan(_write(tmp_path / "edited.json", records))
+
+
+def test_spools_of_processes_gone_are_removed(tmp_path):
+    import os
+
+    from planner.planviews import Spool, remove_orphaned_spools
+
+    mine = Spool(tmp_path)
+    dead = tmp_path / "plan-999999999-x.jsonl"  # beyond the kernel's largest PID
+    dead.write_text("")
+    assert remove_orphaned_spools(tmp_path) == [dead]
+    assert sorted(tmp_path.iterdir()) == [mine.path]
+    assert mine.path.name.startswith(f"plan-{os.getpid()}-")
