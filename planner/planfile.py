@@ -243,16 +243,24 @@ def change_to_dict(c: Change) -> dict[str, Any]:
     }
 
 
+# The enums by value: a dictionary look-up, where calling the enum is slow over a million
+# records; an unknown value is read by the enum, which raises its ``ValueError``.
+_LEVELS = {m.value: m for m in Level}
+_STATUSES = {m.value: m for m in ChangeStatus}
+_WHYS = {m.value: m for m in ChangeReason}
+
+
 def change_from_dict(d: dict[str, Any]) -> Change:
+    level, status, why = d["level"], d["status"], d["why"]
     return Change(
         address=str(d["address"]),
-        level=Level(d["level"]),
-        status=ChangeStatus(d["status"]),
+        level=_LEVELS.get(level) or Level(level),
+        status=_STATUSES.get(status) or ChangeStatus(status),
         differences=tuple(str(x) for x in d.get("differences", ())),
         reason=str(d.get("reason", "")),
         bytes=int(d.get("bytes", 0)),
         files=int(d.get("files", 0)),
-        why=ChangeReason(d["why"]),
+        why=_WHYS[why] if why in _WHYS else ChangeReason(why),
     )
 
 
@@ -475,9 +483,38 @@ def save_plan(plan: Plan, path: Path | str) -> Path:
 
 def file_plan(path: Path, head: Header, end: End, owner: Spool | None = None) -> Plan:
     """The plan whose steps and changes are views over ``path`` (checked already)."""
-    changes: FileRecords[Change] = FileRecords(path, Change, end.changes, iter_plan, owner)
-    steps: FileRecords[Step] = FileRecords(path, Step, end.steps, iter_plan, owner)
+    changes: FileRecords[Change] = FileRecords(path, Change, end.changes, _changes, owner)
+    steps: FileRecords[Step] = FileRecords(path, Step, end.steps, _steps, owner)
     return _plan(head, changes, steps, end.summary)
+
+
+def _changes(path: Path) -> Iterator[Change]:
+    return _read_kind(path, "change", change_from_dict)
+
+
+def _steps(path: Path) -> Iterator[Step]:
+    return _read_kind(path, "step", step_from_dict)
+
+
+def _read_kind(path: Path, kind: str, make: Any) -> Iterator[Any]:
+    """The records of one kind of a file checked whole before (``load_plan`` or the diff's
+    writer; ``FileRecords`` makes sure it is unchanged): the other kinds' lines are passed
+    over unparsed where they have the compact form this module writes."""
+    own, compact = f'{{"record":"{kind}"', '{"record":"'
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if line.startswith(compact):
+                    if not line.startswith(own):
+                        continue
+                    record = json.loads(line)
+                else:
+                    record = json.loads(line)
+                    if not isinstance(record, dict) or record.get("record") != kind:
+                        continue
+                yield _decode(path, number, lambda r=record: make(r), kind)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UnusablePlan(path, f"it cannot be read ({exc})") from None
 
 
 def dumps(plan: Plan) -> str:
