@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from planner import address as A
@@ -42,8 +43,10 @@ from planner.plan import (
     Level,
     Plan,
     Step,
-    summarize,
+    Summary,
 )
+from planner.planfile import group_key
+from planner.plansink import GroupedWriter, MemorySink, PlanSink, SpoolSink
 from planner.sameness import ScanMemory
 from planner.stepmaker import ExperimentWork, StepMaker, dest_state
 
@@ -65,13 +68,34 @@ class PlanBuilder(ChangeCollector):
     def __init__(
         self, src: Inventory, dst: Inventory, *, digests: bool, memory: Memory | None = None,
         on_equal_scan: Callable[[ScanMemory], None] | None = None,
+        on_group: Callable[[list[Change], list[Step]], None] | None = None,
     ) -> None:  # fmt: skip
         super().__init__(digests=digests, memory=memory, on_equal_scan=on_equal_scan)
         self.make = StepMaker(dst.project)
+        # Where a finished group's records go (a subject's own, or one experiment's): handed
+        # on when the walk records the first change of the next group, so only one group is
+        # held. Without it, everything is kept in ``changes`` and ``steps``.
+        self.on_group = on_group
+        self._group: tuple[str, str] | None = None
 
     @property
     def steps(self) -> list[Step]:
         return self.make.steps
+
+    def record(self, change: Change) -> None:
+        key = group_key(change.address)
+        if key != self._group and not self._frames:  # no experiment is being settled
+            self.flush()
+            self._group = key
+        super().record(change)
+
+    def flush(self) -> None:
+        """Hand the records held so far on (``on_group``) and forget them."""
+        if self.on_group is None or not (self.changes or self.make.steps):
+            return
+        changes, steps = self.changes, self.make.steps
+        self.changes, self.make.steps = [], []
+        self.on_group(changes, steps)
 
     def src_only(self, at: Address, src: Any) -> bool:
         descend = super().src_only(at, src)
@@ -269,58 +293,62 @@ def diff_inventories(
     tool_version: str,
     memory: Memory | None = None,
     on_equal_scan: Callable[[ScanMemory], None] | None = None,
+    spool_dir: Path | str | None = None,
 ) -> DiffResult:
     """``make_plan``, also returning the scan pairs found equal. ``memory`` holds the scan
     pairs the state DB remembers (``StateDB.remembered_scans``); ``on_equal_scan`` takes
-    each pair found equal as it is found, instead of the result's ``equal_scans``."""
+    each pair found equal as it is found, instead of the result's ``equal_scans``.
+
+    The walk hands its records on one subject or experiment at a time, in file order. With
+    ``spool_dir`` they are written to a plan file there as they come (``SpoolSink``) and
+    the plan's steps and changes are views over it; without, they are kept in memory.
+    """
     scope = in_scope(src, dst, config.filtering, copy_shared=config.copy_shared)
     f_src, f_dst = scope.source, scope.dest
     assert f_dst is not None
-    changes: list[Change] = [
+    skips: list[Change] = [
         Change(str(addr), Level(level), ChangeStatus.SKIPPED, (), str(text), why=why)
-        for why, skips in (
+        for why, found in (
             (ChangeReason.FILTERED, scope.filtered),
             (ChangeReason.SHARED, scope.shared),
         )
-        for addr, level, text in skips
+        for addr, level, text in found
     ]
     if config.sync_new_only and completed_subjects:
         config_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config or {})
-        labels, skips = _completed_skips(src, f_src, f_dst, completed_subjects, config_dict)
+        labels, done = _completed_skips(src, f_src, f_dst, completed_subjects, config_dict)
         f_src = _without_subjects(f_src, labels)
         f_dst = _without_subjects(f_dst, labels)
-        changes.extend(skips)
+        skips.extend(done)
 
-    builder = PlanBuilder(
-        f_src, f_dst, digests=src.digests and dst.digests, memory=memory,
-        on_equal_scan=on_equal_scan,
-    )  # fmt: skip
-    # Conflicts are found against the whole destination: a label a completed (left out)
-    # subject holds would otherwise be written into by the plan's PUTs.
-    W.walk(f_src, f_dst, builder, homes=dst)
-    changes.extend(builder.changes)
-    changes.sort(key=lambda c: c.address)
-    steps = tuple(
-        sorted(
-            _after_completion(builder.steps, completed_subjects, state_serial),
-            key=lambda s: (s.address, s.kind.value),
-        )
-    )
-    all_changes = tuple(changes)
-    config_dict = config.to_dict()
     plan = Plan(
         source=_endpoint(src, source_profile),
         dest=_endpoint(dst, dest_profile),
-        steps=steps,
-        changes=all_changes,
-        summary=summarize(steps, all_changes),
-        config=config_dict,
+        steps=(),
+        changes=(),
+        summary=Summary(),
+        config=config.to_dict(),
         config_hash=config.config_hash(),
         state_serial=state_serial,
         created_at=created_at,
         tool_version=tool_version,
     )
-    return DiffResult(plan, tuple(builder.equal_scans))
+    sink: PlanSink = MemorySink(plan) if spool_dir is None else SpoolSink(plan, Path(spool_dir))
+    with sink:
+        out = GroupedWriter(sink, skips)
+        builder = PlanBuilder(
+            f_src, f_dst, digests=src.digests and dst.digests, memory=memory,
+            on_equal_scan=on_equal_scan,
+            on_group=lambda changes, steps: out.group(
+                changes, _after_completion(steps, completed_subjects, state_serial)
+            ),
+        )  # fmt: skip
+        # Conflicts are found against the whole destination: a label a completed (left out)
+        # subject holds would otherwise be written into by the plan's PUTs.
+        W.walk(f_src, f_dst, builder, homes=dst)
+        builder.flush()
+        out.finish()
+    return DiffResult(sink.plan(), tuple(builder.equal_scans))
 
 
 def _endpoint(inv: Inventory, profile: str) -> Endpoint:
@@ -338,6 +366,8 @@ def _endpoint(inv: Inventory, profile: str) -> Endpoint:
 
 def skipped_as_completed(plan: Plan) -> int:
     """Subjects skipped by ``sync_new_only``: not compared with the destination."""
+    if not plan.summary.skipped:
+        return 0  # no pass over the plan's changes
     return sum(
         1
         for c in plan.changes
@@ -349,6 +379,8 @@ def skipped_as_completed(plan: Plan) -> int:
 
 def skipped_with_new_data(plan: Plan) -> int:
     """Subjects skipped by ``sync_new_only`` although the source changed since."""
+    if not plan.summary.skipped:
+        return 0
     return sum(
         1
         for c in plan.changes

@@ -8,6 +8,7 @@ never branches on them.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -381,10 +382,18 @@ class Summary:
 
 @dataclass(frozen=True)
 class Plan:
+    """A plan: where it applies, its steps and changes, and their summary.
+
+    ``steps`` and ``changes`` are re-iterable collections in file order (walk order): tuples
+    for a plan built in memory, views that read the plan file again on each pass for one
+    the diff wrote or one loaded from a file (``planner.planfile``). Iterate them in order;
+    never index them nor keep them whole. ``summary`` needs no pass over them.
+    """
+
     source: Endpoint
     dest: Endpoint
-    steps: tuple[Step, ...]
-    changes: tuple[Change, ...]
+    steps: Collection[Step]
+    changes: Collection[Change]
     summary: Summary
     config: dict[str, Any] = field(default_factory=dict)
     config_hash: str = ""
@@ -394,38 +403,57 @@ class Plan:
     format_version: int = PLAN_FORMAT_VERSION
 
 
-def summarize(steps: tuple[Step, ...], changes: tuple[Change, ...]) -> Summary:
-    """The counts a plan's summary holds, derived from its steps and changes: the plan maker
-    records them, and loading a plan file checks them again."""
-    counts = {kind: 0 for kind in StepKind}
-    nbytes = 0
-    for s in steps:
-        counts[s.kind] += 1
-        nbytes += s.planned_bytes
-    by_status: dict[ChangeStatus, int] = dict.fromkeys(ChangeStatus, 0)
-    exp_in_sync = differs = 0
-    for c in changes:
-        by_status[c.status] += 1
+class SummaryCounter:
+    """The summary's counts, accumulated one record at a time as a plan is written or read,
+    so no pass needs the records together."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[StepKind, int] = dict.fromkeys(StepKind, 0)
+        self.nbytes = 0
+        self.by_status: dict[ChangeStatus, int] = dict.fromkeys(ChangeStatus, 0)
+        self.exp_in_sync = 0
+        self.differs = 0
+
+    def step(self, s: Step) -> None:
+        self.kinds[s.kind] += 1
+        self.nbytes += s.planned_bytes
+
+    def change(self, c: Change) -> None:
+        self.by_status[c.status] += 1
         if c.level == Level.EXPERIMENT and c.status == ChangeStatus.IN_SYNC:
-            exp_in_sync += 1
+            self.exp_in_sync += 1
         if c.status == ChangeStatus.DIFFERS and _is_unit(c):
-            differs += 1
-    return Summary(
-        subjects_to_update=counts[StepKind.UPDATE_SUBJECT],
-        experiments_to_update=counts[StepKind.UPDATE_EXPERIMENT],
-        assessors_to_create=counts[StepKind.CREATE_ASSESSOR],
-        subjects_to_create=counts[StepKind.CREATE_SUBJECT],
-        experiments_to_create=counts[StepKind.CREATE_EXPERIMENT],
-        scans_to_transfer=counts[StepKind.IMPORT_SCAN],
-        scans_to_create=counts[StepKind.CREATE_SCAN],
-        resources_to_upload=counts[StepKind.UPLOAD_RESOURCE],
-        bytes_to_transfer=nbytes,
-        experiments_in_sync=exp_in_sync,
-        differs=differs,
-        dest_only=by_status[ChangeStatus.DEST_ONLY],
-        conflicts=by_status[ChangeStatus.CONFLICT],
-        skipped=by_status[ChangeStatus.SKIPPED],
-    )
+            self.differs += 1
+
+    def summary(self) -> Summary:
+        counts, by_status = self.kinds, self.by_status
+        return Summary(
+            subjects_to_update=counts[StepKind.UPDATE_SUBJECT],
+            experiments_to_update=counts[StepKind.UPDATE_EXPERIMENT],
+            assessors_to_create=counts[StepKind.CREATE_ASSESSOR],
+            subjects_to_create=counts[StepKind.CREATE_SUBJECT],
+            experiments_to_create=counts[StepKind.CREATE_EXPERIMENT],
+            scans_to_transfer=counts[StepKind.IMPORT_SCAN],
+            scans_to_create=counts[StepKind.CREATE_SCAN],
+            resources_to_upload=counts[StepKind.UPLOAD_RESOURCE],
+            bytes_to_transfer=self.nbytes,
+            experiments_in_sync=self.exp_in_sync,
+            differs=self.differs,
+            dest_only=by_status[ChangeStatus.DEST_ONLY],
+            conflicts=by_status[ChangeStatus.CONFLICT],
+            skipped=by_status[ChangeStatus.SKIPPED],
+        )
+
+
+def summarize(steps: Iterable[Step], changes: Iterable[Change]) -> Summary:
+    """The counts a plan's summary holds, derived from its steps and changes: the plan maker
+    records them, and loading a plan file checks them again (``SummaryCounter``)."""
+    counter = SummaryCounter()
+    for s in steps:
+        counter.step(s)
+    for c in changes:
+        counter.change(c)
+    return counter.summary()
 
 
 def _is_unit(change: Change) -> bool:

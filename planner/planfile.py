@@ -19,6 +19,7 @@ credentials: ``Endpoint`` has none.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -39,8 +40,9 @@ from planner.plan import (
     Step,
     StepKind,
     Summary,
-    summarize,
+    SummaryCounter,
 )
+from planner.planviews import FileRecords, Spool
 from planner.safewrite import replacing
 
 
@@ -241,16 +243,24 @@ def change_to_dict(c: Change) -> dict[str, Any]:
     }
 
 
+# The enums by value: a dictionary look-up, where calling the enum is slow over a million
+# records; an unknown value is read by the enum, which raises its ``ValueError``.
+_LEVELS = {m.value: m for m in Level}
+_STATUSES = {m.value: m for m in ChangeStatus}
+_WHYS = {m.value: m for m in ChangeReason}
+
+
 def change_from_dict(d: dict[str, Any]) -> Change:
+    level, status, why = d["level"], d["status"], d["why"]
     return Change(
         address=str(d["address"]),
-        level=Level(d["level"]),
-        status=ChangeStatus(d["status"]),
+        level=_LEVELS.get(level) or Level(level),
+        status=_STATUSES.get(status) or ChangeStatus(status),
         differences=tuple(str(x) for x in d.get("differences", ())),
         reason=str(d.get("reason", "")),
         bytes=int(d.get("bytes", 0)),
         files=int(d.get("files", 0)),
-        why=ChangeReason(d["why"]),
+        why=_WHYS[why] if why in _WHYS else ChangeReason(why),
     )
 
 
@@ -327,7 +337,7 @@ def _header(plan: Plan) -> Header:
     )
 
 
-def _plan(h: Header, changes: tuple[Change, ...], steps: tuple[Step, ...], s: Summary) -> Plan:
+def _plan(h: Header, changes: Any, steps: Any, s: Summary) -> Plan:
     return Plan(
         source=h.source,
         dest=h.dest,
@@ -341,19 +351,6 @@ def _plan(h: Header, changes: tuple[Change, ...], steps: tuple[Step, ...], s: Su
         tool_version=h.tool_version,
         format_version=h.format_version,
     )
-
-
-def _check_consistent(plan: Plan) -> None:
-    """A plan's summary is derived from its steps and changes; one that disagrees was edited
-    by hand or damaged, and showing "No changes" above 29 steps would mislead."""
-    if summarize(plan.steps, plan.changes) != plan.summary:
-        raise ValueError("its summary does not match its steps (edited or damaged?)")
-    ids = [s.id for s in plan.steps]
-    if len(set(ids)) != len(ids):
-        raise ValueError("it lists a step twice")
-    from planner.planguard import check_plan
-
-    check_plan(plan)  # every step writes and reads only where the header says
 
 
 # -- writing, one record at a time -----------------------------------------------------------
@@ -422,21 +419,26 @@ class PlanWriter:
 
 
 def walk_order(plan: Plan) -> Iterator[Change | Step]:
-    """The plan's records in file order: grouped by subject, then experiment (the project's
-    own resources first), each group's changes then its steps, a step after those it
-    depends on."""
+    """The records of a plan held in memory in file order (``ordered``)."""
+    return ordered(plan.changes, plan.steps)
+
+
+def ordered(changes: Iterable[Change], steps: Iterable[Step]) -> Iterator[Change | Step]:
+    """Records in file order: grouped by subject, then experiment (the project's own
+    resources first), each group's changes then its steps, a step after those it depends
+    on. The diff hands it one subject's or experiment's records at a time."""
     groups: dict[tuple[str, str], tuple[list[Change], list[Step]]] = {}
-    for c in plan.changes:
-        groups.setdefault(_group(c.address), ([], []))[0].append(c)
-    for s in plan.steps:
-        groups.setdefault(_group(s.address), ([], []))[1].append(s)
+    for c in changes:
+        groups.setdefault(group_key(c.address), ([], []))[0].append(c)
+    for s in steps:
+        groups.setdefault(group_key(s.address), ([], []))[1].append(s)
     for key in sorted(groups):
-        changes, steps = groups[key]
-        yield from changes
-        yield from _dependency_order(steps)
+        group_changes, group_steps = groups[key]
+        yield from group_changes
+        yield from _dependency_order(group_steps)
 
 
-def _group(address: str) -> tuple[str, str]:
+def group_key(address: str) -> tuple[str, str]:
     at = Address.parse(address)
     return (at.subject or "", at.experiment or "")
 
@@ -461,7 +463,13 @@ def _dependency_order(steps: list[Step]) -> list[Step]:
 
 def save_plan(plan: Plan, path: Path | str) -> Path:
     """Write ``plan`` to ``path`` atomically (through a symlink; never over anything but a
-    regular file, ``planner.safewrite``) and return the path."""
+    regular file, ``planner.safewrite``) and return the path. A plan over a file (the
+    diff's spool, or a loaded plan) is copied, a block at a time."""
+    steps = plan.steps
+    if isinstance(steps, FileRecords):
+        with steps.path.open(encoding="utf-8") as src, replacing(path) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        return Path(path)
     with PlanWriter(path) as w:
         w.header(_header(plan))
         for record in walk_order(plan):
@@ -471,6 +479,42 @@ def save_plan(plan: Plan, path: Path | str) -> Path:
                 w.step(record)
         w.close(plan.summary)
     return Path(path)
+
+
+def file_plan(path: Path, head: Header, end: End, owner: Spool | None = None) -> Plan:
+    """The plan whose steps and changes are views over ``path`` (checked already)."""
+    changes: FileRecords[Change] = FileRecords(path, Change, end.changes, _changes, owner)
+    steps: FileRecords[Step] = FileRecords(path, Step, end.steps, _steps, owner)
+    return _plan(head, changes, steps, end.summary)
+
+
+def _changes(path: Path) -> Iterator[Change]:
+    return _read_kind(path, "change", change_from_dict)
+
+
+def _steps(path: Path) -> Iterator[Step]:
+    return _read_kind(path, "step", step_from_dict)
+
+
+def _read_kind(path: Path, kind: str, make: Any) -> Iterator[Any]:
+    """The records of one kind of a file checked whole before (``load_plan`` or the diff's
+    writer; ``FileRecords`` makes sure it is unchanged): the other kinds' lines are passed
+    over unparsed where they have the compact form this module writes."""
+    own, compact = f'{{"record":"{kind}"', '{"record":"'
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if line.startswith(compact):
+                    if not line.startswith(own):
+                        continue
+                    record = json.loads(line)
+                else:
+                    record = json.loads(line)
+                    if not isinstance(record, dict) or record.get("record") != kind:
+                        continue
+                yield _decode(path, number, lambda r=record: make(r), kind)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UnusablePlan(path, f"it cannot be read ({exc})") from None
 
 
 def dumps(plan: Plan) -> str:
@@ -592,31 +636,70 @@ def _refuse_document(source: Path, text: str) -> None:
 
 
 def load_plan(path: Path | str) -> Plan:
-    """Read a saved plan whole (``iter_plan``); any problem is one ``UnusablePlan``.
+    """Check a saved plan in one pass and return it, its steps and changes views over the
+    file; any problem is one ``UnusablePlan``.
 
-    The records come in walk order; the live plan keeps the diff's order (changes by
-    address, steps by address and kind), so a saved plan loads equal to the one saved.
+    The pass checks every record (``iter_plan``: fields, dependencies written above, no step
+    listed twice), every step against the header (``planner.planguard``), and that the
+    summary is the count of the records. What it keeps: the step IDs (a hash set, for the
+    duplicate and dependency checks), one source experiment ID per experiment, the counts.
     """
+    from planner.planguard import PlanGuard, PlanMismatch
+
     source = Path(path)
     head: Header | None = None
-    changes: list[Change] = []
-    steps: list[Step] = []
+    guard: PlanGuard | None = None
+    counter = SummaryCounter()
     end: End | None = None
     for record in iter_plan(source):
-        if isinstance(record, Header):
-            head = record
-        elif isinstance(record, Change):
-            changes.append(record)
+        if isinstance(record, Change):
+            counter.change(record)
         elif isinstance(record, Step):
-            steps.append(record)
+            counter.step(record)
+            assert guard is not None
+            try:
+                guard.check(record)  # every step writes and reads only where the header says
+            except PlanMismatch as exc:
+                raise UnusablePlan(source, str(exc)) from None
+        elif isinstance(record, Header):
+            head, guard = record, PlanGuard(record.dest.project)
         else:
             end = record
     assert head is not None and end is not None
-    changes.sort(key=lambda c: c.address)
-    steps.sort(key=lambda s: (s.address, s.kind.value))
-    plan = _plan(head, tuple(changes), tuple(steps), end.summary)
-    try:
-        _check_consistent(plan)
-    except ValueError as exc:
-        raise UnusablePlan(source, str(exc)) from None
-    return plan
+    if counter.summary() != end.summary:
+        # Shown above its steps, a summary that disagrees ("No changes" above 29 steps)
+        # would mislead: the file was edited by hand or damaged.
+        raise UnusablePlan(source, "its summary does not match its steps (edited or damaged?)")
+    return file_plan(source, head, end)
+
+
+# -- the one-document form, written piece by piece -----------------------------------------
+
+
+def write_json(plan: Plan, out: Any, indent: int = 2) -> None:
+    """Write ``plan_to_dict(plan)`` as one JSON document to ``out`` (``write(str)``), a
+    record at a time: the same document ``json.dumps(plan_to_dict(plan), indent=indent)``
+    gives, without the whole plan in memory."""
+    head = header_to_dict(_header(plan))
+    del head["record"]
+    top = {**head, "summary": asdict(plan.summary)}
+    pad = " " * indent
+    out.write("{\n")
+    for key, value in top.items():
+        text = json.dumps(value, indent=indent).replace("\n", "\n" + pad)
+        out.write(f"{pad}{json.dumps(key)}: {text},\n")
+    _write_list(out, "changes", (change_to_dict(c) for c in plan.changes), pad, indent)
+    out.write(",\n")
+    _write_list(out, "steps", (step_to_dict(s) for s in plan.steps), pad, indent)
+    out.write("\n}\n")
+
+
+def _write_list(out: Any, key: str, records: Iterable[dict[str, Any]], pad: str, n: int) -> None:
+    out.write(f'{pad}"{key}": [')
+    first = True
+    for record in records:
+        del record["record"]
+        text = json.dumps(record, indent=n).replace("\n", "\n" + pad * 2)
+        out.write(("\n" if first else ",\n") + pad * 2 + text)
+        first = False
+    out.write("]" if first else "\n" + pad + "]")

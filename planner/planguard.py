@@ -39,20 +39,35 @@ class PlanMismatch(ValueError):
         self.step_id = step.id
 
 
-def check_plan(plan: Plan) -> None:
-    """Raise ``PlanMismatch`` for the first step that does not agree with the header."""
-    experiment_ids: dict[str, tuple[str, Step]] = {}
-    for step in plan.steps:
-        _check_step(plan, step)
+class PlanGuard:
+    """Checks steps one at a time, as a plan is written or read, against the header's
+    destination project; the source experiment IDs are kept per experiment (one short
+    string each), the only thing that must be remembered across steps."""
+
+    def __init__(self, dest_project: str) -> None:
+        self.dest_project = dest_project
+        self.experiment_ids: dict[str, tuple[str, str]] = {}  # experiment -> (ID, step ID)
+
+    def check(self, step: Step) -> None:
+        """Raise ``PlanMismatch`` if ``step`` does not agree with the header or with the
+        source experiment IDs of the steps checked before it."""
+        _check_step(self.dest_project, step)
         for exp_id in _experiment_ids(step):
             key = str(_address(step).up_to(Level.EXPERIMENT))
-            seen = experiment_ids.setdefault(key, (exp_id, step))
+            seen = self.experiment_ids.setdefault(key, (exp_id, step.id))
             if seen[0] != exp_id:
                 raise PlanMismatch(
                     step,
-                    f"reads source experiment {exp_id}, where step {seen[1].id} reads "
+                    f"reads source experiment {exp_id}, where step {seen[1]} reads "
                     f"{seen[0]} for the same experiment",
                 )
+
+
+def check_plan(plan: Plan) -> None:
+    """Raise ``PlanMismatch`` for the first step that does not agree with the header."""
+    guard = PlanGuard(plan.dest.project)
+    for step in plan.steps:
+        guard.check(step)
 
 
 def check_source_ids(plan: Plan, source: Inventory) -> None:
@@ -93,17 +108,16 @@ def _address(step: Step) -> Address:
         raise PlanMismatch(step, f"has a malformed address: {exc}") from None
 
 
-def _check_step(plan: Plan, step: Step) -> None:
+def _check_step(dest_project: str, step: Step) -> None:
     d, at = step.dest, _address(step)
     if step.id != A.step_id(step.kind.value, step.address):
         raise PlanMismatch(step, f"does not match its kind and address {step.address}")
     if not isinstance(step, STEP_CLASSES[step.kind]):
         raise PlanMismatch(step, f"is not a {step.kind} step")
-    if d.project != plan.dest.project:
+    if d.project != dest_project:
         raise PlanMismatch(
             step,
-            f"targets project {d.project!r}, not the plan's destination project "
-            f"{plan.dest.project}",
+            f"targets project {d.project!r}, not the plan's destination project {dest_project}",
         )
     _expect(step, "subject", at.subject)
     _expect(step, "experiment", at.experiment)

@@ -24,6 +24,7 @@ from planner.errors import BackendError
 from planner.inventory import Inventory
 from planner.plan import ChangeStatus, Plan
 from planner.planfile import save_plan
+from planner.planviews import remove_orphaned_spools
 from planner.preflight import may_write
 from planner.sameness import ScanMemory
 from planner.snapshot import take_snapshot
@@ -203,6 +204,13 @@ def make_transfer_plan(
         # still shows although DICOM is compared by names: written a batch at a time as the
         # walk finds them, never held for the whole project.
         equal = _Batched(lambda batch: state.remember_scans(pair, batch))
+        # The plan is written to a spool file under the work directory as the walk goes (in
+        # a folder of its own, which apply's clean-up of old downloads leaves alone); the
+        # plan's steps and changes read it, and it is removed when the plan is dropped.
+        spool_dir = ctx.state_dir / "work" / "plans"
+        ensure_private_dir(spool_dir.parent)
+        ensure_private_dir(spool_dir)
+        remove_orphaned_spools(spool_dir)
         found = diff_inventories(
             source,
             dest,
@@ -215,6 +223,7 @@ def make_transfer_plan(
             tool_version=__version__,
             memory=state.scan_memory(pair),
             on_equal_scan=equal.add,
+            spool_dir=spool_dir,
         )
         equal.flush()
     return MadePlan(found.plan, source, dest)

@@ -1,8 +1,15 @@
-"""Benchmark: diff and plan 2,000,000 and 10,000,000 files a side, without a server.
+"""Benchmark: diff and plan 2,000,000 and 10,000,000 files a side, without a server; then
+load that plan file, and show it with ``xnatctl project show-plan``.
 
 Both sides are built straight into inventory stores on disk (``planner.invstore``), one
 experiment at a time, and the diff and plan run in a fresh process that opens them, so its
-peak memory (``VmHWM``) is the diff's alone, not the builder's.
+peak memory (``VmHWM``) is the diff's alone, not the builder's. The diff writes the plan
+file as it walks (a spool, saved with ``save_plan``), as ``xnatctl project plan`` does.
+
+Loading the plan (``load_plan`` and one pass over its steps and changes) and ``show-plan``
+each run in a process of their own, started by a small launcher that reaps it with
+``os.wait4``: Linux keeps ``ru_maxrss`` across ``exec``, so only the launcher's rusage of its
+child holds that child's peak alone.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -27,12 +35,14 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 EXPERIMENTS, SCANS, FILES = 10, 10, 20
 FILES_PER_SUBJECT = EXPERIMENTS * SCANS * FILES
 
-# Runs in the fresh process: plan between two stores, print the figures as JSON.
+# Runs in the fresh process: plan between two stores (written to a spool in the directory
+# named third, saved to the file named fourth), print the figures as JSON.
 _DIFF = """
 import json, sys, time
 from planner.config import TransferConfig
 from planner.diff import make_plan
 from planner.invstore import InventoryStore
+from planner.planfile import save_plan
 
 def peak_mb():
     for line in open("/proc/self/status"):
@@ -43,7 +53,8 @@ def peak_mb():
 t0 = time.perf_counter()
 src, dst = InventoryStore.open(sys.argv[1]), InventoryStore.open(sys.argv[2])
 plan = make_plan(src, dst, TransferConfig(), completed_subjects={}, state_serial=0,
-                 created_at="2026-01-01T00:00:00Z", tool_version="bench")
+                 created_at="2026-01-01T00:00:00Z", tool_version="bench", spool_dir=sys.argv[3])
+save_plan(plan, sys.argv[4])
 s = plan.summary
 print(json.dumps({
     "seconds": time.perf_counter() - t0, "peak_mb": peak_mb(), "steps": len(plan.steps),
@@ -51,6 +62,55 @@ print(json.dumps({
     "transfer": s.scans_to_transfer, "in_sync": s.experiments_in_sync,
 }))
 """
+
+# Runs in its own process: check the plan file, then one pass over its steps and changes.
+_LOAD = """
+import sys, time
+from planner.planfile import load_plan
+
+t0 = time.perf_counter()
+plan = load_plan(sys.argv[1])
+steps = sum(1 for _ in plan.steps)
+changes = sum(1 for _ in plan.changes)
+assert (steps, changes) == (len(plan.steps), len(plan.changes))
+"""
+
+# Spawns the command, reaps it with wait4, writes its exit code, wall time and peak RSS
+# (ru_maxrss, KB on Linux) to the file named first.
+LAUNCHER = textwrap.dedent(
+    """
+    import json, os, sys, time
+
+    out, argv = sys.argv[1], sys.argv[2:]
+    start = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, os.environ)
+    _, status, usage = os.wait4(pid, 0)
+    seconds = time.perf_counter() - start
+    with open(out, "w") as fh:
+        json.dump({"exit": os.waitstatus_to_exitcode(status), "seconds": seconds,
+                   "peak_kb": usage.ru_maxrss}, fh)
+    """
+)
+
+
+def _launch(tmp: Path, name: str, argv: list[str]) -> dict[str, float]:
+    """Run ``argv`` under the launcher (its output to files in ``tmp``); its figures."""
+    figures = tmp / f"{name}.json"
+    env = {k: v for k, v in ENV.items() if not k.startswith(("XNATCTL_", "XDG_"))}
+    env.update(XNATCTL_CONFIG_DIR=str(tmp / "config"), XDG_STATE_HOME=str(tmp / "state"))
+    with (tmp / f"{name}.out").open("w") as out, (tmp / f"{name}.err").open("w") as err:
+        subprocess.run(
+            [sys.executable, "-c", LAUNCHER, str(figures), *argv],
+            cwd=ROOT, env=env, stdout=out, stderr=err, check=True,
+        )  # fmt: skip
+    r = json.loads(figures.read_text())
+    assert r["exit"] == 0, (tmp / f"{name}.err").read_text()
+    return {"seconds": r["seconds"], "peak_mb": r["peak_kb"] / 1024}
+
+
+def _xnatctl() -> list[str]:
+    script = Path(sys.executable).parent / "xnatctl"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "xnatctl"]
 
 
 def _experiment(si: int, ei: int, *, dest: bool) -> Experiment:
@@ -111,8 +171,17 @@ def test_bench_diff_files_per_side(files_per_side: int, tmp_path: Path) -> None:
     assert all(b.wait() == 0 for b in builders)
     built = time.perf_counter() - t0
     disk_mb = (src_path.stat().st_size + dst_path.stat().st_size) / 2**20
+    plan_file = tmp_path / "plan.jsonl"
     out = subprocess.run(
-        [sys.executable, "-c", _DIFF, str(src_path), str(dst_path)],
+        [
+            sys.executable,
+            "-c",
+            _DIFF,
+            str(src_path),
+            str(dst_path),
+            str(tmp_path / "spool"),
+            str(plan_file),
+        ],
         cwd=ROOT,
         env=ENV,
         check=True,
@@ -121,10 +190,13 @@ def test_bench_diff_files_per_side(files_per_side: int, tmp_path: Path) -> None:
     )
     r = json.loads(out.stdout)
     scans = subjects * EXPERIMENTS * SCANS
+    plan_mb = plan_file.stat().st_size / 2**20
+    assert list((tmp_path / "spool").iterdir()) == []  # the spool went with its plan
     print(
         f"\ndiff+plan: {scans} scans, {files_per_side} files per side: {r['seconds']:.1f} s, "
         f"peak RSS {r['peak_mb']:.0f} MB (stores {disk_mb:.0f} MB on disk, built in "
-        f"{built:.1f} s); {r['steps']} steps, {r['changes']} changes"
+        f"{built:.1f} s); {r['steps']} steps, {r['changes']} changes; plan file "
+        f"{plan_mb:.1f} MB"
     )
     record(
         BenchResult(
@@ -132,11 +204,47 @@ def test_bench_diff_files_per_side(files_per_side: int, tmp_path: Path) -> None:
             {"scans_per_side": scans, "files_per_side": files_per_side},
             seconds=rounded(r["seconds"]),
             peak_rss_mb=rounded(r["peak_mb"], 1),
-            figures={"stores_mb": rounded(disk_mb, 1), "build_seconds": rounded(built)},
+            figures={
+                "stores_mb": rounded(disk_mb, 1),
+                "build_seconds": rounded(built),
+                "plan_file_mb": rounded(plan_mb, 1),
+            },
         )
     )
+    _measure_plan_file(plan_file, files_per_side, r, tmp_path)
     missing = 20 * subjects // 1000
     short = len([si for si in range(subjects) if si % 97 == 1])
     assert r["create"] == missing
     assert r["transfer"] == missing * SCANS + short
     assert r["in_sync"] == subjects * EXPERIMENTS - missing - short
+
+
+def _measure_plan_file(plan_file: Path, files_per_side: int, r: dict, tmp: Path) -> None:
+    """``load_plan`` with one pass over the records, and ``show-plan``, each in a process."""
+    load = _launch(tmp, "load", [sys.executable, "-c", _LOAD, str(plan_file)])
+    show = _launch(tmp, "show", [*_xnatctl(), "project", "show-plan", str(plan_file)])
+    shown = (tmp / "show.out").read_text()
+    plan_mb = plan_file.stat().st_size / 2**20
+    print(
+        f"plan file {plan_mb:.1f} MB ({r['steps']} steps, {r['changes']} changes): "
+        f"load + one pass {load['seconds']:.1f} s, peak RSS {load['peak_mb']:.0f} MB; "
+        f"show-plan {show['seconds']:.1f} s, peak RSS {show['peak_mb']:.0f} MB, "
+        f"{len(shown.splitlines())} lines"
+    )
+    params = {"files_per_side": files_per_side}
+    for name, m in (("plan_file_load", load), ("plan_show", show)):
+        record(
+            BenchResult(
+                name,
+                params,
+                seconds=rounded(m["seconds"]),
+                peak_rss_mb=rounded(m["peak_mb"], 1),
+                figures={
+                    "steps": r["steps"],
+                    "changes": r["changes"],
+                    "plan_file_mb": rounded(plan_mb, 1),
+                },
+            )
+        )
+    last = shown.splitlines()[-1]  # the summary line, printed after the tree
+    assert f"{r['in_sync']} experiments in sync" in last

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
+from planner.address import Address
 from planner.compare import (
     compare_experiment,
     compare_resource,
@@ -203,7 +204,19 @@ def test_classifies_and_plans_steps(b):
         "S1/E1/scans/2/NIFTI": StepKind.UPLOAD_RESOURCE,
         "S2/E3/scans/1": StepKind.IMPORT_SCAN,
     }
-    assert [s.address for s in p.steps] == sorted(s.address for s in p.steps)
+
+    # The plan's records are in file order (docs/plans.md): grouped by subject, then
+    # experiment (the project's own first), each step after the steps it depends on.
+    def group(address):
+        at = Address.parse(address)
+        return (at.subject or "", at.experiment or "")
+
+    groups = [group(s.address) for s in p.steps]
+    assert groups == sorted(groups)
+    seen: set[str] = set()
+    for step in p.steps:
+        assert set(step.depends_on) <= seen
+        seen.add(step.id)
     s = p.summary
     assert (s.subjects_to_create, s.experiments_to_create, s.scans_to_transfer) == (1, 1, 3)
     assert (s.resources_to_upload, s.experiments_in_sync, s.differs, s.dest_only) == (4, 1, 1, 1)

@@ -290,3 +290,104 @@ def test_a_summary_that_disagrees_with_the_steps_is_refused(a_plan, tmp_path):
     records[-1]["summary"] = {}
     with pytest.raises(UnusablePlan, match="summary does not match its steps"):
         load_plan(_write(tmp_path / "edited.json", records))
+
+
+def _spooled(b, spool_dir):
+    """``a_plan``'s world, diffed into a spool file."""
+    from planner.diff import diff_inventories
+
+    src = b.inv(
+        b.subj(
+            "S1",
+            b.exp("E1", "S1", (b.scan("1"), b.scan("2", extra=(b.res("NIFTI", 2),)))),
+            resources=(b.res("CONSENT", 1),),
+            fields={"gender": "male", "yob": "1980"},
+        ),
+        b.subj("S2", b.exp("E2", "S2", (b.scan("1", n=4),))),
+        resources=(b.res("PROTOCOL", 1),),
+    )
+    dst = b.inv(
+        b.subj("S2", b.exp("E2", "S2", (b.scan("1", n=3),)), b.exp("E9", "S2")),
+        url="http://dst",
+        project="Q",
+    )
+    return diff_inventories(
+        src,
+        dst,
+        TransferConfig(source_project="P", dest_project="Q"),
+        completed_subjects={},
+        state_serial=7,
+        source_profile="prod",
+        dest_profile="staging",
+        created_at="2026-01-01T00:00:00Z",
+        tool_version="0.1.0",
+        spool_dir=spool_dir,
+    ).plan
+
+
+def test_the_diff_writes_its_plan_to_a_spool_as_it_walks(a_plan, b, tmp_path):
+    import gc
+    import stat
+
+    from planner.planfile import dumps
+    from planner.planviews import FileRecords
+
+    spool_dir = tmp_path / "spool"
+    plan = _spooled(b, spool_dir)
+    assert isinstance(plan.steps, FileRecords) and isinstance(plan.changes, FileRecords)
+    (spool,) = spool_dir.iterdir()
+    assert stat.S_IMODE(spool.stat().st_mode) == 0o600
+    # the same bytes as the plan made in memory and saved; the same records and summary
+    assert spool.read_text() == dumps(a_plan)
+    assert plan == a_plan
+    assert (len(plan.steps), len(plan.changes)) == (len(a_plan.steps), len(a_plan.changes))
+    assert list(plan.steps) == list(plan.steps)  # a view can be read again
+    # saving copies the spool; dropping the plan removes it
+    saved = save_plan(plan, tmp_path / "out" / "plan.jsonl")
+    assert saved.read_bytes() == spool.read_bytes()
+    assert load_plan(saved) == a_plan
+    del plan
+    gc.collect()
+    assert list(spool_dir.iterdir()) == []
+
+
+def test_a_failed_diff_leaves_no_spool(b, tmp_path, monkeypatch):
+    import planner.plansink as sink
+
+    def broken(self, c):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(sink.SpoolSink, "change", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        _spooled(b, tmp_path / "spool")
+    assert list((tmp_path / "spool").iterdir()) == []
+
+
+def test_a_loaded_plan_reads_its_file_and_refuses_one_changed_since(a_plan, tmp_path):
+    path = save_plan(a_plan, tmp_path / "plan.jsonl")
+    plan = load_plan(path)
+    assert [s.id for s in plan.steps] == [s.id for s in walk_order(a_plan) if hasattr(s, "id")]
+    path.write_text(path.read_text().replace('"source_id":"S1"', '"source_id":"S9"'))
+    with pytest.raises(UnusablePlan, match="changed after it was checked"):
+        list(plan.steps)
+
+
+def test_a_step_against_its_header_is_refused_while_loading(a_plan, tmp_path):
+    records = _records(save_plan(a_plan, tmp_path / "plan.json"))
+    step = next(r for r in records if r["record"] == "step")
+    step["dest"]["project"] = "ELSEWHERE"
+    with pytest.raises(UnusablePlan, match="not the plan's destination project"):
+        load_plan(_write(tmp_path / "edited.json", records))
+
+
+def test_spools_of_processes_gone_are_removed(tmp_path):
+    import os
+
+    from planner.planviews import Spool, remove_orphaned_spools
+
+    mine = Spool(tmp_path)
+    dead = tmp_path / "plan-999999999-x.jsonl"  # beyond the kernel's largest PID
+    dead.write_text("")
+    assert remove_orphaned_spools(tmp_path) == [dead]
+    assert sorted(tmp_path.iterdir()) == [mine.path]
+    assert mine.path.name.startswith(f"plan-{os.getpid()}-")

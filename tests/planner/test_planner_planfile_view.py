@@ -99,3 +99,47 @@ def test_parent_address():
     assert parent_address("S1/E1/scans/3") == "S1/E1"
     assert parent_address("S1/E1/assessors/QC") == "S1/E1"
     assert parent_address("S1/E1/scans/3/NIFTI") == "S1/E1/scans/3"
+
+
+def test_tree_printed_a_subject_at_a_time_reads_as_one_tree(b, tmp_path):
+    """The streamed tree (one small tree per subject) prints what the one tree of the whole
+    plan prints, wrapped lines and guides included, for a plan in memory and one loaded."""
+    from planner.planfile import load_plan, save_plan
+    from xnatctl.views.plan import build_tree
+    from xnatctl.views.summary import summary_line
+
+    src, dst = _world(b)
+    plan = _plan(b, src, dst)
+    loaded = load_plan(save_plan(plan, tmp_path / "plan.jsonl"))
+    for width in (120, 36):
+        for in_sync in (False, True):
+            out = io.StringIO()
+            console = Console(file=out, width=width, no_color=True, highlight=False)
+            console.print(build_tree(plan, show_in_sync=in_sync))
+            console.print(summary_line(plan), highlight=False, soft_wrap=True)
+            for p in (plan, loaded):
+                got = io.StringIO()
+                render_plan(
+                    p,
+                    Console(file=got, width=width, no_color=True, highlight=False),
+                    show_in_sync=in_sync,
+                )
+                assert got.getvalue() == out.getvalue()
+
+
+def test_json_written_a_record_at_a_time_is_the_one_document(b, tmp_path):
+    import json
+
+    from planner.planfile import load_plan, save_plan
+    from xnatctl.views.plan import write_plan_json
+
+    src, dst = _world(b)
+    plan = _plan(b, src, dst)
+    for p in (plan, load_plan(save_plan(plan, tmp_path / "plan.jsonl"))):
+        out = io.StringIO()
+        write_plan_json(p, out)
+        assert out.getvalue() == json.dumps(plan_to_dict(plan), indent=2) + "\n"
+    empty = replace(plan, steps=(), changes=())
+    out = io.StringIO()
+    write_plan_json(empty, out)
+    assert out.getvalue() == json.dumps(plan_to_dict(empty), indent=2) + "\n"

@@ -67,12 +67,13 @@ def _show_plan(
 ) -> None:
     """The plan as a tree and a summary line, only the line, or (``-o json``) the plan file's
     JSON (nothing at all for the summary alone, which scripts read from apply's JSON)."""
-    from xnatctl.views.plan import plan_to_json, render_plan
+    from xnatctl.views.plan import render_plan, write_plan_json
     from xnatctl.views.summary import summary_line
 
     if app_ctx.json_output:
         if not summary_only:
-            app_ctx.print_json(plan_to_json(plan))
+            write_plan_json(plan, sys.stdout)  # a record at a time, never one big string
+            sys.stdout.flush()
         return
     if summary_only:
         app_ctx.out.print(summary_line(plan), highlight=False)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
+from rich.segment import Segment
 from rich.tree import Tree
 
 from planner import address as A
 from planner.address import Address
 from planner.plan import Change, ChangeStatus, Level, Plan
-from planner.planfile import plan_to_dict
+from planner.planfile import plan_to_dict, write_json
 from xnatctl.views.summary import human_bytes, summary_line
 
 MARKS: dict[ChangeStatus, tuple[str, str]] = {
@@ -76,14 +78,18 @@ def _reasons(change: Change) -> list[str]:
     return lines
 
 
-def build_tree(plan: Plan, *, show_in_sync: bool = False) -> Tree:
-    """Subject → experiment → scan/resource, each with its action mark and size."""
-    root = Tree(
+def _root(plan: Plan) -> Tree:
+    return Tree(
         f"[bold]{escape(plan.source.project)}[/] ({escape(plan.source.url)}) → "
         f"[bold]{escape(plan.dest.project)}[/] ({escape(plan.dest.url)})"
     )
-    by_address = {c.address: c for c in plan.changes}
-    shown = [c for c in plan.changes if show_in_sync or c.status != ChangeStatus.IN_SYNC]
+
+
+def add_nodes(root: Tree, changes: Iterable[Change], *, show_in_sync: bool = False) -> bool:
+    """Hang ``changes`` (one subject's, or the whole plan's) under ``root``: subject →
+    experiment → scan/resource, each with its action mark and size. False if none shows."""
+    by_address = {c.address: c for c in changes}
+    shown = [c for c in by_address.values() if show_in_sync or c.status != ChangeStatus.IN_SYNC]
     wanted: set[str] = set()
     for c in shown:
         addr: str | None = c.address
@@ -108,7 +114,79 @@ def build_tree(plan: Plan, *, show_in_sync: bool = False) -> Tree:
 
     for address in sorted(wanted, key=_sort_key):
         node_for(address)
+    return bool(wanted)
+
+
+def build_tree(plan: Plan, *, show_in_sync: bool = False) -> Tree:
+    """The whole plan as one tree (for a small plan; ``render_plan`` prints a subject at a
+    time)."""
+    root = _root(plan)
+    add_nodes(root, plan.changes, show_in_sync=show_in_sync)
     return root
+
+
+def _by_subject(changes: Iterable[Change]) -> Iterator[list[Change]]:
+    """The changes in runs of one top-level node each (the project's, then a subject's), as
+    the plan file holds them."""
+    run: list[Change] = []
+    current = ""
+    for c in changes:
+        # The address's first part names its subject (or is ``@project``): enough to tell
+        # one run from the next without parsing every address.
+        subject = c.address.split("/", 1)[0]
+        if run and subject != current:
+            yield run
+            run = []
+        current = subject
+        run.append(c)
+    if run:
+        yield run
+
+
+class _Lines:
+    """Rendered lines, printed as they are (already cut to the console's width)."""
+
+    def __init__(self, lines: list[list[Segment]]) -> None:
+        self.lines = lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in self.lines:
+            yield from line
+            yield Segment.line()
+
+
+def _print_part(console: Console, tree: Tree, *, first: bool, last: bool, skip: int) -> None:
+    """Print one top-level node of the tree: the root's lines (``skip`` of them) only with
+    the first, and drawn as the root's last child only when it is (a stand-in sibling,
+    whose line is dropped, makes rich draw the others' guides)."""
+    if not last:
+        tree.add("…")
+    lines = console.render_lines(tree, console.options, pad=False)
+    lines = lines[(0 if first else skip) : (None if last else -1)]
+    console.print(_Lines(lines))
+
+
+def render_plan(plan: Plan, console: Console, *, show_in_sync: bool = False) -> None:
+    """Print the plan tree (when there is anything to show) and the summary line.
+
+    The tree is printed a subject at a time as the records are read (one small tree per
+    subject, dropped once printed), drawn as the one tree of the whole plan would be: the
+    project line first, the summary line last.
+    """
+    skip = len(console.render_lines(_root(plan), console.options, pad=False))
+    held: Tree | None = None  # printed once the next part shows whether it was the last
+    first = True
+    for changes in _by_subject(plan.changes):
+        tree = _root(plan)
+        if not add_nodes(tree, changes, show_in_sync=show_in_sync):
+            continue
+        if held is not None:
+            _print_part(console, held, first=first, last=False, skip=skip)
+            first = False
+        held = tree
+    if held is not None:
+        _print_part(console, held, first=first, last=True, skip=skip)
+    console.print(escape(summary_line(plan)), highlight=False, soft_wrap=True)
 
 
 def _sort_key(address: str) -> tuple[int, int, bool, str]:
@@ -124,14 +202,11 @@ def _sort_key(address: str) -> tuple[int, int, bool, str]:
     return (0 if at.subject is None else 1, depth, subject_resource, address)
 
 
-def render_plan(plan: Plan, console: Console, *, show_in_sync: bool = False) -> None:
-    """Print the plan tree (when there is anything to show) and the summary line."""
-    tree = build_tree(plan, show_in_sync=show_in_sync)
-    if tree.children:
-        console.print(tree)
-    console.print(escape(summary_line(plan)), highlight=False, soft_wrap=True)
-
-
 def plan_to_json(plan: Plan) -> dict[str, Any]:
     """The plan as scripts see it: the same layout as the saved plan file."""
     return plan_to_dict(plan)
+
+
+def write_plan_json(plan: Plan, out: TextIO) -> None:
+    """``plan_to_json``'s document, written a record at a time (``-o json``)."""
+    write_json(plan, out)
