@@ -231,7 +231,7 @@ class Accounting:
     def verified(self, exp_key: str, verdict: ExperimentVerification | None) -> None:
         """An experiment's verification ended (``None``: it was not done)."""
         group = self.experiments[exp_key]
-        sgroup = self.subjects[exp_key.split("/", 1)[0]]
+        sgroup = self.subjects[subject_key(exp_key)]
         group.outstanding -= 1
         sgroup.outstanding -= 1
         if verdict is not None:

@@ -35,6 +35,7 @@ from typing import Any
 from planner import restpaths as rest
 from planner import walk as W
 from planner.accounting import Accounting, Counts, Listeners, Tally, group_keys, subject_key
+from planner.address import Address
 from planner.backend import XnatBackend
 from planner.compare import completion_fingerprint
 from planner.errors import NotFound
@@ -331,7 +332,8 @@ class _Verifier:
         self.memory = memory  # the remembered scan pairs under an address prefix
 
     def verify(self, exp_key: str, facts: ExperimentFacts) -> ExperimentVerification:
-        subject, label = exp_key.split("/", 1)
+        at = Address.parse(exp_key)
+        subject, label = str(at.subject), str(at.experiment)
         try:
             src_exp = self._source_experiment(subject, label, facts.source_id)
             if src_exp is None:
