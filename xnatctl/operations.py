@@ -11,7 +11,7 @@ import datetime as dt
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -465,15 +465,21 @@ def check_writable(dst: XnatClient, project: str) -> None:
 # -- state DB reports ------------------------------------------------------------------------
 
 
+@contextmanager
 def _remembered_scans(
     ctx: AppContext, src_url: str, src_project: str, dst_url: str, dst_project: str
-) -> dict[str, ScanMemory]:
-    """The scan pairs the state DB remembers, read only; none when there is no state DB
-    (drift never creates one)."""
-    if not ctx.state_db_path.exists():
-        return {}
-    with StateDB(ctx.state_db_path) as state:
-        return state.remembered_scans(_pair(src_url, src_project, dst_url, dst_project))
+) -> Iterator[Mapping[str, ScanMemory]]:
+    """The scan pairs the state DB remembers, read one experiment at a time while the check
+    walks (``StateDB.scan_memory``), from a DB opened read only; none when there is no state
+    DB (drift never creates one)."""
+    state = _open_state_readonly(ctx, src_project)
+    if state is None:
+        yield {}
+        return
+    try:
+        yield state.scan_memory(_pair(src_url, src_project, dst_url, dst_project))
+    finally:
+        state.close()
 
 
 def _open_state_readonly(ctx: AppContext, project: str) -> StateDB | None:
@@ -574,14 +580,15 @@ def drift_check(
     from planner.drift import check_drift
 
     source, dest = snapshot_pair(ctx, src, dst, cfg.source_project, cfg.dest_project, on_progress)
-    return check_drift(
-        source,
-        dest,
-        cfg.filtering,
-        checksums=checksums,
-        copy_shared=cfg.copy_shared,
-        memory=_remembered_scans(ctx, src.url, cfg.source_project, dst.url, cfg.dest_project),
-    )
+    with _remembered_scans(ctx, src.url, cfg.source_project, dst.url, cfg.dest_project) as memory:
+        return check_drift(
+            source,
+            dest,
+            cfg.filtering,
+            checksums=checksums,
+            copy_shared=cfg.copy_shared,
+            memory=memory,
+        )
 
 
 # -- locks -----------------------------------------------------------------------------------
