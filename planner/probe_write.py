@@ -15,7 +15,7 @@ from planner.steps import describe, import_handler_for, import_query, post_impor
 
 __all__ = ["ANONYMIZATION_PATH", "DELETABLE_PROJECTS", "ScratchWriter"]
 
-ANONYMIZATION_PATH = "/xapi/anonymize/site/enabled"
+ANONYMIZATION_PATH = rest.SITE_ANONYMIZATION
 # Projects where the user may delete subjects (``DefaultGroupsAndPermissionsCache
 # .getProjectsForDatatypeAction``, as ``planner.preflight.may_write`` asks for edit).
 DELETABLE_PROJECTS = {"permissions": "delete", "dataType": "xnat:subjectData"}

@@ -19,6 +19,11 @@ __all__ = ["q"]
 PROJECTS = "/data/projects"
 IMPORT_SERVICE = "/data/services/import"
 PREARCHIVE_DELETE = "/data/services/prearchive/delete"
+SESSION = "/data/JSESSION"  # log in (POST) and out (DELETE)
+# XNAT's newer API, beside /data: who is logged in, the build, the site anonymization switch
+WHOAMI = "/xapi/users/username"
+BUILD_INFO = "/xapi/siteConfig/buildInfo"
+SITE_ANONYMIZATION = "/xapi/anonymize/site/enabled"
 
 
 # -- by labels, under a project ----------------------------------------------------------------
@@ -93,6 +98,17 @@ def files(resource_path: str) -> str:
     return f"{resource_path}/files"
 
 
+def resources(owner_path: str) -> str:
+    """The resource listing of the entity at ``owner_path``."""
+    return f"{owner_path}/resources"
+
+
+def owner_files(owner_path: str) -> str:
+    """Every file of every resource of the entity at ``owner_path``, in one listing (each
+    row names its resource): how a snapshot reads a whole level in one request."""
+    return f"{owner_path}/files"
+
+
 def prearchive(p: str) -> str:
     """The project's prearchive listing."""
     return f"/data/prearchive/projects/{q(p)}"
@@ -119,9 +135,14 @@ def assessor_by_id(experiment_id: str, assessor_id: str) -> str:
     return f"{experiment_by_id(experiment_id)}/assessors/{q(assessor_id)}"
 
 
+def all_scans(experiment_id: str) -> str:
+    """Every scan of one experiment at once (``scans/ALL``)."""
+    return f"{experiment_by_id(experiment_id)}/scans/ALL"
+
+
 def all_scan_files(experiment_id: str, resource_label: str = "DICOM") -> str:
     """Every scan's files of one resource label, in one download."""
-    return files(resource(f"{experiment_by_id(experiment_id)}/scans/ALL", resource_label))
+    return files(resource(all_scans(experiment_id), resource_label))
 
 
 def source_resource(

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from planner import restpaths as rest
 from planner.backend import Params, Row
 from planner.errors import MalformedReply
 from planner.snapshot import SNAPSHOT_WORKERS
@@ -122,10 +123,10 @@ class XnatClient(Transfers):
 
     # -- helpers beyond the protocol -----------------------------------------------------
     def whoami(self) -> str:
-        return self.get_text("/xapi/users/username").strip()
+        return self.get_text(rest.WHOAMI).strip()
 
     def build_info(self) -> dict[str, str]:
-        info = self.get_json("/xapi/siteConfig/buildInfo")
+        info = self.get_json(rest.BUILD_INFO)
         if not isinstance(info, dict):
             raise MalformedReply("GET /xapi/siteConfig/buildInfo: expected a JSON object")
         return {str(k): "" if v is None else str(v) for k, v in info.items()}

@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 
+from planner import restpaths as rest
 from planner.backend import Params
 from planner.errors import (
     AuthenticationFailed,
@@ -92,7 +93,7 @@ class SessionAuth(HttpTransport):
         try:
             response = self._send(
                 "GET",
-                "/data/JSESSION",
+                rest.SESSION,
                 None,
                 auth=(self.user, self._password),
                 use_token=False,
@@ -111,7 +112,7 @@ class SessionAuth(HttpTransport):
         if not self._token:
             return
         try:
-            self._send("DELETE", "/data/JSESSION", None, renew=False)
+            self._send("DELETE", rest.SESSION, None, renew=False)
         except AuthenticationFailed:
             pass
         finally:
@@ -140,9 +141,7 @@ class SessionAuth(HttpTransport):
             if self._token != sent:
                 return False
             try:
-                who = self._send_once(
-                    "GET", "/xapi/users/username", None, None, None, False, None, session_id
-                )
+                who = self._send_once("GET", rest.WHOAMI, None, None, None, False, None, session_id)
             except (BackendError, SessionReplaced):
                 return False
             name = who.text.strip()
