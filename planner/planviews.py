@@ -20,6 +20,8 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from planner.processes import pid_alive
+
 T = TypeVar("T")
 
 Stamp = tuple[int, int, int]  # (inode, size, mtime in ns): "still the file that was checked"
@@ -55,20 +57,10 @@ def remove_orphaned_spools(directory: Path | str) -> list[Path]:
     removed = []
     for path in Path(directory).glob("plan-*-*.jsonl"):
         pid = path.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             _unlink(str(path))
             removed.append(path)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _unlink(name: str) -> None:

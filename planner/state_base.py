@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from planner import state_schema as schema
+from planner.processes import pid_alive
 
 __all__ = ["BUSY_TIMEOUT_MS", "PairKey", "StateConnection", "StateError", "pid_alive"]
 
@@ -42,35 +43,6 @@ class PairKey:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with this pid runs on this host (or may: no permission).
-
-    A zombie (exited, not yet reaped by its parent) still answers ``kill(pid, 0)`` but will
-    never release a lock: it counts as gone.
-    """
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return not _zombie(pid)
-    except OSError:
-        return False
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """Whether ``pid`` is a zombie, by its state in ``/proc`` (False where there is none)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return False
-    return bool(fields) and fields[0] in ("Z", "X")
 
 
 def _user() -> str:
