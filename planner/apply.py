@@ -114,6 +114,7 @@ class ApplyOptions:
     verify: bool = True
     work_dir: Path = field(default_factory=lambda: Path("."))
     failed_dir: Path = field(default_factory=lambda: Path("failed"))
+    store_dir: Path | None = None  # the stale check's inventories (planner.invstore)
     source_profile: str = ""
     dest_profile: str = ""
     plan_file: str = ""  # recorded with the run, for history
@@ -707,7 +708,7 @@ def apply_plan(
         _after_lock(lock, state, reporter)
         raw_source = options.source_inventory
         if check_stale:
-            raw_source = _refuse_stale(plan, src, dst, state, reporter)
+            raw_source = _refuse_stale(plan, src, dst, state, reporter, options.store_dir)
         _refuse_mismatch(plan, options, raw_source)
         options.work_dir.mkdir(parents=True, exist_ok=True)
         run_id = state.start_run(
@@ -744,12 +745,19 @@ def _after_lock(lock: Lock, state: StateDB, reporter: Reporter) -> None:
 
 
 def _refuse_stale(
-    plan: Plan, src: XnatBackend, dst: XnatBackend, state: StateDB, reporter: Reporter
+    plan: Plan,
+    src: XnatBackend,
+    dst: XnatBackend,
+    state: StateDB,
+    reporter: Reporter,
+    store_dir: Path | None,
 ) -> Inventory | None:
     """Raise ``StalePlan`` when the servers moved on since the plan; else the source
     inventory the check read (unfiltered), for verification and fingerprints."""
     reporter.info("checking that the plan is still current")
-    report = find_staleness(plan, src, dst, RecordedSteps(state, pair_key(plan)))
+    report = find_staleness(
+        plan, src, dst, RecordedSteps(state, pair_key(plan)), store_dir=store_dir
+    )
     if report.what_changed:
         raise StalePlan(report.what_changed)
     return report.raw_source_inventory

@@ -13,10 +13,11 @@ subject (its own fields and resources) and one row per experiment: its canonical
 computed by reading the rows in sorted order without decoding them. Experiments are indexed
 by (subject, label) and by label, for "which subject holds label E".
 
-Stores live in ``store_dir()`` (``$XNATCTL_STORE_DIR``, else ``inventories`` under xnatctl's
-state directory) and are removed when their inventory is garbage-collected or the process
-exits, unless opened with ``keep=True``; those of a process killed before it could remove
-them are removed by the next store made there.
+Stores live in the directory their maker names (xnatctl passes ``inventories`` under its
+state directory, or ``$XNATCTL_STORE_DIR``; without one, ``default_store_dir()``) and are
+removed when their inventory is garbage-collected or the process exits, unless opened with
+``keep=True``; those of a process killed before it could remove them are removed by the next
+store made there.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from planner.inventory import (
     resource_from_dict,
     resource_to_dict,
 )
+from planner.processes import pid_alive
 
 STORE_DIR_ENV = "XNATCTL_STORE_DIR"
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -64,24 +66,13 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-def store_dir() -> Path:
-    """Where new stores are created: ``$XNATCTL_STORE_DIR``, else ``inventories`` in the state
-    directory xnatctl uses (``$XDG_STATE_HOME/xnatctl``, else ``~/.local/state/xnatctl``)."""
+def default_store_dir() -> Path:
+    """Where a store goes when its maker names no directory (a library caller, a test):
+    ``$XNATCTL_STORE_DIR``, else a directory of this user's under the system's temporary
+    directory. The CLI always names one (``xnatctl.paths``)."""
     if os.environ.get(STORE_DIR_ENV):
         return Path(os.environ[STORE_DIR_ENV]).expanduser()
-    state = os.environ.get("XDG_STATE_HOME")
-    base = Path(state) if state else Path.home() / ".local" / "state"
-    return base.expanduser() / "xnatctl" / "inventories"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return Path(tempfile.gettempdir()) / f"xnatctl-inventories-{os.getuid()}"
 
 
 def sweep(directory: Path) -> None:
@@ -89,7 +80,7 @@ def sweep(directory: Path) -> None:
     a store's name carries the ID of the process that made it."""
     for path in directory.glob("inventory-*-*.sqlite"):
         pid = path.name.split("-")[1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             _remove(path)
 
 
@@ -134,9 +125,11 @@ class InventoryStore:
     """One SQLite file holding one inventory. Writes come from one thread at a time (the
     snapshot's collecting thread); reads may come from any thread, one at a time."""
 
-    def __init__(self, path: Path | None = None, *, keep: bool = False) -> None:
+    def __init__(
+        self, path: Path | None = None, *, keep: bool = False, directory: Path | None = None
+    ) -> None:
         if path is None:
-            d = store_dir()
+            d = directory if directory is not None else default_store_dir()
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
             sweep(d)
             fd, name = tempfile.mkstemp(prefix=f"inventory-{os.getpid()}-", suffix=".sqlite", dir=d)

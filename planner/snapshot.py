@@ -25,7 +25,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from planner import fields as F
-from planner.backend import Params, Row, XnatBackend, quote_segment
+from planner import restpaths as rest
+from planner.backend import Params, Row, XnatBackend
 from planner.errors import BackendError, BadRequest, MalformedReply, NotFound, not_xnat_because
 from planner.inventory import (
     Assessor,
@@ -48,7 +49,7 @@ ProgressCallback = Callable[[int, int], None]
 # Clients keep a connection pool at least this large, or connections are thrown away.
 SNAPSHOT_WORKERS = 24
 
-BUILD_INFO = "/xapi/siteConfig/buildInfo"
+BUILD_INFO = rest.BUILD_INFO
 SUBJECT_COLUMNS = "ID,label,project"
 EXPERIMENT_COLUMNS = "ID,label,xsiType,date,subject_ID,subject_label,project"
 # Which fields count is ``planner.fields``'s; the documents read here already carry them.
@@ -283,8 +284,8 @@ def snapshot_experiment(
         if isinstance(experiment_row_or_id, str)
         else experiment_row_or_id
     )
-    exp_id = _need(row, "ID", f"/data/projects/{project}/experiments")
-    base = f"/data/experiments/{quote_segment(exp_id)}"
+    exp_id = _need(row, "ID", rest.project_experiments(project))
+    base = rest.experiment_by_id(exp_id)
     item = _items(backend.get_json(base), base)[0]
     df = item["data_fields"]
     xsi_type = _text(row.get("xsiType")) or _xsi(item)
@@ -295,17 +296,17 @@ def snapshot_experiment(
     if not label:
         raise MalformedReply(f"{base}: the experiment has no label")
     imaging = is_imaging_type(xsi_type)
-    scans = _read_scans(backend, base, item) if imaging else {}
+    scans = _read_scans(backend, exp_id, item) if imaging else {}
     session_metas = _metas_from_items(_children(item, "resource"))
     resources: dict[str, Resource] = {}
     if session_metas:
         files = [
             f
-            for f in _file_rows(backend, f"{base}/files")
+            for f in _file_rows(backend, rest.owner_files(base))
             if "/scans/" not in f.owner and "/assessors/" not in f.owner
         ]
         resources = _build_resources(session_metas, files)
-    assessors = _read_assessors(backend, base, item)
+    assessors = _read_assessors(backend, exp_id, item)
     fields = F.experiment_fields(item, imaging=imaging)
     return Experiment(
         label=label,
@@ -324,8 +325,9 @@ def snapshot_experiment(
     )
 
 
-def _read_scans(backend: XnatBackend, base: str, item: dict[str, Any]) -> dict[str, Scan]:
+def _read_scans(backend: XnatBackend, exp_id: str, item: dict[str, Any]) -> dict[str, Scan]:
     """A session's scans from its document, with all their files from one listing."""
+    base = rest.experiment_by_id(exp_id)
     scans_meta: dict[str, tuple[dict[str, Any], list[_ResourceMeta]]] = {}
     for s in _children(item, "scan"):
         sid = _text((s.get("data_fields") or {}).get("ID"))
@@ -334,7 +336,7 @@ def _read_scans(backend: XnatBackend, base: str, item: dict[str, Any]) -> dict[s
         scans_meta[sid] = (s, _metas_from_items(_children(s, "file")))
     scan_files: dict[str, list[_FileRow]] = {}
     if scans_meta:
-        for f in _file_rows(backend, f"{base}/scans/ALL/files"):
+        for f in _file_rows(backend, rest.owner_files(rest.all_scans(exp_id))):
             scan_files.setdefault(f.scan, []).append(f)
     scans: dict[str, Scan] = {}
     for sid in sorted(scans_meta):
@@ -353,8 +355,9 @@ def _read_scans(backend: XnatBackend, base: str, item: dict[str, Any]) -> dict[s
     return scans
 
 
-def _read_assessors(backend: XnatBackend, base: str, item: dict[str, Any]) -> dict[str, Assessor]:
+def _read_assessors(backend: XnatBackend, exp_id: str, item: dict[str, Any]) -> dict[str, Assessor]:
     """A session's assessors, each with one file listing when it has resources."""
+    base = rest.experiment_by_id(exp_id)
     assessors: dict[str, Assessor] = {}
     for a in _children(item, "assessor"):
         adf = a.get("data_fields") or {}
@@ -364,7 +367,7 @@ def _read_assessors(backend: XnatBackend, base: str, item: dict[str, Any]) -> di
         metas = _metas_from_items(_children(a, "file") + _children(a, "resource"))
         a_resources: dict[str, Resource] = {}
         if metas and a_id:
-            a_path = f"{base}/assessors/{quote_segment(a_id)}/files"
+            a_path = rest.owner_files(rest.assessor_by_id(exp_id, a_id))
             a_resources = _build_resources(metas, _file_rows(backend, a_path))
         elif metas:
             a_resources = _build_resources(metas, [])
@@ -394,22 +397,25 @@ def take_snapshot(
     workers: int = SNAPSHOT_WORKERS,
     on_progress: ProgressCallback | None = None,
     store: InventoryStore | None = None,
+    store_dir: Path | None = None,
 ) -> Inventory:
-    """Inventory ``project`` on ``backend``, written to ``store`` (a new temporary one by
-    default, see ``planner.invstore``) as each subject and experiment is read, so memory
-    holds the reads in flight, never the project; ``on_progress(done, total)`` counts
+    """Inventory ``project`` on ``backend``, written to ``store`` (by default a new temporary
+    one in ``store_dir``: see ``planner.invstore``) as each subject and experiment is read, so
+    memory holds the reads in flight, never the project; ``on_progress(done, total)`` counts
     subjects and experiments as they are read (called from the calling thread)."""
     counted = CountingBackend(backend)
-    p = f"/data/projects/{quote_segment(project)}"
+    p = rest.project(project)
     version = server_version(counted)
 
-    res_path = f"{p}/resources"
+    res_path = rest.resources(p)
     project_metas = _resource_metas_from_rows(_rows_or_empty(counted, res_path), res_path)
     project_resources: dict[str, Resource] = {}
     if project_metas:
-        project_resources = _build_resources(project_metas, _file_rows(counted, f"{p}/files"))
-    work = _listing(counted, backend, p, version)
-    store = store if store is not None else InventoryStore()
+        project_resources = _build_resources(
+            project_metas, _file_rows(counted, rest.owner_files(p))
+        )
+    work = _listing(counted, backend, project, version)
+    store = store if store is not None else InventoryStore(directory=store_dir)
     try:
         _read_all(counted, project, work, store, workers, on_progress)
     except BaseException:
@@ -425,16 +431,16 @@ def take_snapshot(
     )
 
 
-def _listing(counted: XnatBackend, backend: XnatBackend, p: str, version: str) -> list[_Job]:
+def _listing(counted: XnatBackend, backend: XnatBackend, project: str, version: str) -> list[_Job]:
     """The project's subjects and experiments, as the reads to make."""
-    subj_path = f"{p}/subjects"
+    subj_path = rest.project_subjects(project)
     try:
         subject_rows = _rows(counted, subj_path, {"columns": SUBJECT_COLUMNS})
     except NotFound:
         if not version:  # no project, or no XNAT at all? Asked only on this error path.
             build_info(backend)
         raise
-    exp_path = f"{p}/experiments"
+    exp_path = rest.project_experiments(project)
     experiment_rows = _rows(counted, exp_path, {"columns": EXPERIMENT_COLUMNS})
     label_by_id: dict[str, str] = {}
     for r in subject_rows:
@@ -497,10 +503,12 @@ def _read_subject(backend: XnatBackend, project: str, row: Row) -> Subject:
     """One subject: its document (fields and resource folders), and its files if any."""
     label = str(row["label"])
     owner = _text(row.get("project"))
-    base = f"/data/projects/{quote_segment(project)}/subjects/{quote_segment(label)}"
+    base = rest.subject(project, label)
     item = _items(backend.get_json(base), base)[0]
     metas = _metas_from_items(_children(item, "resource"))
-    resources = _build_resources(metas, _file_rows(backend, f"{base}/files")) if metas else {}
+    resources = (
+        _build_resources(metas, _file_rows(backend, rest.owner_files(base))) if metas else {}
+    )
     return Subject(
         label=label,
         id=_text(row.get("ID")),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from planner.address import Address
@@ -289,18 +290,23 @@ def _dest_address(step: Step) -> str:
 
 
 def find_staleness(
-    plan: Plan, src: XnatBackend, dst: XnatBackend, settled: Container[str]
+    plan: Plan,
+    src: XnatBackend,
+    dst: XnatBackend,
+    settled: Container[str],
+    store_dir: Path | None = None,
 ) -> StalenessReport:
-    """Snapshot both servers again and list what no longer matches the plan.
+    """Snapshot both servers again (their inventories in ``store_dir``) and list what no
+    longer matches the plan.
 
     ``settled`` holds the IDs of steps this plan's earlier runs started or finished.
     """
     from planner.compare import files_digest
     from planner.snapshot import take_snapshot
 
-    raw_src = take_snapshot(src, plan.source.project)
+    raw_src = take_snapshot(src, plan.source.project, store_dir=store_dir)
     source = filter_inventory(raw_src, plan.config)
-    raw_dst = take_snapshot(dst, plan.dest.project)
+    raw_dst = take_snapshot(dst, plan.dest.project, store_dir=store_dir)
     report = StalenessReport(
         source_inventory=source, raw_source_inventory=raw_src, dest_inventory=raw_dst
     )

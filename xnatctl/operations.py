@@ -161,8 +161,11 @@ def snapshot_pair(
 
     ctx.note(f"Reading {src_project} on {src.url} and {dst_project} on {dst.url}")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        fs = pool.submit(_snapshot_side, "source", src, src_project, progress("source"))
-        fd = pool.submit(_snapshot_side, "destination", dst, dst_project, progress("destination"))
+        stores = ctx.paths.store_dir
+        fs = pool.submit(_snapshot_side, "source", src, src_project, progress("source"), stores)
+        fd = pool.submit(
+            _snapshot_side, "destination", dst, dst_project, progress("destination"), stores
+        )
         source, dest = fs.result(), fd.result()
     ctx.note(
         f"Read {len(source.subjects)} source subjects ({source.requests} requests) and "
@@ -172,11 +175,15 @@ def snapshot_pair(
 
 
 def _snapshot_side(
-    side: str, client: XnatClient, project: str, on_progress: Callable[[int, int], None]
+    side: str,
+    client: XnatClient,
+    project: str,
+    on_progress: Callable[[int, int], None],
+    store_dir: Path,
 ) -> Inventory:
     """One side's inventory; a failure names the side, since both may use one project ID."""
     try:
-        return take_snapshot(client, project, on_progress=on_progress)
+        return take_snapshot(client, project, on_progress=on_progress, store_dir=store_dir)
     except BackendError as exc:
         named = type(exc)(f"{side} {client.url}: {exc}", status=exc.status, reason=exc.reason)
         raise named from exc
@@ -361,6 +368,7 @@ def run_apply(
         verify=cfg.verify_after_transfer,
         work_dir=ctx.state_dir / "work",
         failed_dir=ctx.state_dir / "failed",
+        store_dir=ctx.paths.store_dir,
         source_profile=plan.source.profile,
         dest_profile=plan.dest.profile,
         plan_file=plan_file,

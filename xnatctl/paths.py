@@ -12,6 +12,7 @@ from pathlib import Path
 class Paths:
     config_dir: Path
     state_dir: Path
+    store_dir: Path  # inventories on disk (planner.invstore), one file per snapshot
 
     @property
     def config_file(self) -> Path:
@@ -39,4 +40,13 @@ class Paths:
             state_dir = Path(env["XDG_STATE_HOME"]) / "xnatctl"
         else:
             state_dir = home / ".local" / "state" / "xnatctl"
-        return cls(config_dir=config_dir.expanduser(), state_dir=state_dir.expanduser())
+        store_dir = (
+            Path(env["XNATCTL_STORE_DIR"])
+            if env.get("XNATCTL_STORE_DIR")
+            else state_dir / "inventories"
+        )
+        return cls(
+            config_dir=config_dir.expanduser(),
+            state_dir=state_dir.expanduser(),
+            store_dir=store_dir.expanduser(),
+        )

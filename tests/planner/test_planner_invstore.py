@@ -273,14 +273,20 @@ def test_staleness_reads_only_the_experiments_the_plan_touches(monkeypatch):
     assert set(reads) == {"S7_MR"}
 
 
-def test_a_snapshot_is_written_to_a_store_in_the_state_directory(b, fake_xnat, monkeypatch):
+def test_a_snapshot_is_written_to_a_store_in_the_directory_named(b, fake_xnat, tmp_path):
     from planner.errors import BackendError
     from planner.snapshot import take_snapshot
 
-    inventories = Path(os.environ["XDG_STATE_HOME"]) / "xnatctl" / "inventories"
+    inventories = tmp_path / "inventories"
     want = inv(*(subj(f"S{i}", exp(f"S{i}_MR", f"S{i}", (scan("1"),))) for i in range(5)))
     progress: list[tuple[int, int]] = []
-    got = take_snapshot(fake_xnat(want), "P", workers=3, on_progress=lambda *a: progress.append(a))
+    got = take_snapshot(
+        fake_xnat(want),
+        "P",
+        workers=3,
+        on_progress=lambda *a: progress.append(a),
+        store_dir=inventories,
+    )
     store = store_of(got)
     assert store is not None and store.path.parent == inventories
     assert got.content_dict() == want.content_dict()
@@ -296,5 +302,5 @@ def test_a_snapshot_is_written_to_a_store_in_the_state_directory(b, fake_xnat, m
         BackendError("boom", status=500)
     )
     with pytest.raises(BackendError):
-        take_snapshot(failing, "P", workers=3)
+        take_snapshot(failing, "P", workers=3, store_dir=inventories)
     assert list(inventories.glob("*.sqlite")) == []

@@ -29,6 +29,13 @@ def test_paths_follow_explicit_variable_then_xdg_then_home():
     )
 
 
+def test_inventory_stores_go_under_the_state_directory_unless_named():
+    p = Paths.from_env({"HOME": "/h", "XDG_STATE_HOME": "/s"})
+    assert p.store_dir == Path("/s/xnatctl/inventories")
+    p = Paths.from_env({"HOME": "/h", "XNATCTL_STORE_DIR": "/big/disk"})
+    assert p.store_dir == Path("/big/disk")
+
+
 @pytest.mark.parametrize(
     "bad", ["ftp://x.org", "xnat.example.org", "https://", "https://u:p@x.org", "http://x:99999"]
 )
