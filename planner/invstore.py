@@ -121,6 +121,18 @@ def _remove(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+class StoreError(Exception):
+    """An inventory store that cannot be made or written (a full disk, a directory without
+    permission): one line naming the file and what to do, not a database traceback."""
+
+    def __init__(self, where: Path | str, exc: BaseException) -> None:
+        cause = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        super().__init__(
+            f"the inventory store {where} cannot be written ({cause}): free space there, or "
+            "set XNATCTL_STORE_DIR to a directory on a disk with room"
+        )
+
+
 class InventoryStore:
     """One SQLite file holding one inventory. Writes come from one thread at a time (the
     snapshot's collecting thread); reads may come from any thread, one at a time."""

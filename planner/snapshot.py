@@ -15,6 +15,7 @@ All knowledge of XNAT's reply shapes for reading lives here; malformed replies r
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -37,7 +38,7 @@ from planner.inventory import (
     Scan,
     Subject,
 )
-from planner.invstore import InventoryStore
+from planner.invstore import InventoryStore, StoreError, default_store_dir
 from planner.rows import as_rows
 
 ProgressCallback = Callable[[int, int], None]
@@ -415,20 +416,26 @@ def take_snapshot(
             project_metas, _file_rows(counted, rest.owner_files(p))
         )
     work = _listing(counted, backend, project, version)
-    store = store if store is not None else InventoryStore(directory=store_dir)
+    try:
+        store = store if store is not None else InventoryStore(directory=store_dir)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(store_dir or default_store_dir(), exc) from exc
     try:
         _read_all(counted, project, work, store, workers, on_progress)
+        return store.finish(
+            server_url=backend.url,
+            project=project,
+            server_version=version,
+            taken_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            resources=project_resources,
+            requests=counted.count,
+        )
+    except sqlite3.Error as exc:  # writing the store: a full disk, a file removed meanwhile
+        store.close()
+        raise StoreError(store.path, exc) from exc
     except BaseException:
         store.close()
         raise
-    return store.finish(
-        server_url=backend.url,
-        project=project,
-        server_version=version,
-        taken_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        resources=project_resources,
-        requests=counted.count,
-    )
 
 
 def _listing(counted: XnatBackend, backend: XnatBackend, project: str, version: str) -> list[_Job]:

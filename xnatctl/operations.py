@@ -260,15 +260,18 @@ def check_local_dirs(ctx: AppContext) -> None:
     from planner.state import StateError
 
     work = ctx.state_dir / "work"
-    for directory in (ctx.state_dir, work, ctx.state_dir / "failed"):
+    for directory in (ctx.state_dir, work, ctx.state_dir / "failed", ctx.paths.store_dir):
         try:
             ensure_private_dir(directory)
             if not os.access(directory, os.W_OK | os.X_OK):
                 raise PermissionError(13, "not writable")
         except OSError as exc:
+            stores = directory == ctx.paths.store_dir
             raise CliError(
-                f"the work directory {directory} cannot be used: {exc.strerror or exc}",
-                hint="fix its permissions, or point XDG_STATE_HOME elsewhere",
+                f"the {'inventory' if stores else 'work'} directory {directory} cannot be used: "
+                f"{exc.strerror or exc}",
+                hint="fix its permissions, or point "
+                f"{'XNATCTL_STORE_DIR' if stores else 'XDG_STATE_HOME'} elsewhere",
             ) from None
     try:
         StateDB(ctx.state_db_path).close()

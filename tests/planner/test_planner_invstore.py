@@ -304,3 +304,27 @@ def test_a_snapshot_is_written_to_a_store_in_the_directory_named(b, fake_xnat, t
     with pytest.raises(BackendError):
         take_snapshot(failing, "P", workers=3, store_dir=inventories)
     assert list(inventories.glob("*.sqlite")) == []
+
+
+def test_a_store_that_cannot_be_made_or_written_is_one_clear_error(b, fake_xnat, tmp_path):
+    import sqlite3
+
+    from planner.invstore import StoreError
+    from planner.snapshot import take_snapshot
+
+    want = inv(subj("S1", exp("S1_MR", "S1", (scan("1"),))))
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    with pytest.raises(StoreError, match="XNATCTL_STORE_DIR") as made:
+        take_snapshot(fake_xnat(want), "P", store_dir=blocked / "inventories")
+    assert str(blocked / "inventories") in str(made.value)
+
+    class FullDisk(InventoryStore):
+        def put_experiment(self, subject, e):
+            raise sqlite3.OperationalError("database or disk is full")
+
+    full = FullDisk(directory=tmp_path / "stores")
+    with pytest.raises(StoreError, match="database or disk is full") as written:
+        take_snapshot(fake_xnat(want), "P", store=full)
+    assert str(full.path) in str(written.value)
+    assert list((tmp_path / "stores").glob("*.sqlite")) == []  # nothing half-written is left
