@@ -43,6 +43,7 @@ from planner.inventory import (
     resource_from_dict,
     resource_to_dict,
 )
+from planner.privatedirs import private_dir
 from planner.processes import pid_alive
 
 STORE_DIR_ENV = "XNATCTL_STORE_DIR"
@@ -142,7 +143,7 @@ class InventoryStore:
     ) -> None:
         if path is None:
             d = directory if directory is not None else default_store_dir()
-            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dir(d)
             sweep(d)
             fd, name = tempfile.mkstemp(prefix=f"inventory-{os.getpid()}-", suffix=".sqlite", dir=d)
             os.close(fd)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from planner.privatedirs import private_dir
 from planner.processes import pid_alive
 
 T = TypeVar("T")
@@ -38,7 +39,7 @@ class Spool:
 
     def __init__(self, directory: Path | str) -> None:
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
         prefix = f"plan-{os.getpid()}-"  # whose it is, for ``remove_orphaned_spools``
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=".jsonl", dir=directory)
         os.close(fd)

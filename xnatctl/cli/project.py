@@ -211,8 +211,7 @@ def transfer(
         config, project, dest_project, workers, copy_shared=copy_shared or None
     )
     ops.check_plan_out(plan_out)
-    if not dry_run:
-        ops.check_local_dirs(app_ctx)
+    ops.check_local_dirs(app_ctx)  # a plan spools to the state directory too
     src, dst = ops.connect_pair(app_ctx, dest, workers=cfg.scan_workers)
     with src, dst:
         with _snapshot_status(app_ctx) as status:
