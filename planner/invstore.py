@@ -122,6 +122,18 @@ def _remove(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+def _subject_own(s: Subject) -> dict[str, Any]:
+    """A subject's own fields and resources, without its experiments (rows of their own):
+    what its row holds and what its part of the fingerprint hashes."""
+    return {
+        "label": s.label,
+        "id": s.id,
+        "shared_from": s.shared_from,
+        "fields": dict(sorted(s.fields.items())),
+        "resources": {k: resource_to_dict(v) for k, v in sorted(s.resources.items())},
+    }
+
+
 class StoreError(Exception):
     """An inventory store that cannot be made or written (a full disk, a directory without
     permission): one line naming the file and what to do, not a database traceback."""
@@ -185,13 +197,7 @@ class InventoryStore:
 
     def put_subject(self, s: Subject, *, placeholder: bool = False) -> None:
         """A subject's own row (its experiments are rows of their own)."""
-        data = {
-            "label": s.label,
-            "id": s.id,
-            "shared_from": s.shared_from,
-            "fields": dict(sorted(s.fields.items())),
-            "resources": {k: resource_to_dict(v) for k, v in sorted(s.resources.items())},
-        }
+        data = _subject_own(s)
         verb = "INSERT OR IGNORE" if placeholder else "INSERT OR REPLACE"
         with self._lock:
             self._begin()
@@ -359,13 +365,7 @@ class InventoryStore:
         for label in self.subject_labels():
             s = self.subject(label)
             assert s is not None
-            own = {
-                "label": s.label,
-                "id": s.id,
-                "shared_from": s.shared_from,
-                "fields": dict(sorted(s.fields.items())),
-                "resources": {k: resource_to_dict(v) for k, v in sorted(s.resources.items())},
-            }
+            own = _subject_own(s)
             yield label, _CANONICAL.encode(own), self._canonical_experiments(label)
 
     def _canonical_experiments(self, subject: str) -> Iterator[tuple[str, str]]:

@@ -303,7 +303,7 @@ def check_version(data: Any) -> None:
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     """The whole plan as one JSON object (the ``-o json`` output): the header's fields, the
     summary, and the change and step records, in a fixed key order."""
-    head = header_to_dict(_header(plan))
+    head = header_to_dict(header_of(plan))
     del head["record"]
     changes = [change_to_dict(c) for c in plan.changes]
     steps = [step_to_dict(s) for s in plan.steps]
@@ -324,7 +324,8 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
     return _plan(h, changes, steps, _summary_from_dict(data["summary"]))
 
 
-def _header(plan: Plan) -> Header:
+def header_of(plan: Plan) -> Header:
+    """The header record of ``plan``: what the file says before its records."""
     return Header(
         source=plan.source,
         dest=plan.dest,
@@ -471,7 +472,7 @@ def save_plan(plan: Plan, path: Path | str) -> Path:
             shutil.copyfileobj(src, dst, 1 << 20)
         return Path(path)
     with PlanWriter(path) as w:
-        w.header(_header(plan))
+        w.header(header_of(plan))
         for record in walk_order(plan):
             if isinstance(record, Change):
                 w.change(record)
@@ -519,7 +520,7 @@ def _read_kind(path: Path, kind: str, make: Any) -> Iterator[Any]:
 
 def dumps(plan: Plan) -> str:
     """The file's text: the same plan always gives the same bytes."""
-    lines = [_line(header_to_dict(_header(plan)))]
+    lines = [_line(header_to_dict(header_of(plan)))]
     for record in walk_order(plan):
         as_dict = change_to_dict(record) if isinstance(record, Change) else step_to_dict(record)
         lines.append(_line(as_dict))
@@ -680,7 +681,7 @@ def write_json(plan: Plan, out: Any, indent: int = 2) -> None:
     """Write ``plan_to_dict(plan)`` as one JSON document to ``out`` (``write(str)``), a
     record at a time: the same document ``json.dumps(plan_to_dict(plan), indent=indent)``
     gives, without the whole plan in memory."""
-    head = header_to_dict(_header(plan))
+    head = header_to_dict(header_of(plan))
     del head["record"]
     top = {**head, "summary": asdict(plan.summary)}
     pad = " " * indent

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 
 from planner.plan import Change, Plan, Step, SummaryCounter
-from planner.planfile import End, Header, PlanWriter, file_plan, group_key, ordered
+from planner.planfile import End, PlanWriter, file_plan, group_key, header_of, ordered
 from planner.planviews import Spool
 
 
@@ -82,16 +82,7 @@ class SpoolSink(PlanSink):
         super().__init__(plan)
         self.spool = Spool(directory)
         self.writer = PlanWriter(self.spool.path)
-        self.header = Header(
-            source=plan.source,
-            dest=plan.dest,
-            config=plan.config,
-            config_hash=plan.config_hash,
-            state_serial=plan.state_serial,
-            created_at=plan.created_at,
-            tool_version=plan.tool_version,
-            format_version=plan.format_version,
-        )
+        self.header = header_of(plan)
 
     def __enter__(self) -> SpoolSink:
         self.writer.__enter__()
