@@ -1,5 +1,7 @@
 """Benchmark: diff and plan 2,000,000 and 10,000,000 files a side, without a server; then
-load that plan file, and show it with ``xnatctl project show-plan``.
+load that plan file, and show it with ``xnatctl project show-plan``. Most of the project is
+in sync in these two; a third case plans 2,000,000 files into an empty destination, so every
+scan is a step (a plan of 111,000 steps) and loading it holds the most step IDs.
 
 Both sides are built straight into inventory stores on disk (``planner.invstore``), one
 experiment at a time, and the diff and plan run in a fresh process that opens them, so its
@@ -159,14 +161,18 @@ def _build_side(args: list[str]) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.bench
-@pytest.mark.parametrize("files_per_side", [2_000_000, 10_000_000])
-def test_bench_diff_files_per_side(files_per_side: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("files_per_side", "destination"),
+    [(2_000_000, "partial"), (10_000_000, "partial"), (2_000_000, "empty")],
+)
+def test_bench_diff_files_per_side(files_per_side: int, destination: str, tmp_path: Path) -> None:
     subjects = files_per_side // FILES_PER_SUBJECT
+    dest_subjects = subjects if destination == "partial" else 0
     src_path, dst_path = tmp_path / "src.sqlite", tmp_path / "dst.sqlite"
     t0 = time.perf_counter()
     builders = [
         _build_side([str(src_path), "http://src", "P", str(subjects), "src"]),
-        _build_side([str(dst_path), "http://dst", "Q", str(subjects), "dest"]),
+        _build_side([str(dst_path), "http://dst", "Q", str(dest_subjects), "dest"]),
     ]
     assert all(b.wait() == 0 for b in builders)
     built = time.perf_counter() - t0
@@ -193,7 +199,8 @@ def test_bench_diff_files_per_side(files_per_side: int, tmp_path: Path) -> None:
     plan_mb = plan_file.stat().st_size / 2**20
     assert list((tmp_path / "spool").iterdir()) == []  # the spool went with its plan
     print(
-        f"\ndiff+plan: {scans} scans, {files_per_side} files per side: {r['seconds']:.1f} s, "
+        f"\ndiff+plan: {scans} scans, {files_per_side} files per side, {destination} "
+        f"destination: {r['seconds']:.1f} s, "
         f"peak RSS {r['peak_mb']:.0f} MB (stores {disk_mb:.0f} MB on disk, built in "
         f"{built:.1f} s); {r['steps']} steps, {r['changes']} changes; plan file "
         f"{plan_mb:.1f} MB"
@@ -201,7 +208,7 @@ def test_bench_diff_files_per_side(files_per_side: int, tmp_path: Path) -> None:
     record(
         BenchResult(
             "planner_diff",
-            {"scans_per_side": scans, "files_per_side": files_per_side},
+            _params(scans, files_per_side, destination),
             seconds=rounded(r["seconds"]),
             peak_rss_mb=rounded(r["peak_mb"], 1),
             figures={
@@ -211,7 +218,11 @@ def test_bench_diff_files_per_side(files_per_side: int, tmp_path: Path) -> None:
             },
         )
     )
-    _measure_plan_file(plan_file, files_per_side, r, tmp_path)
+    _measure_plan_file(plan_file, _params(scans, files_per_side, destination), r, tmp_path)
+    if destination == "empty":
+        assert r["create"] == subjects * EXPERIMENTS and r["transfer"] == scans
+        assert r["in_sync"] == 0 and r["steps"] >= scans
+        return
     missing = 20 * subjects // 1000
     short = len([si for si in range(subjects) if si % 97 == 1])
     assert r["create"] == missing
@@ -219,7 +230,15 @@ def test_bench_diff_files_per_side(files_per_side: int, tmp_path: Path) -> None:
     assert r["in_sync"] == subjects * EXPERIMENTS - missing - short
 
 
-def _measure_plan_file(plan_file: Path, files_per_side: int, r: dict, tmp: Path) -> None:
+def _params(scans: int, files_per_side: int, destination: str) -> dict[str, object]:
+    """An entry's key in the results file; the first cases keep the key they always had."""
+    params: dict[str, object] = {"scans_per_side": scans, "files_per_side": files_per_side}
+    if destination != "partial":
+        params["destination"] = destination
+    return params
+
+
+def _measure_plan_file(plan_file: Path, params: dict[str, object], r: dict, tmp: Path) -> None:
     """``load_plan`` with one pass over the records, and ``show-plan``, each in a process."""
     load = _launch(tmp, "load", [sys.executable, "-c", _LOAD, str(plan_file)])
     show = _launch(tmp, "show", [*_xnatctl(), "project", "show-plan", str(plan_file)])
@@ -231,7 +250,7 @@ def _measure_plan_file(plan_file: Path, files_per_side: int, r: dict, tmp: Path)
         f"show-plan {show['seconds']:.1f} s, peak RSS {show['peak_mb']:.0f} MB, "
         f"{len(shown.splitlines())} lines"
     )
-    params = {"files_per_side": files_per_side}
+    params = {k: v for k, v in params.items() if k != "scans_per_side"}
     for name, m in (("plan_file_load", load), ("plan_show", show)):
         record(
             BenchResult(
