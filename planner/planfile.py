@@ -19,7 +19,6 @@ credentials: ``Endpoint`` has none.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -42,7 +41,7 @@ from planner.plan import (
     Summary,
     SummaryCounter,
 )
-from planner.planviews import FileRecords, Spool
+from planner.planviews import FileRecords, PlanHandle, Spool
 from planner.safewrite import replacing
 
 
@@ -468,8 +467,8 @@ def save_plan(plan: Plan, path: Path | str) -> Path:
     diff's spool, or a loaded plan) is copied, a block at a time."""
     steps = plan.steps
     if isinstance(steps, FileRecords):
-        with steps.path.open(encoding="utf-8") as src, replacing(path) as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+        with replacing(path) as dst:
+            steps.handle.copy_to(dst)
         return Path(path)
     with PlanWriter(path) as w:
         w.header(header_of(plan))
@@ -482,38 +481,38 @@ def save_plan(plan: Plan, path: Path | str) -> Path:
     return Path(path)
 
 
-def file_plan(path: Path, head: Header, end: End, owner: Spool | None = None) -> Plan:
-    """The plan whose steps and changes are views over ``path`` (checked already)."""
-    changes: FileRecords[Change] = FileRecords(path, Change, end.changes, _changes, owner)
-    steps: FileRecords[Step] = FileRecords(path, Step, end.steps, _steps, owner)
+def file_plan(handle: PlanHandle, head: Header, end: End, owner: Spool | None = None) -> Plan:
+    """The plan whose steps and changes are views over the file open in ``handle`` (checked
+    already, through that handle)."""
+    changes: FileRecords[Change] = FileRecords(handle, Change, end.changes, _changes, owner)
+    steps: FileRecords[Step] = FileRecords(handle, Step, end.steps, _steps, owner)
     return _plan(head, changes, steps, end.summary)
 
 
-def _changes(path: Path) -> Iterator[Change]:
-    return _read_kind(path, "change", change_from_dict)
+def _changes(path: Path, lines: Iterator[str]) -> Iterator[Change]:
+    return _read_kind(path, lines, "change", change_from_dict)
 
 
-def _steps(path: Path) -> Iterator[Step]:
-    return _read_kind(path, "step", step_from_dict)
+def _steps(path: Path, lines: Iterator[str]) -> Iterator[Step]:
+    return _read_kind(path, lines, "step", step_from_dict)
 
 
-def _read_kind(path: Path, kind: str, make: Any) -> Iterator[Any]:
+def _read_kind(path: Path, lines: Iterator[str], kind: str, make: Any) -> Iterator[Any]:
     """The records of one kind of a file checked whole before (``load_plan`` or the diff's
     writer; ``FileRecords`` makes sure it is unchanged): the other kinds' lines are passed
     over unparsed where they have the compact form this module writes."""
     own, compact = f'{{"record":"{kind}"', '{"record":"'
     try:
-        with path.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if line.startswith(compact):
-                    if not line.startswith(own):
-                        continue
-                    record = json.loads(line)
-                else:
-                    record = json.loads(line)
-                    if not isinstance(record, dict) or record.get("record") != kind:
-                        continue
-                yield _decode(path, number, lambda r=record: make(r), kind)
+        for number, line in enumerate(lines, start=1):
+            if line.startswith(compact):
+                if not line.startswith(own):
+                    continue
+                record = json.loads(line)
+            else:
+                record = json.loads(line)
+                if not isinstance(record, dict) or record.get("record") != kind:
+                    continue
+            yield _decode(path, number, lambda r=record: make(r), kind)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UnusablePlan(path, f"it cannot be read ({exc})") from None
 
@@ -535,20 +534,24 @@ def iter_plan(path: Path | str) -> Iterator[Header | Change | Step | End]:
     """The plan file's header, then its changes and steps as they are read, then its end;
     each record is checked as it comes (a step may depend only on steps above it; the end
     record must be there and count what came before it). Any problem is ``UnusablePlan``."""
-    source = Path(path)
+    return _checked_records(open_plan_file(Path(path)))
+
+
+def open_plan_file(source: Path) -> PlanHandle:
+    """The plan file, open for reading; ``UnusablePlan`` when it cannot be."""
     try:
-        fh = source.open(encoding="utf-8")
+        return PlanHandle(source)
     except FileNotFoundError:
         raise UnusablePlan(source, "the file does not exist") from None
     except OSError as exc:
         raise UnusablePlan(source, f"it cannot be read ({exc})") from None
-    with fh:
-        try:
-            yield from _records(source, fh)
-        except UnicodeDecodeError as exc:
-            raise UnusablePlan(source, f"it cannot be read ({exc})") from None
-        except OSError as exc:
-            raise UnusablePlan(source, f"it cannot be read ({exc})") from None
+
+
+def _checked_records(handle: PlanHandle) -> Iterator[Header | Change | Step | End]:
+    try:
+        yield from _records(handle.path, handle.lines())
+    except (UnicodeDecodeError, OSError) as exc:
+        raise UnusablePlan(handle.path, f"it cannot be read ({exc})") from None
 
 
 def _records(source: Path, lines: Iterable[str]) -> Iterator[Header | Change | Step | End]:
@@ -648,11 +651,12 @@ def load_plan(path: Path | str) -> Plan:
     from planner.planguard import PlanGuard, PlanMismatch
 
     source = Path(path)
+    handle = open_plan_file(source)  # checked and then read through this one descriptor
     head: Header | None = None
     guard: PlanGuard | None = None
     counter = SummaryCounter()
     end: End | None = None
-    for record in iter_plan(source):
+    for record in _checked_records(handle):
         if isinstance(record, Change):
             counter.change(record)
         elif isinstance(record, Step):
@@ -671,7 +675,9 @@ def load_plan(path: Path | str) -> Plan:
         # Shown above its steps, a summary that disagrees ("No changes" above 29 steps)
         # would mislead: the file was edited by hand or damaged.
         raise UnusablePlan(source, "its summary does not match its steps (edited or damaged?)")
-    return file_plan(source, head, end)
+    if not handle.unchanged():
+        raise UnusablePlan(source, "it was written to while it was being checked; load it again")
+    return file_plan(handle, head, end)
 
 
 # -- the one-document form, written piece by piece -----------------------------------------

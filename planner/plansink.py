@@ -13,7 +13,15 @@ from pathlib import Path
 from types import TracebackType
 
 from planner.plan import Change, Plan, Step, SummaryCounter
-from planner.planfile import End, PlanWriter, file_plan, group_key, header_of, ordered
+from planner.planfile import (
+    End,
+    PlanWriter,
+    file_plan,
+    group_key,
+    header_of,
+    open_plan_file,
+    ordered,
+)
 from planner.planviews import Spool
 
 
@@ -115,7 +123,7 @@ class SpoolSink(PlanSink):
 
     def plan(self) -> Plan:
         end = End(self.counter.summary(), self.changes, self.steps)
-        return file_plan(self.spool.path, self.header, end, owner=self.spool)
+        return file_plan(open_plan_file(self.spool.path), self.header, end, owner=self.spool)
 
 
 class GroupedWriter:

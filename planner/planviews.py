@@ -3,8 +3,10 @@
 A large plan never sits in memory: ``Plan.steps`` and ``Plan.changes`` of a plan the diff
 wrote or one loaded from a file are ``FileRecords``, which read the file again on each
 pass, in file order, and know their length from the end record. The file is checked whole
-once (when written or loaded); each later pass makes sure it is still the same file, so a
-plan edited after the check is refused rather than trusted.
+once (when written or loaded) through a ``PlanHandle``, an open descriptor that every later
+pass reads through: a plan file replaced meanwhile (a new plan saved over it while apply
+runs) does not change what this run reads, and one edited in place is refused rather than
+trusted.
 
 The diff writes to a ``Spool``: a private file (mode 0600) in a local directory, removed
 when the last view of it is dropped or the process exits; saving the plan copies it.
@@ -25,12 +27,47 @@ from planner.processes import pid_alive
 
 T = TypeVar("T")
 
-Stamp = tuple[int, int, int]  # (inode, size, mtime in ns): "still the file that was checked"
+Stamp = tuple[int, int]  # (size, mtime in ns) of the open file: "still what was checked"
+_BLOCK = 1 << 20
 
 
-def stamp(path: Path) -> Stamp:
-    st = os.stat(path)
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+class PlanHandle:
+    """One open plan file, read line by line as often as needed, each pass from its own
+    offset (``os.pread``), so passes may run one after another or side by side. Closed when
+    the last view of it is dropped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY)
+        self._close = weakref.finalize(self, os.close, self.fd)
+        self.stamp = self._now()
+
+    def _now(self) -> Stamp:
+        st = os.fstat(self.fd)
+        return (st.st_size, st.st_mtime_ns)
+
+    def unchanged(self) -> bool:
+        """Whether the file holds what was checked (not written to since)."""
+        return self._now() == self.stamp
+
+    def lines(self) -> Iterator[str]:
+        """The file's lines, from the start."""
+        offset, rest = 0, b""
+        while True:
+            block = os.pread(self.fd, _BLOCK, offset)
+            if not block:
+                break
+            offset += len(block)
+            *whole, rest = (rest + block).split(b"\n")
+            for line in whole:
+                yield (line + b"\n").decode("utf-8")
+        if rest:
+            yield rest.decode("utf-8")
+
+    def copy_to(self, out: Any) -> None:
+        """Write the file's bytes to ``out`` (a text file), a block at a time."""
+        for line in self.lines():
+            out.write(line)
 
 
 class Spool:
@@ -79,30 +116,30 @@ class FileRecords(Collection[T], Generic[T]):
 
     def __init__(
         self,
-        path: Path,
+        handle: PlanHandle,
         kind: type,
         count: int,
-        read: Callable[[Path], Iterator[Any]],
+        read: Callable[[Path, Iterator[str]], Iterator[Any]],
         owner: Spool | None = None,
     ) -> None:
-        self.path = path
+        self.handle = handle
+        self.path = handle.path
         self.kind = kind
         self.count = count
         self._read = read
-        self._stamp = stamp(path)
         self.owner = owner
 
     def __iter__(self) -> Iterator[T]:
         from planner.planfile import UnusablePlan
 
         try:
-            same = stamp(self.path) == self._stamp
+            same = self.handle.unchanged()
         except OSError as exc:
             raise UnusablePlan(self.path, f"it cannot be read ({exc})") from None
         if not same:
             raise UnusablePlan(self.path, "it changed after it was checked; load it again")
         kind = self.kind
-        for record in self._read(self.path):
+        for record in self._read(self.path, self.handle.lines()):
             if isinstance(record, kind):
                 yield record
 

@@ -372,6 +372,24 @@ def test_a_loaded_plan_reads_its_file_and_refuses_one_changed_since(a_plan, tmp_
         list(plan.steps)
 
 
+def test_a_plan_saved_over_a_loaded_one_does_not_change_what_it_reads(a_plan, tmp_path):
+    """Apply reads its plan several times; a new plan saved to the same path meanwhile (an
+    atomic rename, as every save is) must not change or stop the run reading the old one."""
+    path = save_plan(a_plan, tmp_path / "plan.jsonl")
+    plan = load_plan(path)
+    before = [s.id for s in plan.steps]
+    other = tmp_path / "other.jsonl"
+    edited = path.read_text().replace('"source_id":"S_S1"', '"source_id":"S_S9"')
+    assert edited != path.read_text()
+    other.write_text(edited)
+    other.replace(path)
+    assert [s.id for s in plan.steps] == before
+    assert "S_S9" in {getattr(s, "source_id", "") for s in load_plan(path).steps}
+    assert "S_S9" not in {getattr(s, "source_id", "") for s in plan.steps}
+    saved = save_plan(plan, tmp_path / "copy.jsonl")
+    assert '"source_id":"S_S9"' not in saved.read_text()  # the copy is of what was checked
+
+
 def test_a_step_against_its_header_is_refused_while_loading(a_plan, tmp_path):
     records = _records(save_plan(a_plan, tmp_path / "plan.json"))
     step = next(r for r in records if r["record"] == "step")
