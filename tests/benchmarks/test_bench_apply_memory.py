@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.benchmarks.launcher import launch, xnatctl_command
 from tests.benchmarks.results import BenchResult, record, rounded
 from xnatsim.seed import SeedSpec, seed_project
 
@@ -49,24 +48,6 @@ SPEC = SeedSpec(
 EXPERIMENTS = SPEC.subjects * SPEC.sessions_per_subject
 SCANS = EXPERIMENTS * SPEC.scans_per_session
 
-# Spawns the command, reaps it with wait4 and writes its exit code, wall time and peak RSS
-# (ru_maxrss, KB on Linux) to the file named first. The launcher is a fresh small process, so
-# the child's ru_maxrss is not inflated by the test process's address space.
-LAUNCHER = textwrap.dedent(
-    """
-    import json, os, sys, time
-
-    out, argv = sys.argv[1], sys.argv[2:]
-    start = time.perf_counter()
-    pid = os.posix_spawn(argv[0], argv, os.environ)
-    _, status, usage = os.wait4(pid, 0)
-    seconds = time.perf_counter() - start
-    with open(out, "w") as fh:
-        json.dump({"exit": os.waitstatus_to_exitcode(status), "seconds": seconds,
-                   "peak_kb": usage.ru_maxrss}, fh)
-    """
-)
-
 
 @dataclass(frozen=True)
 class Measured:
@@ -77,14 +58,6 @@ class Measured:
     peak_mb: float
     stdout: str
     stderr: str
-
-
-def _xnatctl() -> list[str]:
-    """The installed ``xnatctl`` script beside this interpreter, else ``python -m xnatctl``."""
-    script = Path(sys.executable).parent / "xnatctl"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "xnatctl"]
 
 
 def _environment(home: Path) -> dict[str, str]:
@@ -103,25 +76,15 @@ def _environment(home: Path) -> dict[str, str]:
 
 def _measure(args: list[str], env: dict[str, str], work: Path, name: str) -> Measured:
     """Run ``xnatctl args`` under the launcher and read back its figures."""
-    figures_file = work / f"{name}.rusage.json"
-    proc = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, str(figures_file), *_xnatctl(), *args],
-        cwd=work,
+    run, proc = launch(
+        [*xnatctl_command(), *args],
+        work / f"{name}.rusage.json",
         env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=3600,
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    assert proc.returncode == 0, f"launcher failed: {proc.stderr[-3000:]}"
-    figures = json.loads(figures_file.read_text())
-    return Measured(
-        exit=figures["exit"],
-        seconds=figures["seconds"],
-        peak_mb=figures["peak_kb"] / 1024,
-        stdout=proc.stdout,
-        stderr=proc.stderr,
-    )
+    return Measured(run.exit, run.seconds, run.peak_mb, proc.stdout, proc.stderr)
 
 
 def _experiments(url: str) -> list[dict]:
@@ -153,7 +116,7 @@ def test_bench_apply_memory_200_experiments(xnatsim_factory, tmp_path: Path) -> 
     env = _environment(home)
     for name, srv in (("src", src), ("dst", dst)):
         added = subprocess.run(
-            [*_xnatctl(), "config", "add-profile", name, "--url", srv.url],
+            [*xnatctl_command(), "config", "add-profile", name, "--url", srv.url],
             cwd=home,
             env=env,
             capture_output=True,

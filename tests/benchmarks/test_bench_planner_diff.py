@@ -21,7 +21,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import pytest
 
 from planner.inventory import Experiment, FileEntry, Resource, Scan, Subject
 from planner.invstore import InventoryStore
+from tests.benchmarks.launcher import launch, xnatctl_command
 from tests.benchmarks.results import BenchResult, record, rounded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,42 +77,15 @@ changes = sum(1 for _ in plan.changes)
 assert (steps, changes) == (len(plan.steps), len(plan.changes))
 """
 
-# Spawns the command, reaps it with wait4, writes its exit code, wall time and peak RSS
-# (ru_maxrss, KB on Linux) to the file named first.
-LAUNCHER = textwrap.dedent(
-    """
-    import json, os, sys, time
-
-    out, argv = sys.argv[1], sys.argv[2:]
-    start = time.perf_counter()
-    pid = os.posix_spawn(argv[0], argv, os.environ)
-    _, status, usage = os.wait4(pid, 0)
-    seconds = time.perf_counter() - start
-    with open(out, "w") as fh:
-        json.dump({"exit": os.waitstatus_to_exitcode(status), "seconds": seconds,
-                   "peak_kb": usage.ru_maxrss}, fh)
-    """
-)
-
 
 def _launch(tmp: Path, name: str, argv: list[str]) -> dict[str, float]:
     """Run ``argv`` under the launcher (its output to files in ``tmp``); its figures."""
-    figures = tmp / f"{name}.json"
     env = {k: v for k, v in ENV.items() if not k.startswith(("XNATCTL_", "XDG_"))}
     env.update(XNATCTL_CONFIG_DIR=str(tmp / "config"), XDG_STATE_HOME=str(tmp / "state"))
     with (tmp / f"{name}.out").open("w") as out, (tmp / f"{name}.err").open("w") as err:
-        subprocess.run(
-            [sys.executable, "-c", LAUNCHER, str(figures), *argv],
-            cwd=ROOT, env=env, stdout=out, stderr=err, check=True,
-        )  # fmt: skip
-    r = json.loads(figures.read_text())
-    assert r["exit"] == 0, (tmp / f"{name}.err").read_text()
-    return {"seconds": r["seconds"], "peak_mb": r["peak_kb"] / 1024}
-
-
-def _xnatctl() -> list[str]:
-    script = Path(sys.executable).parent / "xnatctl"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "xnatctl"]
+        run, _ = launch(argv, tmp / f"{name}.json", env=env, cwd=ROOT, stdout=out, stderr=err)
+    assert run.exit == 0, (tmp / f"{name}.err").read_text()
+    return {"seconds": run.seconds, "peak_mb": run.peak_mb}
 
 
 def _experiment(si: int, ei: int, *, dest: bool) -> Experiment:
@@ -241,7 +214,7 @@ def _params(scans: int, files_per_side: int, destination: str) -> dict[str, obje
 def _measure_plan_file(plan_file: Path, params: dict[str, object], r: dict, tmp: Path) -> None:
     """``load_plan`` with one pass over the records, and ``show-plan``, each in a process."""
     load = _launch(tmp, "load", [sys.executable, "-c", _LOAD, str(plan_file)])
-    show = _launch(tmp, "show", [*_xnatctl(), "project", "show-plan", str(plan_file)])
+    show = _launch(tmp, "show", [*xnatctl_command(), "project", "show-plan", str(plan_file)])
     shown = (tmp / "show.out").read_text()
     plan_mb = plan_file.stat().st_size / 2**20
     print(

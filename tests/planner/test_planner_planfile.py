@@ -26,8 +26,8 @@ from planner.planfile import (
 PASSWORD = "s3cret-Pa55word!"
 
 
-@pytest.fixture
-def a_plan(b):
+def _world(b):
+    """Two small projects, and the options a plan between them is made with."""
     src = b.inv(
         b.subj(
             "S1",
@@ -43,17 +43,21 @@ def a_plan(b):
         url="http://dst",
         project="Q",
     )
-    return make_plan(
-        src,
-        dst,
-        TransferConfig(source_project="P", dest_project="Q"),
-        completed_subjects={},
-        state_serial=7,
-        source_profile="prod",
-        dest_profile="staging",
-        created_at="2026-01-01T00:00:00Z",
-        tool_version="0.1.0",
-    )
+    options = {
+        "completed_subjects": {},
+        "state_serial": 7,
+        "source_profile": "prod",
+        "dest_profile": "staging",
+        "created_at": "2026-01-01T00:00:00Z",
+        "tool_version": "0.1.0",
+    }
+    return src, dst, TransferConfig(source_project="P", dest_project="Q"), options
+
+
+@pytest.fixture
+def a_plan(b):
+    src, dst, config, options = _world(b)
+    return make_plan(src, dst, config, **options)
 
 
 def test_round_trip_is_exact(a_plan, tmp_path):
@@ -296,33 +300,8 @@ def _spooled(b, spool_dir):
     """``a_plan``'s world, diffed into a spool file."""
     from planner.diff import diff_inventories
 
-    src = b.inv(
-        b.subj(
-            "S1",
-            b.exp("E1", "S1", (b.scan("1"), b.scan("2", extra=(b.res("NIFTI", 2),)))),
-            resources=(b.res("CONSENT", 1),),
-            fields={"gender": "male", "yob": "1980"},
-        ),
-        b.subj("S2", b.exp("E2", "S2", (b.scan("1", n=4),))),
-        resources=(b.res("PROTOCOL", 1),),
-    )
-    dst = b.inv(
-        b.subj("S2", b.exp("E2", "S2", (b.scan("1", n=3),)), b.exp("E9", "S2")),
-        url="http://dst",
-        project="Q",
-    )
-    return diff_inventories(
-        src,
-        dst,
-        TransferConfig(source_project="P", dest_project="Q"),
-        completed_subjects={},
-        state_serial=7,
-        source_profile="prod",
-        dest_profile="staging",
-        created_at="2026-01-01T00:00:00Z",
-        tool_version="0.1.0",
-        spool_dir=spool_dir,
-    ).plan
+    src, dst, config, options = _world(b)
+    return diff_inventories(src, dst, config, spool_dir=spool_dir, **options).plan
 
 
 def test_the_diff_writes_its_plan_to_a_spool_as_it_walks(a_plan, b, tmp_path):
